@@ -1,0 +1,26 @@
+//! cairn-engine: one node's disks and metadata.
+//!
+//! It owns the data directory layout, the blob files (written and read with
+//! O_DIRECT through glommio, hashed and checksummed on the way), and the
+//! RocksDB metadata (key records, blob records, references, group commit).
+//! It knows nothing of HTTP, peers or raft: the `cairn` package composes it.
+
+pub mod blocks;
+pub mod datadir;
+pub mod digest;
+pub mod meta;
+pub mod names;
+pub mod reader;
+pub mod record;
+pub mod version;
+pub mod writer;
+
+pub use blocks::{BlockCrcs, BLOCK_SIZE_BYTES};
+pub use datadir::DataDir;
+pub use digest::Digest;
+pub use meta::{Meta, MetaError};
+pub use names::{validate_domain, validate_key, NameError};
+pub use reader::{BlobReader, ReadError};
+pub use record::{BlobRecord, KeyRecord, KeyState, RecordError};
+pub use version::{Clock, Version};
+pub use writer::{BlobWriter, Written};

@@ -1,0 +1,423 @@
+//! The node's metadata in RocksDB, and the group commit that makes it durable.
+//!
+//! One RocksDB instance per node, one keyspace split by a one-byte tag
+//! (documented in `engine/FORMAT.md`). Reads go straight to RocksDB from any
+//! shard: it is thread-safe, and reads need no ordering. Writes that must be
+//! durable go through [`Meta::commit`], which hands the batch to one commit
+//! thread; that thread writes every batch waiting at that moment and then
+//! syncs the WAL once for all of them (group commit), so a reactor never
+//! blocks on fsync and concurrent uploads share one sync.
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
+use thiserror::Error;
+
+use crate::digest::Digest;
+use crate::record::{BlobRecord, KeyRecord, RecordError};
+
+const TAG_KEY: u8 = b'k';
+const TAG_BLOB: u8 = b'b';
+const TAG_REF: u8 = b'r';
+const TAG_GC: u8 = b'g';
+const TAG_UPLOAD: u8 = b'u';
+const TAG_DOMAIN: u8 = b'd';
+
+/// Commits waiting for the commit thread; past this a commit is refused
+/// (the caller answers 503) rather than queued without bound.
+const COMMIT_QUEUE_MAX: usize = 4096;
+/// Batches written before one WAL sync.
+const COMMIT_GROUP_MAX: usize = 256;
+
+#[derive(Debug, Error)]
+pub enum MetaError {
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt record under {key:?}: {source}")]
+    Corrupt { key: String, source: RecordError },
+    #[error("commit queue is full")]
+    Busy,
+    #[error("commit thread is gone")]
+    Closed,
+}
+
+/// A set of changes committed atomically.
+#[derive(Default)]
+pub struct Batch {
+    inner: WriteBatch,
+}
+
+impl Batch {
+    pub fn put_key(&mut self, domain: &str, key: &str, record: &KeyRecord) {
+        self.inner.put(key_id(domain, key), record.encode());
+    }
+
+    pub fn delete_key(&mut self, domain: &str, key: &str) {
+        self.inner.delete(key_id(domain, key));
+    }
+
+    pub fn put_blob(&mut self, sha256: &Digest, record: &BlobRecord) {
+        self.inner.put(tagged(TAG_BLOB, &sha256.0), record.encode());
+    }
+
+    pub fn delete_blob(&mut self, sha256: &Digest) {
+        self.inner.delete(tagged(TAG_BLOB, &sha256.0));
+    }
+
+    pub fn add_ref(&mut self, sha256: &Digest, domain: &str, key: &str) {
+        self.inner.put(ref_id(sha256, domain, key), []);
+    }
+
+    pub fn remove_ref(&mut self, sha256: &Digest, domain: &str, key: &str) {
+        self.inner.delete(ref_id(sha256, domain, key));
+    }
+
+    /// Marks a blob to be checked by the collector: it is removed if no key
+    /// refers to it any more.
+    pub fn add_gc_candidate(&mut self, sha256: &Digest) {
+        self.inner.put(tagged(TAG_GC, &sha256.0), []);
+    }
+
+    pub fn remove_gc_candidate(&mut self, sha256: &Digest) {
+        self.inner.delete(tagged(TAG_GC, &sha256.0));
+    }
+
+    pub fn put_domain(&mut self, domain: &str) {
+        self.inner.put(tagged(TAG_DOMAIN, domain.as_bytes()), []);
+    }
+
+    pub fn put_upload(&mut self, domain: &str, key: &str, upload_id: &str) {
+        self.inner.put(upload_id_key(domain, key, upload_id), []);
+    }
+
+    pub fn delete_upload(&mut self, domain: &str, key: &str, upload_id: &str) {
+        self.inner.delete(upload_id_key(domain, key, upload_id));
+    }
+}
+
+struct CommitRequest {
+    batch: WriteBatch,
+    done: oneshot::Sender<Result<(), MetaError>>,
+}
+
+/// Handle to the node's metadata; cheap to clone, shared by all shards.
+#[derive(Clone)]
+pub struct Meta {
+    db: Arc<DB>,
+    commits: SyncSender<CommitRequest>,
+}
+
+impl Meta {
+    pub fn open(path: &Path) -> Result<Meta, MetaError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.set_keep_log_file_num(4);
+        options.set_max_background_jobs(2);
+        let db = Arc::new(DB::open(&options, path)?);
+        let (commits, queue) = mpsc::sync_channel(COMMIT_QUEUE_MAX);
+        let thread_db = db.clone();
+        std::thread::Builder::new()
+            .name("meta-commit".into())
+            .spawn(move || run_commits(&thread_db, queue))
+            .map_err(|_| MetaError::Closed)?;
+        Ok(Meta { db, commits })
+    }
+
+    /// Makes `batch` durable (WAL synced) together with whatever else is
+    /// being committed at the same moment.
+    pub async fn commit(&self, batch: Batch) -> Result<(), MetaError> {
+        let (done, result) = oneshot::channel();
+        match self.commits.try_send(CommitRequest {
+            batch: batch.inner,
+            done,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(MetaError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(MetaError::Closed),
+        }
+        result.await.map_err(|_| MetaError::Closed)?
+    }
+
+    /// Writes without waiting for a sync: for records whose loss in a crash
+    /// is repaired at the next start (uploads in progress, gc candidates).
+    pub fn write_unsynced(&self, batch: Batch) -> Result<(), MetaError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(false);
+        Ok(self.db.write_opt(batch.inner, &options)?)
+    }
+
+    pub fn key(&self, domain: &str, key: &str) -> Result<Option<KeyRecord>, MetaError> {
+        let id = key_id(domain, key);
+        match self.db.get_pinned(&id)? {
+            None => Ok(None),
+            Some(bytes) => decode(&id, KeyRecord::decode(&bytes)).map(Some),
+        }
+    }
+
+    pub fn blob(&self, sha256: &Digest) -> Result<Option<BlobRecord>, MetaError> {
+        let id = tagged(TAG_BLOB, &sha256.0);
+        match self.db.get_pinned(&id)? {
+            None => Ok(None),
+            Some(bytes) => decode(&id, BlobRecord::decode(&bytes)).map(Some),
+        }
+    }
+
+    pub fn has_refs(&self, sha256: &Digest) -> Result<bool, MetaError> {
+        self.any_with_prefix(&tagged(TAG_REF, &sha256.0))
+    }
+
+    pub fn domain_exists(&self, domain: &str) -> Result<bool, MetaError> {
+        Ok(self
+            .db
+            .get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?
+            .is_some())
+    }
+
+    pub fn upload_in_progress(&self, domain: &str, key: &str) -> Result<bool, MetaError> {
+        let mut prefix = tagged(TAG_UPLOAD, domain.as_bytes());
+        prefix.push(0);
+        prefix.extend_from_slice(key.as_bytes());
+        prefix.push(0);
+        self.any_with_prefix(&prefix)
+    }
+
+    /// Keys of `domain` starting with `prefix`, strictly after `after`,
+    /// in byte order, at most `limit`.
+    pub fn list_keys(
+        &self,
+        domain: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, KeyRecord)>, MetaError> {
+        let scope = key_id(domain, prefix);
+        let start = match after {
+            Some(after) if key_id(domain, after) > scope => key_id(domain, after),
+            _ => scope.clone(),
+        };
+        let domain_len = 1 + domain.len() + 1;
+        let mut out = Vec::new();
+        for entry in self
+            .db
+            .iterator(IteratorMode::From(&start, Direction::Forward))
+        {
+            let (id, value) = entry?;
+            if !id.starts_with(&scope) || out.len() >= limit {
+                break;
+            }
+            let Ok(key) = std::str::from_utf8(&id[domain_len..]) else {
+                continue;
+            };
+            if Some(key) == after {
+                continue;
+            }
+            out.push((key.to_string(), decode(&id, KeyRecord::decode(&value))?));
+        }
+        Ok(out)
+    }
+
+    /// Every key record of the node, for counters at start.
+    pub fn for_each_key(&self, mut visit: impl FnMut(&KeyRecord)) -> Result<(), MetaError> {
+        for entry in self.db.prefix_iterator([TAG_KEY]) {
+            let (id, value) = entry?;
+            if id.first() != Some(&TAG_KEY) {
+                break;
+            }
+            visit(&decode(&id, KeyRecord::decode(&value))?);
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` blobs waiting for the collector.
+    pub fn gc_candidates(&self, limit: usize) -> Result<Vec<Digest>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.db.prefix_iterator([TAG_GC]) {
+            let (id, _) = entry?;
+            if id.first() != Some(&TAG_GC) || out.len() >= limit {
+                break;
+            }
+            if let Ok(bytes) = <[u8; 32]>::try_from(&id[1..]) {
+                out.push(Digest(bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every upload record: run at start, when no upload can be live.
+    pub async fn clear_uploads(&self) -> Result<usize, MetaError> {
+        let mut batch = Batch::default();
+        let mut count = 0;
+        for entry in self.db.prefix_iterator([TAG_UPLOAD]) {
+            let (id, _) = entry?;
+            if id.first() != Some(&TAG_UPLOAD) {
+                break;
+            }
+            batch.inner.delete(id);
+            count += 1;
+        }
+        self.commit(batch).await?;
+        Ok(count)
+    }
+
+    fn any_with_prefix(&self, prefix: &[u8]) -> Result<bool, MetaError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(prefix_successor(prefix));
+        let mut iter = self
+            .db
+            .iterator_opt(IteratorMode::From(prefix, Direction::Forward), options);
+        match iter.next() {
+            None => Ok(false),
+            Some(entry) => Ok(entry?.0.starts_with(prefix)),
+        }
+    }
+}
+
+fn run_commits(db: &DB, queue: Receiver<CommitRequest>) {
+    let mut unsynced = WriteOptions::default();
+    unsynced.set_sync(false);
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < COMMIT_GROUP_MAX {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut written = Vec::with_capacity(group.len());
+        for request in group {
+            match db.write_opt(request.batch, &unsynced) {
+                Ok(()) => written.push(request.done),
+                Err(error) => {
+                    let _ = request.done.send(Err(error.into()));
+                }
+            }
+        }
+        match db.flush_wal(true) {
+            Ok(()) => written.into_iter().for_each(|done| {
+                let _ = done.send(Ok(()));
+            }),
+            Err(error) => written.into_iter().for_each(|done| {
+                let _ = done.send(Err(MetaError::Db(error.clone())));
+            }),
+        }
+    }
+}
+
+fn decode<T>(id: &[u8], result: Result<T, RecordError>) -> Result<T, MetaError> {
+    result.map_err(|source| MetaError::Corrupt {
+        key: String::from_utf8_lossy(id).into(),
+        source,
+    })
+}
+
+fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + rest.len());
+    out.push(tag);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// `k domain NUL key`: keys sort by domain, then by key bytes.
+fn key_id(domain: &str, key: &str) -> Vec<u8> {
+    let mut out = tagged(TAG_KEY, domain.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+fn ref_id(sha256: &Digest, domain: &str, key: &str) -> Vec<u8> {
+    let mut out = tagged(TAG_REF, &sha256.0);
+    out.extend_from_slice(domain.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+fn upload_id_key(domain: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut out = tagged(TAG_UPLOAD, domain.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out.push(0);
+    out.extend_from_slice(upload_id.as_bytes());
+    out
+}
+
+/// The smallest byte string greater than every string starting with `prefix`.
+fn prefix_successor(prefix: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xff {
+            out.push(last + 1);
+            return out;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::KeyState;
+    use crate::version::Version;
+
+    fn record(sha: u8) -> KeyRecord {
+        KeyRecord {
+            state: KeyState::NeedReplication,
+            version: Version { hlc: 1, node_id: 1 },
+            sha256: Digest([sha; 32]),
+            size_bytes: 3,
+            class: "default".into(),
+            content_type: String::new(),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        futures_lite::future::block_on(future)
+    }
+
+    #[test]
+    fn commit_list_and_refs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = Meta::open(dir.path()).expect("open");
+        let mut batch = Batch::default();
+        for key in ["a/1", "a/2", "b/1", "a/3"] {
+            batch.put_key("photos", key, &record(1));
+            batch.add_ref(&Digest([1; 32]), "photos", key);
+        }
+        batch.put_key("photosx", "a/9", &record(2));
+        block_on(meta.commit(batch)).expect("commit");
+
+        let names = |items: Vec<(String, KeyRecord)>| -> Vec<String> {
+            items.into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(
+            names(meta.list_keys("photos", "", None, 10).unwrap()),
+            ["a/1", "a/2", "a/3", "b/1"]
+        );
+        assert_eq!(
+            names(meta.list_keys("photos", "a/", Some("a/1"), 1).unwrap()),
+            ["a/2"]
+        );
+        assert_eq!(
+            names(meta.list_keys("photos", "a/", Some("a/3"), 10).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            names(meta.list_keys("photos", "", Some("a/9"), 10).unwrap()),
+            ["b/1"]
+        );
+        assert!(meta.has_refs(&Digest([1; 32])).unwrap());
+        assert!(!meta.has_refs(&Digest([2; 32])).unwrap());
+        assert_eq!(meta.key("photos", "a/2").unwrap(), Some(record(1)));
+        assert_eq!(meta.key("photos", "zz").unwrap(), None);
+    }
+
+    #[test]
+    fn prefix_successor_skips_ff() {
+        assert_eq!(prefix_successor(b"ab"), b"ac");
+        assert_eq!(prefix_successor(&[1, 0xff]), [2]);
+    }
+}

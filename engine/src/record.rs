@@ -1,0 +1,289 @@
+//! The values kept in RocksDB, encoded by hand so that the bytes are
+//! documented in `engine/FORMAT.md` and stable across crate upgrades.
+
+use thiserror::Error;
+
+use crate::blocks::BLOCK_SIZE_BYTES;
+use crate::digest::Digest;
+use crate::version::Version;
+
+const KEY_RECORD_FORMAT: u8 = 1;
+const BLOB_RECORD_FORMAT: u8 = 1;
+/// Names stored in records (class, content type) are at most this long.
+const SHORT_TEXT_LEN_MAX: usize = 255;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record is truncated")]
+    Truncated,
+    #[error("unknown record format {0}")]
+    UnknownFormat(u8),
+    #[error("unknown key state {0}")]
+    UnknownState(u8),
+    #[error("record text is not UTF-8")]
+    BadText,
+    #[error("record has {0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// Where a key stands on this node (DESIGN.md §4). `Uploading` is never
+/// stored in a key record: an upload in progress has its own record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    Uploading,
+    NeedReplication,
+    ReplicationIn,
+    ReplicationOut,
+    Stored,
+    ToDelete,
+}
+
+impl KeyState {
+    pub const ALL: [KeyState; 6] = [
+        KeyState::Uploading,
+        KeyState::NeedReplication,
+        KeyState::ReplicationIn,
+        KeyState::ReplicationOut,
+        KeyState::Stored,
+        KeyState::ToDelete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Uploading => "uploading",
+            KeyState::NeedReplication => "need-replication",
+            KeyState::ReplicationIn => "replication-in",
+            KeyState::ReplicationOut => "replication-out",
+            KeyState::Stored => "stored",
+            KeyState::ToDelete => "to-delete",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn from_u8(value: u8) -> Result<KeyState, RecordError> {
+        KeyState::ALL
+            .get(value as usize)
+            .copied()
+            .ok_or(RecordError::UnknownState(value))
+    }
+}
+
+/// The committed version of a key on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub state: KeyState,
+    pub version: Version,
+    pub sha256: Digest,
+    pub size_bytes: u64,
+    pub class: String,
+    pub content_type: String,
+}
+
+impl KeyRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.class.len() + self.content_type.len());
+        out.push(KEY_RECORD_FORMAT);
+        out.push(self.state as u8);
+        out.extend_from_slice(&self.version.hlc.to_le_bytes());
+        out.extend_from_slice(&self.version.node_id.to_le_bytes());
+        out.extend_from_slice(&self.sha256.0);
+        out.extend_from_slice(&self.size_bytes.to_le_bytes());
+        put_short_text(&mut out, &self.class);
+        put_short_text(&mut out, &self.content_type);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<KeyRecord, RecordError> {
+        let mut reader = Reader(bytes);
+        let format = reader.u8()?;
+        if format != KEY_RECORD_FORMAT {
+            return Err(RecordError::UnknownFormat(format));
+        }
+        let state = KeyState::from_u8(reader.u8()?)?;
+        let hlc = reader.u64()?;
+        let node_id = reader.u64()?;
+        let sha256 = Digest(reader.array()?);
+        let size_bytes = reader.u64()?;
+        let class = reader.short_text()?;
+        let content_type = reader.short_text()?;
+        reader.finish()?;
+        Ok(KeyRecord {
+            state,
+            version: Version { hlc, node_id },
+            sha256,
+            size_bytes,
+            class,
+            content_type,
+        })
+    }
+}
+
+/// What a node knows of one blob file: its size and the CRC32 of each block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub size_bytes: u64,
+    pub block_crcs: Vec<u32>,
+}
+
+impl BlobRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17 + 4 * self.block_crcs.len());
+        out.push(BLOB_RECORD_FORMAT);
+        out.extend_from_slice(&self.size_bytes.to_le_bytes());
+        out.extend_from_slice(&(BLOCK_SIZE_BYTES as u32).to_le_bytes());
+        out.extend_from_slice(&(self.block_crcs.len() as u32).to_le_bytes());
+        for crc in &self.block_crcs {
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<BlobRecord, RecordError> {
+        let mut reader = Reader(bytes);
+        let format = reader.u8()?;
+        if format != BLOB_RECORD_FORMAT {
+            return Err(RecordError::UnknownFormat(format));
+        }
+        let size_bytes = reader.u64()?;
+        let block_size = reader.u32()?;
+        if u64::from(block_size) != BLOCK_SIZE_BYTES {
+            return Err(RecordError::UnknownFormat(format));
+        }
+        let count = reader.u32()? as usize;
+        if reader.0.len() != count * 4 {
+            return Err(RecordError::Truncated);
+        }
+        let block_crcs = (0..count).map(|_| reader.u32()).collect::<Result<_, _>>()?;
+        reader.finish()?;
+        Ok(BlobRecord {
+            size_bytes,
+            block_crcs,
+        })
+    }
+}
+
+fn put_short_text(out: &mut Vec<u8>, text: &str) {
+    assert!(
+        text.len() <= SHORT_TEXT_LEN_MAX,
+        "short text is validated before encoding"
+    );
+    out.push(text.len() as u8);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Truncation-checked little-endian reads.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
+        if self.0.len() < n {
+            return Err(RecordError::Truncated);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, RecordError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, RecordError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, RecordError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn short_text(&mut self) -> Result<String, RecordError> {
+        let len = self.u8()? as usize;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| RecordError::BadText)
+    }
+
+    fn finish(&self) -> Result<(), RecordError> {
+        match self.0.len() {
+            0 => Ok(()),
+            n => Err(RecordError::Trailing(n)),
+        }
+    }
+}
+
+/// Content types longer than this are not kept (they are not real ones).
+pub const CONTENT_TYPE_LEN_MAX: usize = SHORT_TEXT_LEN_MAX;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> KeyRecord {
+        KeyRecord {
+            state: KeyState::NeedReplication,
+            version: Version {
+                hlc: 0x0123_4567_89ab_cdef,
+                node_id: 42,
+            },
+            sha256: Digest([7; 32]),
+            size_bytes: 1 << 40,
+            class: "default".into(),
+            content_type: "image/jpeg".into(),
+        }
+    }
+
+    #[test]
+    fn key_record_round_trips() {
+        let record = sample();
+        let bytes = record.encode();
+        assert_eq!(bytes.len(), 1 + 1 + 8 + 8 + 32 + 8 + 1 + 7 + 1 + 10);
+        assert_eq!(KeyRecord::decode(&bytes), Ok(record));
+    }
+
+    #[test]
+    fn key_record_rejects_damage() {
+        let bytes = sample().encode();
+        for cut in 0..bytes.len() {
+            assert!(KeyRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(KeyRecord::decode(&longer), Err(RecordError::Trailing(1)));
+        let mut bad_state = bytes.clone();
+        bad_state[1] = 99;
+        assert_eq!(
+            KeyRecord::decode(&bad_state),
+            Err(RecordError::UnknownState(99))
+        );
+        let mut bad_format = bytes;
+        bad_format[0] = 2;
+        assert_eq!(
+            KeyRecord::decode(&bad_format),
+            Err(RecordError::UnknownFormat(2))
+        );
+    }
+
+    #[test]
+    fn blob_record_round_trips_and_rejects_damage() {
+        let record = BlobRecord {
+            size_bytes: 200_000,
+            block_crcs: vec![1, 2, 3, 0xffff_ffff],
+        };
+        let bytes = record.encode();
+        assert_eq!(BlobRecord::decode(&bytes), Ok(record));
+        assert!(BlobRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        let empty = BlobRecord {
+            size_bytes: 0,
+            block_crcs: vec![],
+        };
+        assert_eq!(BlobRecord::decode(&empty.encode()), Ok(empty));
+    }
+}

@@ -1,0 +1,180 @@
+//! The client commands (`put`, `get`, `rm`, `stat`, `ls`, `status`): plain
+//! HTTP against one node, with a progress bar for large transfers on a
+//! terminal.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// Bytes from which a transfer shows a progress bar.
+const PROGRESS_MIN_BYTES: u64 = 8 << 20;
+/// Characters escaped in a key's path segments (`/` is kept: it is part of keys).
+const KEY_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Client {
+        Client {
+            base: server.trim_end_matches('/').to_string(),
+            agent: ureq::AgentBuilder::new().build(),
+        }
+    }
+
+    fn key_url(&self, target: &str) -> anyhow::Result<String> {
+        let Some((domain, key)) = target.split_once('/') else {
+            bail!("expected DOMAIN/KEY, got {target:?}");
+        };
+        Ok(format!(
+            "{}/v1/{domain}/{}",
+            self.base,
+            utf8_percent_encode(key, KEY_ESCAPES)
+        ))
+    }
+
+    pub fn put(&self, target: &str, file: &str, class: Option<&str>) -> anyhow::Result<()> {
+        let mut url = self.key_url(target)?;
+        if let Some(class) = class {
+            url.push_str(&format!("?class={class}"));
+        }
+        let request = self.agent.put(&url);
+        let response = if file == "-" {
+            request.send(io::stdin().lock())
+        } else {
+            let source = File::open(file).with_context(|| format!("cannot open {file}"))?;
+            let size = source.metadata()?.len();
+            let bar = progress(size);
+            let response = request
+                .set("Content-Length", &size.to_string())
+                .send(bar.wrap_read(source));
+            bar.finish_and_clear();
+            response
+        };
+        print_json(answer(response)?)
+    }
+
+    pub fn get(&self, target: &str, file: Option<&str>) -> anyhow::Result<()> {
+        let response = answer(self.agent.get(&self.key_url(target)?).call())?;
+        let size = response
+            .header("Content-Length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut reader = response.into_reader();
+        match file {
+            None | Some("-") => {
+                io::copy(&mut reader, &mut io::stdout().lock())?;
+            }
+            Some(path) => {
+                let bar = progress(size);
+                let mut out =
+                    File::create(path).with_context(|| format!("cannot create {path}"))?;
+                let copied = io::copy(&mut bar.wrap_read(reader), &mut out)?;
+                bar.finish_and_clear();
+                if copied != size {
+                    bail!("transfer ended after {copied} of {size} bytes");
+                }
+                out.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rm(&self, target: &str) -> anyhow::Result<()> {
+        answer(self.agent.delete(&self.key_url(target)?).call())?;
+        Ok(())
+    }
+
+    pub fn stat(&self, target: &str) -> anyhow::Result<()> {
+        print_json(answer(
+            self.agent
+                .get(&format!("{}?stat", self.key_url(target)?))
+                .call(),
+        )?)
+    }
+
+    pub fn ls(&self, domain: &str, prefix: &str) -> anyhow::Result<()> {
+        let mut after: Option<String> = None;
+        let mut out = io::stdout().lock();
+        loop {
+            let mut request = self
+                .agent
+                .get(&format!("{}/v1/{domain}", self.base))
+                .query("prefix", prefix);
+            if let Some(after) = &after {
+                request = request.query("after", after);
+            }
+            let page: serde_json::Value = answer(request.call())?.into_json()?;
+            for item in page["keys"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "{}\t{}",
+                    item["size"],
+                    item["key"].as_str().unwrap_or_default()
+                )?;
+            }
+            match page["next_after"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    pub fn status(&self) -> anyhow::Result<()> {
+        print_json(answer(
+            self.agent.get(&format!("{}/v1/status", self.base)).call(),
+        )?)
+    }
+}
+
+/// Turns an HTTP error status into an error carrying the server's message.
+fn answer(result: Result<ureq::Response, ureq::Error>) -> anyhow::Result<ureq::Response> {
+    match result {
+        Ok(response) => Ok(response),
+        Err(ureq::Error::Status(code, response)) => {
+            let body = response.into_string().unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or(body);
+            bail!("server answered {code}: {message}")
+        }
+        Err(error) => Err(error).context("request failed"),
+    }
+}
+
+fn print_json(response: ureq::Response) -> anyhow::Result<()> {
+    let mut body = String::new();
+    response
+        .into_reader()
+        .take(16 << 20)
+        .read_to_string(&mut body)?;
+    let value: serde_json::Value = serde_json::from_str(&body).context("answer is not JSON")?;
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+fn progress(size: u64) -> ProgressBar {
+    if size < PROGRESS_MIN_BYTES || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(size).with_style(
+        ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}")
+            .expect("static template is valid"),
+    )
+}

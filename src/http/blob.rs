@@ -1,0 +1,490 @@
+//! PUT, GET, HEAD, DELETE and `?stat` of one key.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_engine::meta::Batch;
+use cairn_engine::record::CONTENT_TYPE_LEN_MAX;
+use cairn_engine::{BlobReader, BlobWriter, Digest, KeyRecord, KeyState, ReadError, Written};
+use http::{header, HeaderMap, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::body::{ChunkStream, ResBody};
+use super::error::ApiError;
+use super::range::{parse_range, RangeAnswer};
+use crate::classes;
+use crate::shard::{PutCommit, Shard};
+
+const DIGEST_HEADER: &str = "x-content-sha256";
+
+pub struct KeyRef {
+    pub domain: String,
+    pub key: String,
+}
+
+pub async fn put(
+    shard: &Rc<Shard>,
+    target: KeyRef,
+    class: Option<String>,
+    headers: &HeaderMap,
+    body: &mut Option<Incoming>,
+) -> Result<Response<ResBody>, ApiError> {
+    let class = class.unwrap_or_else(|| classes::DEFAULT_CLASS.to_string());
+    let replicas = classes::replicas(&class).ok_or_else(|| {
+        ApiError::bad_request("unknown_class", format!("unknown class {class:?}"))
+    })?;
+    let expected =
+        match headers.get(DIGEST_HEADER) {
+            None => None,
+            Some(value) => Some(value.to_str().ok().and_then(Digest::from_hex).ok_or_else(
+                || ApiError::bad_request("bad_digest", "X-Content-Sha256 must be 64 hex digits"),
+            )?),
+        };
+    let content_type = match headers.get(header::CONTENT_TYPE) {
+        None => String::new(),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|v| v.len() <= CONTENT_TYPE_LEN_MAX)
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_content_type",
+                    "Content-Type is not a short ASCII value",
+                )
+            })?
+            .to_string(),
+    };
+    let max = shard.node.config.max_object_size_bytes;
+    let declared = content_length(headers)?;
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large(max));
+    }
+
+    let body = body.take().expect("the body is taken once, here");
+    let mut upload = Upload::begin(shard, &target)?;
+    let written = upload.receive(body, max).await?;
+    if let Some(expected) = expected {
+        if expected != written.sha256 {
+            return Err(ApiError::bad_request(
+                "digest_mismatch",
+                format!(
+                    "body has sha256 {}, X-Content-Sha256 said {expected}",
+                    written.sha256
+                ),
+            ));
+        }
+    }
+    let commit = PutCommit {
+        domain: target.domain,
+        key: target.key,
+        upload_id: upload.id.clone(),
+        written,
+        class,
+        replicas,
+        content_type,
+    };
+    // From here the upload is the shards' to finish: a client that goes
+    // away now must not cancel a commit half done.
+    let tmp = upload.hand_over();
+    let finishing = glommio::spawn_local(finish_upload(shard.clone(), tmp, commit)).detach();
+    let (domain, key, record) = finishing
+        .await
+        .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))??;
+    let body = record_json(&domain, &key, &record);
+    Ok(Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ETAG, etag(&record.sha256))
+        .body(ResBody::json(&body))
+        .expect("valid headers"))
+}
+
+async fn finish_upload(
+    shard: Rc<Shard>,
+    tmp: std::path::PathBuf,
+    commit: PutCommit,
+) -> Result<(String, String, KeyRecord), ApiError> {
+    let sha256 = commit.written.sha256;
+    let (domain, key, upload_id) = (
+        commit.domain.clone(),
+        commit.key.clone(),
+        commit.upload_id.clone(),
+    );
+    if let Err(error) = shard.place(tmp.clone(), sha256).await {
+        forget_upload(&shard, &domain, &key, &upload_id, &tmp);
+        return Err(error.into());
+    }
+    let committed = shard.commit_put(commit).await;
+    if committed.is_err() {
+        // The blob is placed but no key refers to it: let the collector decide.
+        let mut batch = Batch::default();
+        batch.add_gc_candidate(&sha256);
+        batch.delete_upload(&domain, &key, &upload_id);
+        if let Err(error) = shard.node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "could not queue an uncommitted blob for collection");
+        }
+    }
+    shard.unpin(sha256).await;
+    Ok((domain, key, committed?))
+}
+
+/// Drops what an upload left: its temp file and its record.
+fn forget_upload(shard: &Shard, domain: &str, key: &str, upload_id: &str, tmp: &std::path::Path) {
+    let mut batch = Batch::default();
+    batch.delete_upload(domain, key, upload_id);
+    if let Err(error) = shard.node.meta.write_unsynced(batch) {
+        tracing::warn!(%error, "could not remove an upload record");
+    }
+    let tmp = tmp.to_path_buf();
+    glommio::spawn_local(async move {
+        let removed = glommio::executor()
+            .spawn_blocking(move || std::fs::remove_file(&tmp))
+            .await;
+        if let Err(error) = removed {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%error, "could not remove an upload's temp file");
+            }
+        }
+    })
+    .detach();
+}
+
+/// An upload in progress: its record says `uploading`, its bytes go to
+/// `tmp/`. Dropped before [`Upload::hand_over`], it removes both.
+struct Upload<'a> {
+    shard: &'a Rc<Shard>,
+    id: String,
+    domain: String,
+    key: String,
+    tmp: std::path::PathBuf,
+    received_bytes: u64,
+    handed_over: bool,
+}
+
+impl<'a> Upload<'a> {
+    fn begin(shard: &'a Rc<Shard>, target: &KeyRef) -> Result<Upload<'a>, ApiError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut batch = Batch::default();
+        batch.put_upload(&target.domain, &target.key, &id);
+        shard.node.meta.write_unsynced(batch)?;
+        shard.node.stats.add(KeyState::Uploading, 1, 0);
+        Ok(Upload {
+            shard,
+            tmp: shard.node.data.tmp_path(&id),
+            id,
+            domain: target.domain.clone(),
+            key: target.key.clone(),
+            received_bytes: 0,
+            handed_over: false,
+        })
+    }
+
+    async fn receive(&mut self, mut body: Incoming, max: u64) -> Result<Written, ApiError> {
+        let timeout = self.shard.node.config.body_timeout;
+        let mut writer = BlobWriter::create(&self.tmp).await?;
+        loop {
+            let frame =
+                match glommio::timer::timeout(timeout, async { Ok(body.frame().await) }).await {
+                    Ok(frame) => frame,
+                    Err(_) => return Err(slow_client(timeout)),
+                };
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|error| {
+                ApiError::bad_request("body_incomplete", format!("request body failed: {error}"))
+            })?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            if writer.size_bytes() + data.len() as u64 > max {
+                return Err(too_large(max));
+            }
+            writer.write(data).await?;
+            self.received_bytes += data.len() as u64;
+            self.shard
+                .node
+                .stats
+                .add(KeyState::Uploading, 0, data.len() as i64);
+            self.shard.node.shard_metrics[self.shard.id]
+                .bytes_in
+                .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(writer.finish().await?)
+    }
+
+    fn hand_over(&mut self) -> std::path::PathBuf {
+        self.handed_over = true;
+        self.tmp.clone()
+    }
+}
+
+impl Drop for Upload<'_> {
+    fn drop(&mut self) {
+        self.shard
+            .node
+            .stats
+            .add(KeyState::Uploading, -1, -(self.received_bytes as i64));
+        if !self.handed_over {
+            forget_upload(self.shard, &self.domain, &self.key, &self.id, &self.tmp);
+        }
+    }
+}
+
+pub enum ReadKind {
+    Get,
+    Head,
+}
+
+pub async fn get(
+    shard: &Rc<Shard>,
+    target: KeyRef,
+    headers: &HeaderMap,
+    kind: ReadKind,
+) -> Result<Response<ResBody>, ApiError> {
+    let meta = &shard.node.meta;
+    let record = meta.key(&target.domain, &target.key)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no key {:?} in domain {:?}",
+            target.key, target.domain
+        ))
+    })?;
+    let tag = etag(&record.sha256);
+    let mut response = Response::builder()
+        .header(header::ETAG, &tag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header("x-cairn-version", record.version.hlc.to_string());
+    if !record.content_type.is_empty() {
+        response = response.header(header::CONTENT_TYPE, &record.content_type);
+    }
+    if if_none_match(headers, &tag) {
+        return Ok(response
+            .status(StatusCode::NOT_MODIFIED)
+            .body(ResBody::empty())
+            .expect("valid"));
+    }
+    let size = record.size_bytes;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match parse_range(range, size) {
+        RangeAnswer::Whole => (StatusCode::OK, 0, size),
+        RangeAnswer::Part { start, end } => {
+            response = response.header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{size}", end - 1),
+            );
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+        RangeAnswer::NotSatisfiable => {
+            let error = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the blob has {size} bytes"),
+            );
+            let mut answer = error.into_response();
+            answer.headers_mut().insert(
+                header::CONTENT_RANGE,
+                format!("bytes */{size}")
+                    .parse()
+                    .expect("valid header value"),
+            );
+            return Ok(answer);
+        }
+    };
+    let response = response
+        .status(status)
+        .header(header::CONTENT_LENGTH, end - start);
+    if matches!(kind, ReadKind::Head) || start == end {
+        return Ok(response.body(ResBody::empty()).expect("valid headers"));
+    }
+    let blob = meta
+        .blob(&record.sha256)?
+        .ok_or_else(|| no_intact_copy(&record.sha256))?;
+    let reader = match BlobReader::open(&shard.node.data.fid_path(&record.sha256), blob).await {
+        Ok(reader) => reader,
+        Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(no_intact_copy(&record.sha256))
+        }
+        Err(error) => return Err(read_failed(shard, &record.sha256, error)),
+    };
+    // The first chunk is read before the status line goes out, so damage
+    // there is a clean error instead of a cut response.
+    let first = reader
+        .read_chunk(start, end)
+        .await
+        .map_err(|error| read_failed(shard, &record.sha256, error))?;
+    let chunks = verified_chunks(shard.clone(), reader, record.sha256, first, start, end);
+    Ok(response
+        .body(ResBody::Stream {
+            chunks,
+            remaining_bytes: end - start,
+        })
+        .expect("valid headers"))
+}
+
+/// The rest of a body after its first chunk; a checksum failure ends the
+/// stream with an error, which makes hyper abort the connection.
+fn verified_chunks(
+    shard: Rc<Shard>,
+    reader: BlobReader,
+    sha256: Digest,
+    first: Bytes,
+    start: u64,
+    end: u64,
+) -> ChunkStream {
+    let metrics = shard.node.shard_metrics[shard.id].clone();
+    let state = (Some(first), start, Rc::new(reader), shard);
+    Box::pin(futures_lite::stream::unfold(
+        state,
+        move |(first, position, reader, shard)| {
+            let metrics = metrics.clone();
+            async move {
+                let chunk = match first {
+                    Some(chunk) => chunk,
+                    None if position >= end => return None,
+                    None => match reader.read_chunk(position, end).await {
+                        Ok(chunk) if chunk.is_empty() => return None,
+                        Ok(chunk) => chunk,
+                        Err(error) => {
+                            let error = read_failed(&shard, &sha256, error);
+                            let failure = std::io::Error::other(error.message);
+                            return Some((Err(failure), (None, end, reader, shard)));
+                        }
+                    },
+                };
+                metrics
+                    .bytes_out
+                    .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                let next = position + chunk.len() as u64;
+                Some((Ok(chunk), (None, next, reader, shard)))
+            }
+        },
+    ))
+}
+
+/// Maps a read failure to an answer; detected corruption also moves the
+/// copy to quarantine so it is never read again.
+fn read_failed(shard: &Rc<Shard>, sha256: &Digest, error: ReadError) -> ApiError {
+    match error {
+        ReadError::Io(error) => error.into(),
+        ReadError::Corrupt { block } => {
+            tracing::error!(%sha256, block, "checksum mismatch: copy quarantined");
+            shard
+                .node
+                .stats
+                .corrupt_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let data = shard.node.data.clone();
+            let sha256 = *sha256;
+            glommio::spawn_local(async move {
+                let moved = glommio::executor()
+                    .spawn_blocking(move || data.quarantine_blocking(&sha256))
+                    .await;
+                if let Err(error) = moved {
+                    tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
+                }
+            })
+            .detach();
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "corrupt_copy",
+                format!("this node's copy of {sha256} failed its checksum and was quarantined"),
+            )
+        }
+    }
+}
+
+fn no_intact_copy(sha256: &Digest) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_intact_copy",
+        format!("this node has no intact copy of {sha256}"),
+    )
+}
+
+pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
+    shard.delete(target.domain, target.key).await?;
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(ResBody::empty())
+        .expect("valid"))
+}
+
+pub fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
+    let meta = &shard.node.meta;
+    let body = match meta.key(&target.domain, &target.key)? {
+        Some(record) => {
+            let mut body = record_json(&target.domain, &target.key, &record);
+            body["block_size"] = json!(cairn_engine::BLOCK_SIZE_BYTES);
+            body["content_type"] = json!(record.content_type);
+            body["uploading"] = json!(meta.upload_in_progress(&target.domain, &target.key)?);
+            body
+        }
+        None if meta.upload_in_progress(&target.domain, &target.key)? => json!({
+            "domain": target.domain, "key": target.key, "state": KeyState::Uploading.as_str(),
+        }),
+        None => return Err(ApiError::not_found(format!("no key {:?}", target.key))),
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(ResBody::json(&body))
+        .expect("valid"))
+}
+
+pub fn record_json(domain: &str, key: &str, record: &KeyRecord) -> serde_json::Value {
+    json!({
+        "domain": domain,
+        "key": key,
+        "sha256": record.sha256.to_hex(),
+        "size": record.size_bytes,
+        "class": record.class,
+        "version": record.version.hlc,
+        "state": record.state.as_str(),
+    })
+}
+
+fn etag(sha256: &Digest) -> String {
+    format!("\"{sha256}\"")
+}
+
+fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            value.split(',').map(str::trim).any(|candidate| {
+                candidate == "*" || candidate == tag || candidate.strip_prefix("W/") == Some(tag)
+            })
+        })
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request("bad_content_length", "Content-Length is not a number")
+            }),
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("objects are limited to {max} bytes on this node"),
+    )
+}
+
+fn slow_client(timeout: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+        format!("no body bytes arrived for {} ms", timeout.as_millis()),
+    )
+}

@@ -1,0 +1,130 @@
+//! The client HTTP API (`/v1/…`, `/metrics`) served by every shard.
+
+mod blob;
+mod body;
+mod error;
+mod list;
+mod path;
+mod range;
+mod status;
+
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+pub use body::ResBody;
+pub use error::ApiError;
+
+use crate::shard::Shard;
+use blob::{KeyRef, ReadKind};
+use path::Route;
+
+/// Decoded query parameters, first value of each name.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        Query(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// A refused request's unread body is read and dropped up to this much
+/// before answering, so that a client still sending gets the answer
+/// instead of a reset connection (a lingering close, as nginx does).
+const DRAIN_MAX_BYTES: u64 = 8 << 20;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serves one request; counts it and times it.
+pub async fn handle(
+    shard: Rc<Shard>,
+    request: Request<Incoming>,
+) -> Result<Response<ResBody>, Infallible> {
+    let started = Instant::now();
+    let _active = shard.enter_request();
+    let (parts, body) = request.into_parts();
+    let mut body = Some(body);
+    let response = match dispatch(&shard, &parts, &mut body).await {
+        Ok(response) => response,
+        Err(error) => {
+            if let Some(body) = body {
+                if error.status != StatusCode::PAYLOAD_TOO_LARGE {
+                    drain(body).await;
+                }
+            }
+            error.into_response()
+        }
+    };
+    shard.node.shard_metrics[shard.id].observe(
+        &parts.method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    Ok(response)
+}
+
+async fn drain(mut body: Incoming) {
+    let _ = glommio::timer::timeout(DRAIN_TIMEOUT, async {
+        let mut drained_bytes = 0u64;
+        while drained_bytes <= DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    drained_bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
+
+async fn dispatch(
+    shard: &Rc<Shard>,
+    request: &Parts,
+    body: &mut Option<Incoming>,
+) -> Result<Response<ResBody>, ApiError> {
+    let route = path::route(request.uri.path())?;
+    let query = Query::parse(request.uri.query());
+    match (route, request.method.clone()) {
+        (Route::Metrics, Method::GET) => Ok(status::metrics(shard)),
+        (Route::Status, Method::GET) => status::status(shard).await,
+        (Route::Domain { domain }, Method::GET) => list::list(shard, &domain, &query),
+        (Route::Key { domain, key }, method) => {
+            let target = KeyRef { domain, key };
+            let headers = &request.headers;
+            match method {
+                Method::PUT => {
+                    let class = query.get("class").map(str::to_string);
+                    blob::put(shard, target, class, headers, body).await
+                }
+                Method::GET if query.has("stat") => blob::stat(shard, target),
+                Method::GET => blob::get(shard, target, headers, ReadKind::Get).await,
+                Method::HEAD => blob::get(shard, target, headers, ReadKind::Head).await,
+                Method::DELETE => blob::delete(shard, target).await,
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        (Route::Unknown, _) => Err(ApiError::not_found("no such endpoint")),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

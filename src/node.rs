@@ -1,0 +1,34 @@
+//! What all shards of one node share: the data directory, the metadata,
+//! the clock, the configuration and the counters. Everything here is
+//! `Send + Sync` and lock-free on the request path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_engine::{Clock, DataDir, Meta};
+
+use crate::metrics::{NodeStats, ShardMetrics};
+
+/// Settings fixed at start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub max_object_size_bytes: u64,
+    pub body_timeout: Duration,
+    pub header_timeout: Duration,
+    pub shard_count: usize,
+}
+
+pub struct Node {
+    pub data: DataDir,
+    pub meta: Meta,
+    pub clock: Clock,
+    pub config: NodeConfig,
+    pub stats: NodeStats,
+    pub shard_metrics: Vec<Arc<ShardMetrics>>,
+}
+
+impl Node {
+    pub fn node_id_hex(&self) -> String {
+        format!("{:016x}", self.clock.node_id())
+    }
+}

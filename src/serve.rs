@@ -1,0 +1,281 @@
+//! `cairn serve`: opens the data directory, recovers from a crash, binds
+//! the listeners and runs one glommio executor (shard) per core.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cairn_engine::meta::Batch;
+use cairn_engine::reader::warm_up_direct_io;
+use cairn_engine::{Clock, DataDir, Meta};
+use cairn_net::{glommio_listener, GlommioIo, LocalTimer, ReusePortListeners};
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::metrics::{NodeStats, ShardMetrics};
+use crate::node::{Node, NodeConfig};
+use crate::shard::{Shard, ShardRequest};
+
+/// Requests queued between two shards before senders wait.
+const MESH_QUEUE_LEN: usize = 1024;
+/// Open client connections per shard; more are closed at once.
+const CONNECTIONS_PER_SHARD_MAX: usize = 16 * 1024;
+/// glommio's own default registered-buffer size per executor.
+const IO_MEMORY_MAX_BYTES: usize = 10 << 20;
+const IO_MEMORY_MIN_BYTES: usize = 256 << 10;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Data directory (blobs, metadata, node id).
+    #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data")]
+    pub data: PathBuf,
+    /// Client HTTP API address; port 0 picks a free port (see DATA/ports.json).
+    #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7500")]
+    pub listen: SocketAddr,
+    /// Executors (one per core by default).
+    #[arg(long, env = "CAIRN_SHARDS")]
+    pub shards: Option<usize>,
+    /// Largest object accepted, in bytes (suffixes K, M, G, T allowed).
+    #[arg(long, env = "CAIRN_MAX_OBJECT_SIZE", default_value = "64G", value_parser = parse_size)]
+    pub max_object_size: u64,
+    /// Registered io_uring buffer memory per shard, in bytes. glommio locks
+    /// three times this much; the default fits RLIMIT_MEMLOCK.
+    #[arg(long, env = "CAIRN_IO_MEMORY", value_parser = parse_size)]
+    pub io_memory: Option<u64>,
+    /// A request body that sends nothing for this long is answered 408.
+    #[arg(long, env = "CAIRN_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
+    /// A client must send its request headers within this time.
+    #[arg(long, env = "CAIRN_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let data = DataDir::open(&args.data)
+        .with_context(|| format!("cannot open data directory {}", args.data.display()))?;
+    let node_id = data
+        .node_id()
+        .context("cannot read or create the node id")?;
+    let meta = Meta::open(&data.meta_dir()).context("cannot open the metadata database")?;
+    let shard_count = args
+        .shards
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+
+    let (tmp_removed, uploads_removed) = recover(&data, &meta)?;
+    tracing::info!(tmp_removed, uploads_removed, "recovered from the last stop");
+    let stats = NodeStats::default();
+    meta.for_each_key(|record| stats.add(record.state, 1, record.size_bytes as i64))?;
+
+    let node = Arc::new(Node {
+        data,
+        meta,
+        clock: Clock::new(node_id),
+        config: NodeConfig {
+            max_object_size_bytes: args.max_object_size,
+            body_timeout: Duration::from_millis(args.body_timeout_ms),
+            header_timeout: Duration::from_millis(args.header_timeout_ms),
+            shard_count,
+        },
+        stats,
+        shard_metrics: (0..shard_count)
+            .map(|_| Arc::new(ShardMetrics::default()))
+            .collect(),
+    });
+
+    let http = ReusePortListeners::bind(args.listen, shard_count)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let http_addr = http.local_addr;
+    let ports = serde_json::json!({ "http": http_addr.port() });
+    node.data
+        .write_file_durably("ports.json", ports.to_string().as_bytes())?;
+    tracing::info!(node_id = %node.node_id_hex(), http = %http_addr, shards = shard_count, "cairn is serving");
+
+    spawn_orphan_sweep(node.clone());
+
+    let io_memory = args
+        .io_memory
+        .map_or_else(|| default_io_memory(shard_count), |b| b as usize);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
+    let mut executors = Vec::with_capacity(shard_count);
+    for (id, socket) in http.into_sockets().into_iter().enumerate() {
+        let (node, mesh) = (node.clone(), mesh.clone());
+        let executor = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
+            .name(&format!("shard-{id}"))
+            .io_memory(io_memory)
+            .spawn(move || run_shard(id, node, mesh, socket))
+            .map_err(|error| anyhow::anyhow!("cannot start shard {id}: {error}"))?;
+        executors.push(executor);
+    }
+    for executor in executors {
+        executor
+            .join()
+            .map_err(|error| anyhow::anyhow!("shard failed: {error}"))?;
+    }
+    Ok(())
+}
+
+/// Removes what a crash can leave: temp files and upload records. Runs
+/// before any listener is bound, so no upload can be live.
+fn recover(data: &DataDir, meta: &Meta) -> anyhow::Result<(usize, usize)> {
+    let tmp_removed = data.clear_tmp_blocking().context("cannot clear tmp/")?;
+    let uploads_removed = futures_lite::future::block_on(meta.clear_uploads())?;
+    Ok((tmp_removed, uploads_removed))
+}
+
+/// A crash between placing a blob and committing its key leaves a file no
+/// key refers to: queue every such file for the collector.
+fn spawn_orphan_sweep(node: Arc<Node>) {
+    let spawned = std::thread::Builder::new()
+        .name("orphan-sweep".into())
+        .spawn(move || {
+            let mut queued = 0usize;
+            let swept = node.data.walk_fids_blocking(|sha256| {
+                if matches!(node.meta.has_refs(&sha256), Ok(false)) {
+                    let mut batch = Batch::default();
+                    batch.add_gc_candidate(&sha256);
+                    if node.meta.write_unsynced(batch).is_ok() {
+                        queued += 1;
+                    }
+                }
+            });
+            match swept {
+                Ok(()) => tracing::info!(queued, "orphan sweep done"),
+                Err(error) => tracing::warn!(%error, "orphan sweep failed"),
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the orphan sweep");
+    }
+}
+
+async fn run_shard(
+    id: usize,
+    node: Arc<Node>,
+    mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
+    socket: OwnedFd,
+) {
+    if let Err(error) = warm_up_direct_io(&node.data.probe_path()).await {
+        tracing::warn!(%error, "direct I/O warm-up failed");
+    }
+    let Ok((senders, receivers)) = mesh.join().await else {
+        tracing::error!(shard = id, "cannot join the shard mesh");
+        return;
+    };
+    let shard = Shard::new(id, node, senders);
+    shard.serve_mesh(receivers);
+    glommio::spawn_local(shard.clone().collect_garbage()).detach();
+
+    let listener = glommio_listener(socket);
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                // Out of descriptors, usually: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if open.get() >= CONNECTIONS_PER_SHARD_MAX {
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        open.set(open.get() + 1);
+        let (shard, open) = (shard.clone(), open.clone());
+        glommio::spawn_local(async move {
+            serve_connection(shard, stream).await;
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+async fn serve_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
+    let header_timeout = shard.node.config.header_timeout;
+    let service =
+        hyper::service::service_fn(move |request| crate::http::handle(shard.clone(), request));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(LocalTimer)
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(GlommioIo::new(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+/// Per-shard registered memory that fits RLIMIT_MEMLOCK (glommio registers
+/// it in three rings). Where it does not fit, glommio falls back to
+/// unregistered buffers and says so in the log.
+fn default_io_memory(shard_count: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-pointer for getrlimit.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
+    let lock_limit_bytes =
+        (known && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as usize);
+    io_memory_within(lock_limit_bytes, shard_count)
+}
+
+fn io_memory_within(lock_limit_bytes: Option<usize>, shard_count: usize) -> usize {
+    let Some(limit) = lock_limit_bytes else {
+        return IO_MEMORY_MAX_BYTES;
+    };
+    let per_shard = limit / (3 * shard_count) / 4096 * 4096;
+    per_shard.clamp(IO_MEMORY_MIN_BYTES, IO_MEMORY_MAX_BYTES)
+}
+
+/// Parses `1048576`, `64K`, `10M`, `64G`, `1T` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&text[..text.len() - 1], 10),
+        Some('M') => (&text[..text.len() - 1], 20),
+        Some('G') => (&text[..text.len() - 1], 30),
+        Some('T') => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    let number: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: {text:?}"))?;
+    number
+        .checked_shl(shift)
+        .filter(|n| n >> shift == number)
+        .ok_or_else(|| format!("size too large: {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("64G"), Ok(64 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn io_memory_fits_the_lock_limit() {
+        for shards in [1, 2, 4] {
+            let per_shard = io_memory_within(Some(8 << 20), shards);
+            assert!(3 * shards * per_shard <= 8 << 20, "{shards} shards");
+            assert_eq!(per_shard % 4096, 0);
+        }
+        assert_eq!(io_memory_within(None, 2), IO_MEMORY_MAX_BYTES);
+        assert!(default_io_memory(2) >= IO_MEMORY_MIN_BYTES);
+    }
+}

@@ -1,0 +1,378 @@
+//! One shard: a glommio executor pinned to a core, and the metadata
+//! changes of the keys and blobs it owns.
+//!
+//! A key belongs to shard `hash(domain, key) % shards`, a blob file to
+//! shard `sha256 % shards`. All changes of a key run on its shard, one at a
+//! time per key, so records are read-modified-written without locks shared
+//! between threads. Work for another shard crosses the glommio channel
+//! mesh as a `ShardRequest`; the bytes of an upload never do.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_engine::meta::Batch;
+use cairn_engine::{BlobRecord, Digest, KeyRecord, KeyState, MetaError, Written};
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::sync::Semaphore;
+
+use crate::node::Node;
+
+/// How often the collector looks for blobs nobody refers to.
+const GC_INTERVAL: Duration = Duration::from_millis(500);
+/// Blobs examined per collector pass.
+const GC_BATCH_MAX: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("no such key")]
+    NotFound,
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("shard {0} did not answer")]
+    ShardGone(usize),
+}
+
+/// The commit of a finished upload, sent to the key's shard.
+pub struct PutCommit {
+    pub domain: String,
+    pub key: String,
+    pub upload_id: String,
+    pub written: Written,
+    pub class: String,
+    pub replicas: u32,
+    pub content_type: String,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, OpError>>;
+
+/// Work one shard asks of another.
+pub enum ShardRequest {
+    Place {
+        tmp: PathBuf,
+        sha256: Digest,
+        reply: Reply<()>,
+    },
+    Unpin {
+        sha256: Digest,
+    },
+    CommitPut {
+        put: Box<PutCommit>,
+        reply: Reply<KeyRecord>,
+    },
+    Delete {
+        domain: String,
+        key: String,
+        reply: Reply<KeyRecord>,
+    },
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub node: Arc<Node>,
+    senders: Senders<ShardRequest>,
+    /// Blobs with an upload between placement and commit: the collector
+    /// must not remove them even though no key refers to them yet.
+    pins: RefCell<HashMap<Digest, u32>>,
+    key_locks: RefCell<HashMap<(String, String), Rc<Semaphore>>>,
+    /// Requests being served; the collector runs only when this is zero.
+    active_requests: Cell<usize>,
+}
+
+impl Shard {
+    pub fn new(id: usize, node: Arc<Node>, senders: Senders<ShardRequest>) -> Rc<Shard> {
+        Rc::new(Shard {
+            id,
+            node,
+            senders,
+            pins: RefCell::default(),
+            key_locks: RefCell::default(),
+            active_requests: Cell::new(0),
+        })
+    }
+
+    /// Counts a request as active until the returned guard drops (also
+    /// when a vanished client makes hyper drop the request's future).
+    pub fn enter_request(&self) -> ActiveRequest<'_> {
+        self.active_requests.set(self.active_requests.get() + 1);
+        ActiveRequest(self)
+    }
+
+    fn shard_count(&self) -> usize {
+        self.node.config.shard_count
+    }
+
+    pub fn key_shard(&self, domain: &str, key: &str) -> usize {
+        (key_hash(domain, key) % self.shard_count() as u64) as usize
+    }
+
+    pub fn blob_shard(&self, sha256: &Digest) -> usize {
+        (sha256.prefix_u64() % self.shard_count() as u64) as usize
+    }
+
+    /// Serves the requests other shards send to this one.
+    pub fn serve_mesh(self: &Rc<Self>, mut receivers: Receivers<ShardRequest>) {
+        for (_, receiver) in receivers.streams() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(request) = receiver.recv().await {
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move { shard.serve_request(request).await })
+                        .detach();
+                }
+            })
+            .detach();
+        }
+    }
+
+    async fn serve_request(&self, request: ShardRequest) {
+        match request {
+            ShardRequest::Place { tmp, sha256, reply } => {
+                let _ = reply.send(self.place_local(tmp, sha256).await);
+            }
+            ShardRequest::Unpin { sha256 } => self.unpin_local(&sha256),
+            ShardRequest::CommitPut { put, reply } => {
+                let _ = reply.send(self.commit_put_local(*put).await);
+            }
+            ShardRequest::Delete { domain, key, reply } => {
+                let _ = reply.send(self.delete_local(&domain, &key).await);
+            }
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        target: usize,
+        make: impl FnOnce(Reply<T>) -> ShardRequest,
+    ) -> Result<T, OpError> {
+        let (reply, answer) = oneshot::channel();
+        if self.senders.send_to(target, make(reply)).await.is_err() {
+            return Err(OpError::ShardGone(target));
+        }
+        answer.await.map_err(|_| OpError::ShardGone(target))?
+    }
+
+    /// Moves a finished upload to its blob file (on the blob's shard) and
+    /// pins the blob until [`Shard::unpin`].
+    pub async fn place(&self, tmp: PathBuf, sha256: Digest) -> Result<(), OpError> {
+        let target = self.blob_shard(&sha256);
+        if target == self.id {
+            return self.place_local(tmp, sha256).await;
+        }
+        self.ask(target, |reply| ShardRequest::Place { tmp, sha256, reply })
+            .await
+    }
+
+    pub async fn unpin(&self, sha256: Digest) {
+        let target = self.blob_shard(&sha256);
+        if target == self.id {
+            return self.unpin_local(&sha256);
+        }
+        if self
+            .senders
+            .send_to(target, ShardRequest::Unpin { sha256 })
+            .await
+            .is_err()
+        {
+            tracing::warn!(%sha256, target, "could not unpin blob: shard gone");
+        }
+    }
+
+    /// Commits a finished upload as the key's new version (on the key's shard).
+    pub async fn commit_put(&self, put: PutCommit) -> Result<KeyRecord, OpError> {
+        let target = self.key_shard(&put.domain, &put.key);
+        if target == self.id {
+            return self.commit_put_local(put).await;
+        }
+        self.ask(target, |reply| ShardRequest::CommitPut {
+            put: Box::new(put),
+            reply,
+        })
+        .await
+    }
+
+    /// Removes a key (on the key's shard); answers the record it had.
+    pub async fn delete(&self, domain: String, key: String) -> Result<KeyRecord, OpError> {
+        let target = self.key_shard(&domain, &key);
+        if target == self.id {
+            return self.delete_local(&domain, &key).await;
+        }
+        self.ask(target, |reply| ShardRequest::Delete { domain, key, reply })
+            .await
+    }
+
+    async fn place_local(&self, tmp: PathBuf, sha256: Digest) -> Result<(), OpError> {
+        // Pinned before the first await: the collector runs on this thread
+        // and checks pins and removes files with no await in between.
+        *self.pins.borrow_mut().entry(sha256).or_insert(0) += 1;
+        let data = self.node.data.clone();
+        let placed = glommio::executor()
+            .spawn_blocking(move || data.place_blocking(&tmp, &sha256))
+            .await;
+        if let Err(error) = placed {
+            self.unpin_local(&sha256);
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
+    fn unpin_local(&self, sha256: &Digest) {
+        let mut pins = self.pins.borrow_mut();
+        if let Some(count) = pins.get_mut(sha256) {
+            *count -= 1;
+            if *count == 0 {
+                pins.remove(sha256);
+            }
+        }
+    }
+
+    async fn commit_put_local(&self, put: PutCommit) -> Result<KeyRecord, OpError> {
+        let _turn = self.key_turn(&put.domain, &put.key).await;
+        let old = self.node.meta.key(&put.domain, &put.key)?;
+        let state = if put.replicas <= 1 {
+            KeyState::Stored
+        } else {
+            KeyState::NeedReplication
+        };
+        let record = KeyRecord {
+            state,
+            version: self.node.clock.now(),
+            sha256: put.written.sha256,
+            size_bytes: put.written.size_bytes,
+            class: put.class,
+            content_type: put.content_type,
+        };
+        let mut batch = Batch::default();
+        batch.put_domain(&put.domain);
+        batch.put_key(&put.domain, &put.key, &record);
+        batch.put_blob(
+            &record.sha256,
+            &BlobRecord {
+                size_bytes: record.size_bytes,
+                block_crcs: put.written.block_crcs,
+            },
+        );
+        batch.add_ref(&record.sha256, &put.domain, &put.key);
+        batch.delete_upload(&put.domain, &put.key, &put.upload_id);
+        if let Some(old) = &old {
+            if old.sha256 != record.sha256 {
+                batch.remove_ref(&old.sha256, &put.domain, &put.key);
+                batch.add_gc_candidate(&old.sha256);
+            }
+        }
+        self.node.meta.commit(batch).await?;
+        self.node.stats.replace(old.as_ref(), Some(&record));
+        Ok(record)
+    }
+
+    async fn delete_local(&self, domain: &str, key: &str) -> Result<KeyRecord, OpError> {
+        let _turn = self.key_turn(domain, key).await;
+        let old = self.node.meta.key(domain, key)?.ok_or(OpError::NotFound)?;
+        let mut batch = Batch::default();
+        batch.delete_key(domain, key);
+        batch.remove_ref(&old.sha256, domain, key);
+        batch.add_gc_candidate(&old.sha256);
+        self.node.meta.commit(batch).await?;
+        self.node.stats.replace(Some(&old), None);
+        Ok(old)
+    }
+
+    /// Waits until no other change of this key runs on this shard.
+    async fn key_turn(&self, domain: &str, key: &str) -> KeyTurn<'_> {
+        let id = (domain.to_string(), key.to_string());
+        let lock = self
+            .key_locks
+            .borrow_mut()
+            .entry(id.clone())
+            .or_insert_with(|| Rc::new(Semaphore::new(1)))
+            .clone();
+        let permit = lock.acquire_static_permit(1).await;
+        KeyTurn {
+            shard: self,
+            id,
+            _permit: permit.ok(),
+        }
+    }
+
+    /// Removes blob files no key refers to, a bounded batch at a time and
+    /// only while this shard serves no request (the disk is idle).
+    pub async fn collect_garbage(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(GC_INTERVAL).await;
+            if self.active_requests.get() > 0 {
+                continue;
+            }
+            if let Err(error) = self.collect_once() {
+                tracing::warn!(%error, "garbage collection pass failed");
+            }
+        }
+    }
+
+    fn collect_once(&self) -> Result<usize, OpError> {
+        let meta = &self.node.meta;
+        let mut removed = 0;
+        for sha256 in meta.gc_candidates(GC_BATCH_MAX)? {
+            if self.blob_shard(&sha256) != self.id || self.pins.borrow().contains_key(&sha256) {
+                continue;
+            }
+            let mut batch = Batch::default();
+            batch.remove_gc_candidate(&sha256);
+            // No await between the checks and the unlink: a placement of the
+            // same blob (which pins it first) cannot interleave.
+            if !meta.has_refs(&sha256)? {
+                if self.node.data.remove_blob_blocking(&sha256)? {
+                    removed += 1;
+                }
+                batch.delete_blob(&sha256);
+            }
+            meta.write_unsynced(batch)?;
+        }
+        Ok(removed)
+    }
+}
+
+pub struct ActiveRequest<'a>(&'a Shard);
+
+impl Drop for ActiveRequest<'_> {
+    fn drop(&mut self) {
+        self.0.active_requests.set(self.0.active_requests.get() - 1);
+    }
+}
+
+/// A turn to change one key; ends when dropped.
+struct KeyTurn<'a> {
+    shard: &'a Shard,
+    id: (String, String),
+    _permit: Option<glommio::sync::StaticPermit>,
+}
+
+impl Drop for KeyTurn<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.shard.key_locks.borrow_mut();
+        // Ours plus the map's: nobody else waits, so the entry can go.
+        if locks
+            .get(&self.id)
+            .is_some_and(|lock| Rc::strong_count(lock) <= 2)
+        {
+            locks.remove(&self.id);
+        }
+    }
+}
+
+/// FNV-1a of `domain NUL key`: stable, cheap, and good enough to spread
+/// keys over a handful of shards.
+fn key_hash(domain: &str, key: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in domain.bytes().chain([0]).chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,236 @@
+//! Starts real `cairn` processes on loopback for the integration tests and
+//! talks to them like a client would.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+/// How long a node gets to start before a test gives up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct TestNode {
+    pub dir: PathBuf,
+    pub base: String,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl TestNode {
+    pub fn start(extra_args: &[&str]) -> TestNode {
+        let tempdir = tempfile::Builder::new()
+            .prefix("cairn-test-")
+            .tempdir()
+            .expect("tempdir");
+        let dir = tempdir.path().join("data");
+        let mut node = TestNode {
+            dir,
+            base: String::new(),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            _tempdir: Some(tempdir),
+        };
+        node.launch();
+        node
+    }
+
+    /// Starts a node on an existing data directory that the caller owns.
+    pub fn start_in(dir: &Path, extra_args: &[&str]) -> TestNode {
+        let mut node = TestNode {
+            dir: dir.to_path_buf(),
+            base: String::new(),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            _tempdir: None,
+        };
+        node.launch();
+        node
+    }
+
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join("ports.json"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command
+            .arg("serve")
+            .arg("--data")
+            .arg(&self.dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&self.extra_args)
+            .env("CAIRN_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if !self.extra_args.iter().any(|a| a == "--shards") {
+            command.args(["--shards", "2"]);
+        }
+        self.child = Some(command.spawn().expect("spawn cairn"));
+        let ports = self.dir.join("ports.json");
+        let port = wait_for(START_TIMEOUT, || {
+            let text = std::fs::read_to_string(&ports).ok()?;
+            let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+            value["http"].as_u64()
+        })
+        .expect("node wrote ports.json");
+        self.base = format!("http://127.0.0.1:{port}");
+        wait_for(START_TIMEOUT, || {
+            ureq::get(&self.url("/v1/status")).call().ok()
+        })
+        .expect("node answers /v1/status");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn key_url(&self, domain: &str, key: &str) -> String {
+        self.url(&format!("/v1/{domain}/{key}"))
+    }
+
+    /// kill -9, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn tmp_entries(&self) -> usize {
+        std::fs::read_dir(self.dir.join("tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    pub fn fid_path(&self, sha256_hex: &str) -> PathBuf {
+        self.dir
+            .join("blobs")
+            .join(&sha256_hex[0..3])
+            .join(&sha256_hex[3..6])
+            .join(format!("{}.fid", &sha256_hex[6..]))
+    }
+
+    pub fn put(&self, domain: &str, key: &str, body: &[u8]) -> Reply {
+        reply(ureq::put(&self.key_url(domain, key)).send_bytes(body))
+    }
+
+    pub fn get(&self, domain: &str, key: &str) -> Reply {
+        reply(ureq::get(&self.key_url(domain, key)).call())
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        reply(ureq::get(&self.url("/v1/status")).call()).json()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A response read whole: status, headers we look at, body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts a JSON error answer with this status and error code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.json()["error"], code);
+    }
+}
+
+pub fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
+    let response = match result {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("request failed: {error}"),
+    };
+    let status = response.status();
+    let headers = response
+        .headers_names()
+        .into_iter()
+        .map(|name| {
+            let value = response.header(&name).unwrap_or_default().to_string();
+            (name, value)
+        })
+        .collect();
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .read_to_end(&mut body)
+        .expect("read body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Polls `probe` until it answers or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
