@@ -247,13 +247,7 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     assert!(answer.contains("\"error\":\"too_large\""));
     // Over the limit while streaming (chunked, no length known).
     let big = bytes(3 << 20, 2);
-    let streamed = ureq::put(&node.key_url("good", "big2")).send(&big[..]);
-    match streamed {
-        Err(ureq::Error::Status(413, _)) => {}
-        // The server may close before the client finished sending.
-        Err(ureq::Error::Transport(_)) => {}
-        other => panic!("expected 413, got {:?}", other.map(|r| r.status())),
-    }
+    reply(ureq::put(&node.key_url("good", "big2")).send(&big[..])).assert_error(413, "too_large");
 
     // Nothing changed: only "ok" exists, no temp files, no upload records.
     let listing = reply(ureq::get(&node.url("/v1/good")).call()).json();
@@ -437,4 +431,56 @@ fn count_fids(node: &TestNode) -> usize {
             .unwrap_or(0)
     }
     walk(&node.dir.join("blobs"))
+}
+
+/// Runs a node on a small tmpfs (tests run as root, as CI does).
+struct SmallDisk {
+    mount: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let mount = tempfile::Builder::new()
+            .prefix("cairn-full-")
+            .tempdir()
+            .unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(mount.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        SmallDisk { mount }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.mount.path())
+            .status();
+    }
+}
+
+#[test]
+fn full_disk_answers_507_and_keeps_earlier_keys() {
+    let disk = SmallDisk::mount("24m");
+    let node = TestNode::start_in(&disk.mount.path().join("data"), &[]);
+    let small = bytes(1 << 20, 21);
+    assert_eq!(node.put("full", "small", &small).status, 201);
+    let big = bytes(40 << 20, 22);
+    // Chunked, so the body streams until the disk fills.
+    let put = ureq::put(&node.key_url("full", "big")).send(&big[..]);
+    match put {
+        Err(ureq::Error::Status(507, response)) => {
+            let body: serde_json::Value = response.into_json().unwrap();
+            assert_eq!(body["error"], "disk_full");
+        }
+        other => panic!("expected 507, got {:?}", other.map(|r| r.status())),
+    }
+    assert!(wait_for(WAIT, || (node.tmp_entries() == 0).then_some(())).is_some());
+    assert_eq!(node.get("full", "big").status, 404);
+    assert_eq!(node.get("full", "small").body, small);
+    drop(node);
 }

@@ -124,11 +124,10 @@ impl BlobWriter {
         let offset = self.buffer_offset;
         let write = glommio::spawn_local(async move {
             let written = file.write_at(buffer, offset).await?;
+            // A regular file takes a short write only when the file system
+            // runs out of room mid-buffer: report it as such.
             if written != write_len {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "short O_DIRECT write",
-                ));
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
             }
             Ok(())
         })

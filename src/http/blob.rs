@@ -8,13 +8,12 @@ use cairn_engine::meta::Batch;
 use cairn_engine::record::CONTENT_TYPE_LEN_MAX;
 use cairn_engine::{BlobReader, BlobWriter, Digest, KeyRecord, KeyState, ReadError, Written};
 use http::{header, HeaderMap, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use serde_json::json;
 
 use super::body::{ChunkStream, ResBody};
 use super::error::ApiError;
 use super::range::{parse_range, RangeAnswer};
+use super::RequestBody;
 use crate::classes;
 use crate::shard::{PutCommit, Shard};
 
@@ -30,7 +29,7 @@ pub async fn put(
     target: KeyRef,
     class: Option<String>,
     headers: &HeaderMap,
-    body: &mut Option<Incoming>,
+    body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
     let class = class.unwrap_or_else(|| classes::DEFAULT_CLASS.to_string());
     let replicas = classes::replicas(&class).ok_or_else(|| {
@@ -63,7 +62,6 @@ pub async fn put(
         return Err(too_large(max));
     }
 
-    let body = body.take().expect("the body is taken once, here");
     let mut upload = Upload::begin(shard, &target)?;
     let written = upload.receive(body, max).await?;
     if let Some(expected) = expected {
@@ -182,7 +180,7 @@ impl<'a> Upload<'a> {
         })
     }
 
-    async fn receive(&mut self, mut body: Incoming, max: u64) -> Result<Written, ApiError> {
+    async fn receive(&mut self, body: &mut RequestBody, max: u64) -> Result<Written, ApiError> {
         let timeout = self.shard.node.config.body_timeout;
         let mut writer = BlobWriter::create(&self.tmp).await?;
         loop {

@@ -12,10 +12,11 @@ use std::convert::Infallible;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::request::Parts;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 
 pub use body::ResBody;
 pub use error::ApiError;
@@ -51,7 +52,7 @@ impl Query {
 /// A refused request's unread body is read and dropped up to this much
 /// before answering, so that a client still sending gets the answer
 /// instead of a reset connection (a lingering close, as nginx does).
-const DRAIN_MAX_BYTES: u64 = 8 << 20;
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves one request; counts it and times it.
@@ -61,15 +62,18 @@ pub async fn handle(
 ) -> Result<Response<ResBody>, Infallible> {
     let started = Instant::now();
     let _active = shard.enter_request();
-    let (parts, body) = request.into_parts();
-    let mut body = Some(body);
+    let (parts, incoming) = request.into_parts();
+    let mut body = RequestBody {
+        incoming,
+        polled: false,
+    };
     let response = match dispatch(&shard, &parts, &mut body).await {
         Ok(response) => response,
         Err(error) => {
-            if let Some(body) = body {
-                if error.status != StatusCode::PAYLOAD_TOO_LARGE {
-                    drain(body).await;
-                }
+            // A client that asked `Expect: 100-continue` and was refused
+            // before we read has sent nothing: leave it so.
+            if body.polled || !expects_continue(&parts) {
+                drain(&mut body).await;
             }
             error.into_response()
         }
@@ -82,7 +86,28 @@ pub async fn handle(
     Ok(response)
 }
 
-async fn drain(mut body: Incoming) {
+/// A request body that remembers whether it was read (reading it makes
+/// hyper send `100 Continue`).
+pub struct RequestBody {
+    incoming: Incoming,
+    polled: bool,
+}
+
+impl RequestBody {
+    pub async fn frame(&mut self) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        self.polled = true;
+        self.incoming.frame().await
+    }
+}
+
+fn expects_continue(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+async fn drain(body: &mut RequestBody) {
     let _ = glommio::timer::timeout(DRAIN_TIMEOUT, async {
         let mut drained_bytes = 0u64;
         while drained_bytes <= DRAIN_MAX_BYTES {
@@ -101,7 +126,7 @@ async fn drain(mut body: Incoming) {
 async fn dispatch(
     shard: &Rc<Shard>,
     request: &Parts,
-    body: &mut Option<Incoming>,
+    body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
     let route = path::route(request.uri.path())?;
     let query = Query::parse(request.uri.query());
