@@ -8,6 +8,7 @@
 //! syncs the WAL once for all of them (group commit), so a reactor never
 //! blocks on fsync and concurrent uploads share one sync.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -127,18 +128,22 @@ impl Meta {
     }
 
     /// Makes `batch` durable (WAL synced) together with whatever else is
-    /// being committed at the same moment.
-    pub async fn commit(&self, batch: Batch) -> Result<(), MetaError> {
+    /// being committed at the same moment. The batch is queued when this is
+    /// called, not when the answer is first awaited.
+    pub fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), MetaError>> + use<> {
         let (done, result) = oneshot::channel();
-        match self.commits.try_send(CommitRequest {
+        let queued = match self.commits.try_send(CommitRequest {
             batch: batch.inner,
             done,
         }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(MetaError::Busy),
-            Err(TrySendError::Disconnected(_)) => return Err(MetaError::Closed),
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(MetaError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(MetaError::Closed),
+        };
+        async move {
+            queued?;
+            result.await.map_err(|_| MetaError::Closed)?
         }
-        result.await.map_err(|_| MetaError::Closed)?
     }
 
     /// Writes without waiting for a sync: for records whose loss in a crash
