@@ -74,6 +74,11 @@ pub struct Cli {
     #[arg(long)]
     pub verify: bool,
 
+    /// Stamp every PUT body with 16 unique bytes, so a deduplicating server cannot skip the
+    /// write (not with --verify).
+    #[arg(long)]
+    pub unique_bodies: bool,
+
     /// Per-request timeout (open loop: from the intended send time).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -119,6 +124,7 @@ impl Cli {
             domain: self.domain.clone(),
             prefill: self.prefill,
             verify: self.verify,
+            unique_bodies: self.unique_bodies,
             timeout: self.timeout,
             server_pid: self.server_pid,
             progress: self.progress || std::io::stderr().is_terminal(),

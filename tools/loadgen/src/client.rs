@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use crate::body::RequestBody;
 use crate::config::Op;
 use crate::verify::Sha256Digest;
 
@@ -109,7 +109,7 @@ pub struct Connection {
 }
 
 struct Link {
-    sender: SendRequest<Full<Bytes>>,
+    sender: SendRequest<RequestBody>,
     driver: JoinHandle<()>,
 }
 
@@ -137,7 +137,7 @@ impl Connection {
         &mut self,
         op: Op,
         key_index: u64,
-        body: Bytes,
+        body: RequestBody,
         hash_body: bool,
         budget: Duration,
     ) -> Result<Received, Failure> {
@@ -158,7 +158,7 @@ impl Connection {
         &mut self,
         op: Op,
         key_index: u64,
-        body: Bytes,
+        body: RequestBody,
         hash_body: bool,
     ) -> Result<Received, Failure> {
         let target = Arc::clone(&self.target);
@@ -171,7 +171,7 @@ impl Connection {
             .method(method)
             .uri(target.path_for(key_index))
             .header(http::header::HOST, target.authority.as_str())
-            .body(Full::new(body))
+            .body(body)
             .expect("the path and host were validated when the target was resolved");
         let link = self.ready_link().await?;
         let response = link

@@ -280,6 +280,8 @@ pub struct Config {
     pub prefill: bool,
     /// Check GET bodies against the deterministic payload for their key.
     pub verify: bool,
+    /// Stamp every PUT body so no two are equal (defeats deduplication; excludes `verify`).
+    pub unique_bodies: bool,
     /// Per request; in the open loop measured from the intended send time.
     pub timeout: Duration,
     /// Report this process's CPU time over the measured window.
@@ -307,6 +309,7 @@ impl Default for Config {
             domain: "bench".to_string(),
             prefill: false,
             verify: false,
+            unique_bodies: false,
             timeout: Duration::from_secs(30),
             server_pid: None,
             progress: false,
@@ -317,6 +320,10 @@ impl Default for Config {
 
 impl Config {
     pub fn validate(&self) -> Result<()> {
+        ensure!(
+            !(self.verify && self.unique_bodies),
+            "--verify needs the deterministic payloads that --unique-bodies replaces"
+        );
         ensure!(
             (1..=MAX_CONCURRENCY).contains(&self.concurrency),
             "concurrency must be 1..={MAX_CONCURRENCY}"

@@ -2,6 +2,7 @@
 //! `PUT /{key}` and `GET /{key}`, such as a WebDAV server). This root only names the modules;
 //! `run` drives one run and returns its `Report`, so tests call it like the CLI does.
 
+pub mod body;
 pub mod cli;
 pub mod client;
 pub mod config;

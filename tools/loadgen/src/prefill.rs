@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use bytes::Bytes;
 use tokio::task::JoinSet;
 
+use crate::body::RequestBody;
 use crate::client::{Connection, Target};
 use crate::config::Op;
 use crate::payload::Payloads;
@@ -49,7 +49,7 @@ pub async fn prefill(
                 if key_index >= keys || error_count.load(Ordering::Relaxed) >= MAX_PREFILL_ERRORS {
                     break tally;
                 }
-                let body: Bytes = payloads.for_key(key_index).bytes;
+                let body = RequestBody::whole(payloads.for_key(key_index).bytes);
                 match connection
                     .request(Op::Put, key_index, body, false, timeout)
                     .await

@@ -63,6 +63,7 @@ pub async fn run(config: Config) -> Result<Report> {
         target,
         payloads,
         expected: config.verify.then(|| Arc::new(ExpectedDigests::default())),
+        stamp_nonce: config.unique_bodies.then(stamp_nonce),
         workload: config.workload,
         mix: config.mix,
         keys: config.keys,
@@ -117,4 +118,12 @@ pub async fn run(config: Config) -> Result<Report> {
         loadgen_cpu_s,
     };
     Ok(Report::new(&config, tallies, measured))
+}
+
+/// Distinguishes this run's stamped bodies from those of earlier runs against the same server.
+fn stamp_nonce() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since_epoch.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(48)
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
+use crate::body::RequestBody;
 use crate::client::{Connection, Failure, Target};
 use crate::config::{Mix, Op, Workload};
 use crate::payload::Payloads;
@@ -30,6 +31,8 @@ pub struct Plan {
     pub target: Arc<Target>,
     pub payloads: Arc<Payloads>,
     pub expected: Option<Arc<ExpectedDigests>>,
+    /// `Some` when every PUT body gets a unique stamp.
+    pub stamp_nonce: Option<u64>,
     pub workload: Workload,
     pub mix: Mix,
     pub keys: u64,
@@ -160,9 +163,13 @@ async fn perform(
     let (body, size_bytes) = match op {
         Op::Put => {
             let payload = plan.payloads.for_key(key_index);
-            (payload.bytes, payload.size_bytes)
+            let body = match plan.stamp_nonce {
+                Some(nonce) => RequestBody::stamped(payload.bytes, nonce),
+                None => RequestBody::whole(payload.bytes),
+            };
+            (body, payload.size_bytes)
         }
-        Op::Get | Op::Delete => (Bytes::new(), 0),
+        Op::Get | Op::Delete => (RequestBody::whole(Bytes::new()), 0),
     };
     let hash_body = op == Op::Get && plan.expected.is_some();
     let received = connection
