@@ -13,6 +13,8 @@ use crate::metrics::{NodeStats, ShardMetrics};
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub max_object_size_bytes: u64,
+    /// Blobs up to this size live in their RocksDB record, not in a file.
+    pub inline_max_bytes: u64,
     pub body_timeout: Duration,
     pub header_timeout: Duration,
     pub shard_count: usize,

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Largest object accepted, in bytes (suffixes K, M, G, T allowed).
     #[arg(long, env = "CAIRN_MAX_OBJECT_SIZE", default_value = "64G", value_parser = parse_size)]
     pub max_object_size: u64,
+    /// Blobs up to this size are kept in the metadata (RocksDB, one WAL
+    /// sync shared by concurrent uploads) instead of a file of their own
+    /// with its own syncs; 0 keeps every blob in a file.
+    #[arg(long, env = "CAIRN_INLINE_MAX", default_value = "64K", value_parser = parse_size)]
+    pub inline_max: u64,
     /// Registered io_uring buffer memory per shard, in bytes. glommio locks
     /// three times this much; the default fits RLIMIT_MEMLOCK.
     #[arg(long, env = "CAIRN_IO_MEMORY", value_parser = parse_size)]
@@ -77,6 +82,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         clock: Clock::new(node_id),
         config: NodeConfig {
             max_object_size_bytes: args.max_object_size,
+            inline_max_bytes: args.inline_max,
             body_timeout: Duration::from_millis(args.body_timeout_ms),
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             shard_count,

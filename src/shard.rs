@@ -46,6 +46,8 @@ pub struct PutCommit {
     pub key: String,
     pub upload_id: String,
     pub written: Written,
+    /// The bytes, when the blob is small enough to live in its record.
+    pub inline: Option<Vec<u8>>,
     pub class: String,
     pub replicas: u32,
     pub content_type: String,
@@ -56,7 +58,7 @@ type Reply<T> = oneshot::Sender<Result<T, OpError>>;
 /// Work one shard asks of another.
 pub enum ShardRequest {
     Place {
-        tmp: PathBuf,
+        tmp: Option<PathBuf>,
         sha256: Digest,
         reply: Reply<()>,
     },
@@ -159,9 +161,9 @@ impl Shard {
         answer.await.map_err(|_| OpError::ShardGone(target))?
     }
 
-    /// Moves a finished upload to its blob file (on the blob's shard) and
-    /// pins the blob until [`Shard::unpin`].
-    pub async fn place(&self, tmp: PathBuf, sha256: Digest) -> Result<(), OpError> {
+    /// Pins a blob on its shard until [`Shard::unpin`], and moves a finished
+    /// upload's temp file (if it has one) to the blob file.
+    pub async fn place(&self, tmp: Option<PathBuf>, sha256: Digest) -> Result<(), OpError> {
         let target = self.blob_shard(&sha256);
         if target == self.id {
             return self.place_local(tmp, sha256).await;
@@ -208,10 +210,13 @@ impl Shard {
             .await
     }
 
-    async fn place_local(&self, tmp: PathBuf, sha256: Digest) -> Result<(), OpError> {
+    async fn place_local(&self, tmp: Option<PathBuf>, sha256: Digest) -> Result<(), OpError> {
         // Pinned before the first await: the collector runs on this thread
-        // and checks pins and removes files with no await in between.
+        // and checks pins and removes blobs with no await in between.
         *self.pins.borrow_mut().entry(sha256).or_insert(0) += 1;
+        let Some(tmp) = tmp else {
+            return Ok(());
+        };
         let data = self.node.data.clone();
         let placed = glommio::executor()
             .spawn_blocking(move || data.place_blocking(&tmp, &sha256))
@@ -257,6 +262,7 @@ impl Shard {
             &BlobRecord {
                 size_bytes: record.size_bytes,
                 block_crcs: put.written.block_crcs,
+                inline: put.inline,
             },
         );
         batch.add_ref(&record.sha256, &put.domain, &put.key);

@@ -77,6 +77,31 @@ impl BlobReader {
     }
 }
 
+/// Checks the blocks of a blob kept inline (in its record) that hold bytes
+/// `[start, end)` and answers those bytes.
+pub fn read_inline(record: BlobRecord, start: u64, end: u64) -> Result<Bytes, ReadError> {
+    let end = end.min(record.size_bytes);
+    let Some(bytes) = record.inline else {
+        return Err(ReadError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "blob is not inline",
+        )));
+    };
+    if bytes.len() as u64 != record.size_bytes
+        || record.block_crcs.len() as u64 != block_count(record.size_bytes)
+    {
+        return Err(ReadError::Corrupt { block: 0 });
+    }
+    for block in blocks_covering(start, end) {
+        let from = (block * BLOCK_SIZE_BYTES) as usize;
+        let to = (from + BLOCK_SIZE_BYTES as usize).min(bytes.len());
+        if crc32fast::hash(&bytes[from..to]) != record.block_crcs[block as usize] {
+            return Err(ReadError::Corrupt { block });
+        }
+    }
+    Ok(Bytes::from(bytes).slice(start.min(end) as usize..end as usize))
+}
+
 /// Reads one existing, non-empty file with O_DIRECT. Run first on every
 /// executor: glommio 0.9 (issue 605) probes iopoll support on the first
 /// direct-I/O open, and a new empty file makes it guess wrong, after which

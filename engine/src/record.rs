@@ -20,6 +20,8 @@ pub enum RecordError {
     UnknownFormat(u8),
     #[error("unknown key state {0}")]
     UnknownState(u8),
+    #[error("unknown blob placement {0}")]
+    UnknownPlacement(u8),
     #[error("record text is not UTF-8")]
     BadText,
     #[error("record has {0} trailing bytes")]
@@ -121,22 +123,42 @@ impl KeyRecord {
     }
 }
 
-/// What a node knows of one blob file: its size and the CRC32 of each block.
+/// What a node knows of one blob: its size, the CRC32 of each block, and,
+/// for a small blob, the bytes themselves (kept in RocksDB, not in a file).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobRecord {
     pub size_bytes: u64,
     pub block_crcs: Vec<u32>,
+    pub inline: Option<Vec<u8>>,
 }
+
+const PLACEMENT_FILE: u8 = 0;
+const PLACEMENT_INLINE: u8 = 1;
 
 impl BlobRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(17 + 4 * self.block_crcs.len());
+        let inline_len = self.inline.as_ref().map_or(0, Vec::len);
+        let mut out = Vec::with_capacity(18 + 4 * self.block_crcs.len() + inline_len);
         out.push(BLOB_RECORD_FORMAT);
+        match &self.inline {
+            None => out.push(PLACEMENT_FILE),
+            Some(bytes) => {
+                assert_eq!(
+                    bytes.len() as u64,
+                    self.size_bytes,
+                    "inline bytes are the whole blob"
+                );
+                out.push(PLACEMENT_INLINE);
+            }
+        }
         out.extend_from_slice(&self.size_bytes.to_le_bytes());
         out.extend_from_slice(&(BLOCK_SIZE_BYTES as u32).to_le_bytes());
         out.extend_from_slice(&(self.block_crcs.len() as u32).to_le_bytes());
         for crc in &self.block_crcs {
             out.extend_from_slice(&crc.to_le_bytes());
+        }
+        if let Some(bytes) = &self.inline {
+            out.extend_from_slice(bytes);
         }
         out
     }
@@ -147,20 +169,30 @@ impl BlobRecord {
         if format != BLOB_RECORD_FORMAT {
             return Err(RecordError::UnknownFormat(format));
         }
+        let placement = reader.u8()?;
         let size_bytes = reader.u64()?;
         let block_size = reader.u32()?;
         if u64::from(block_size) != BLOCK_SIZE_BYTES {
             return Err(RecordError::UnknownFormat(format));
         }
         let count = reader.u32()? as usize;
-        if reader.0.len() != count * 4 {
+        if reader.0.len() < count * 4 {
             return Err(RecordError::Truncated);
         }
         let block_crcs = (0..count).map(|_| reader.u32()).collect::<Result<_, _>>()?;
+        let inline = match placement {
+            PLACEMENT_FILE => None,
+            PLACEMENT_INLINE => {
+                let len = usize::try_from(size_bytes).map_err(|_| RecordError::Truncated)?;
+                Some(reader.take(len)?.to_vec())
+            }
+            other => return Err(RecordError::UnknownPlacement(other)),
+        };
         reader.finish()?;
         Ok(BlobRecord {
             size_bytes,
             block_crcs,
+            inline,
         })
     }
 }
@@ -276,14 +308,33 @@ mod tests {
         let record = BlobRecord {
             size_bytes: 200_000,
             block_crcs: vec![1, 2, 3, 0xffff_ffff],
+            inline: None,
         };
         let bytes = record.encode();
+        assert_eq!(bytes.len(), 18 + 16);
         assert_eq!(BlobRecord::decode(&bytes), Ok(record));
         assert!(BlobRecord::decode(&bytes[..bytes.len() - 1]).is_err());
         let empty = BlobRecord {
             size_bytes: 0,
             block_crcs: vec![],
+            inline: Some(vec![]),
         };
         assert_eq!(BlobRecord::decode(&empty.encode()), Ok(empty));
+        let small = BlobRecord {
+            size_bytes: 3,
+            block_crcs: vec![9],
+            inline: Some(b"abc".to_vec()),
+        };
+        let bytes = small.encode();
+        assert_eq!(BlobRecord::decode(&bytes), Ok(small));
+        for cut in 0..bytes.len() {
+            assert!(BlobRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad_placement = bytes.clone();
+        bad_placement[1] = 7;
+        assert_eq!(
+            BlobRecord::decode(&bad_placement),
+            Err(RecordError::UnknownPlacement(7))
+        );
     }
 }

@@ -12,23 +12,13 @@ use std::rc::Rc;
 
 use glommio::io::{DmaBuffer, DmaFile};
 use glommio::task::JoinHandle;
-use sha2::{Digest as _, Sha256};
 
-use crate::blocks::BlockCrcs;
-use crate::digest::Digest;
+use crate::integrity::{Integrity, Written};
 
 /// Size of one DMA write; a multiple of the CRC block size.
 pub const WRITE_BUFFER_BYTES: usize = 512 * 1024;
 /// Writes in flight behind the buffer being filled.
 const WRITES_IN_FLIGHT_MAX: usize = 2;
-
-/// What a finished upload is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub sha256: Digest,
-    pub size_bytes: u64,
-    pub block_crcs: Vec<u32>,
-}
 
 /// Dropped before [`BlobWriter::finish`], a writer leaves its in-flight
 /// writes to complete on their own (they keep the file open); the caller
@@ -40,8 +30,7 @@ pub struct BlobWriter {
     /// File offset of the buffer being filled.
     buffer_offset: u64,
     in_flight: VecDeque<JoinHandle<io::Result<()>>>,
-    sha256: Sha256,
-    crcs: BlockCrcs,
+    integrity: Integrity,
 }
 
 impl BlobWriter {
@@ -53,18 +42,16 @@ impl BlobWriter {
             buffer_len: 0,
             buffer_offset: 0,
             in_flight: VecDeque::new(),
-            sha256: Sha256::new(),
-            crcs: BlockCrcs::default(),
+            integrity: Integrity::default(),
         })
     }
 
     pub fn size_bytes(&self) -> u64 {
-        self.buffer_offset + self.buffer_len as u64
+        self.integrity.size_bytes()
     }
 
     pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        self.sha256.update(data);
-        self.crcs.update(data);
+        self.integrity.update(data);
         while !data.is_empty() {
             let buffer = self
                 .buffer
@@ -103,11 +90,7 @@ impl BlobWriter {
         let file = Rc::try_unwrap(self.file)
             .map_err(|_| io::Error::other("blob file still shared after all writes finished"))?;
         file.close().await?;
-        Ok(Written {
-            sha256: Digest(self.sha256.finalize().into()),
-            size_bytes,
-            block_crcs: self.crcs.finish(),
-        })
+        Ok(self.integrity.finish())
     }
 
     async fn submit_buffer(&mut self, write_len: usize) -> io::Result<()> {

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::meta::Batch;
+use cairn_engine::reader::read_inline;
 use cairn_engine::record::CONTENT_TYPE_LEN_MAX;
-use cairn_engine::{BlobReader, BlobWriter, Digest, KeyRecord, KeyState, ReadError, Written};
+use cairn_engine::{
+    BlobReader, BlobWriter, Digest, Integrity, KeyRecord, KeyState, ReadError, Written,
+};
 use http::{header, HeaderMap, Response, StatusCode};
 use serde_json::json;
 
@@ -63,7 +66,7 @@ pub async fn put(
     }
 
     let mut upload = Upload::begin(shard, &target)?;
-    let written = upload.receive(body, max).await?;
+    let Received { written, inline } = upload.receive(body, max, declared).await?;
     if let Some(expected) = expected {
         if expected != written.sha256 {
             return Err(ApiError::bad_request(
@@ -80,6 +83,7 @@ pub async fn put(
         key: target.key,
         upload_id: upload.id.clone(),
         written,
+        inline,
         class,
         replicas,
         content_type,
@@ -102,7 +106,7 @@ pub async fn put(
 
 async fn finish_upload(
     shard: Rc<Shard>,
-    tmp: std::path::PathBuf,
+    tmp: Option<std::path::PathBuf>,
     commit: PutCommit,
 ) -> Result<(String, String, KeyRecord), ApiError> {
     let sha256 = commit.written.sha256;
@@ -112,7 +116,7 @@ async fn finish_upload(
         commit.upload_id.clone(),
     );
     if let Err(error) = shard.place(tmp.clone(), sha256).await {
-        forget_upload(&shard, &domain, &key, &upload_id, &tmp);
+        forget_upload(&shard, &domain, &key, &upload_id, tmp.as_deref());
         return Err(error.into());
     }
     let committed = shard.commit_put(commit).await;
@@ -129,14 +133,22 @@ async fn finish_upload(
     Ok((domain, key, committed?))
 }
 
-/// Drops what an upload left: its temp file and its record.
-fn forget_upload(shard: &Shard, domain: &str, key: &str, upload_id: &str, tmp: &std::path::Path) {
+/// Drops what an upload left: its temp file (if it had one) and its record.
+fn forget_upload(
+    shard: &Shard,
+    domain: &str,
+    key: &str,
+    upload_id: &str,
+    tmp: Option<&std::path::Path>,
+) {
     let mut batch = Batch::default();
     batch.delete_upload(domain, key, upload_id);
     if let Err(error) = shard.node.meta.write_unsynced(batch) {
         tracing::warn!(%error, "could not remove an upload record");
     }
-    let tmp = tmp.to_path_buf();
+    let Some(tmp) = tmp.map(std::path::Path::to_path_buf) else {
+        return;
+    };
     glommio::spawn_local(async move {
         let removed = glommio::executor()
             .spawn_blocking(move || std::fs::remove_file(&tmp))
@@ -150,16 +162,34 @@ fn forget_upload(shard: &Shard, domain: &str, key: &str, upload_id: &str, tmp: &
     .detach();
 }
 
-/// An upload in progress: its record says `uploading`, its bytes go to
-/// `tmp/`. Dropped before [`Upload::hand_over`], it removes both.
+/// An upload in progress: its record says `uploading`; its bytes are held
+/// in memory while they fit the inline limit, in `tmp/` beyond it. Dropped
+/// before [`Upload::hand_over`], it removes what it made.
 struct Upload<'a> {
     shard: &'a Rc<Shard>,
     id: String,
     domain: String,
     key: String,
     tmp: std::path::PathBuf,
+    has_file: bool,
     received_bytes: u64,
     handed_over: bool,
+}
+
+/// Where an upload's bytes go.
+enum Sink {
+    Memory {
+        bytes: Vec<u8>,
+        integrity: Integrity,
+    },
+    File(BlobWriter),
+}
+
+/// A complete upload: what it is, and its bytes when small enough to be
+/// kept in the metadata instead of a file.
+struct Received {
+    written: Written,
+    inline: Option<Vec<u8>>,
 }
 
 impl<'a> Upload<'a> {
@@ -175,14 +205,32 @@ impl<'a> Upload<'a> {
             id,
             domain: target.domain.clone(),
             key: target.key.clone(),
+            has_file: false,
             received_bytes: 0,
             handed_over: false,
         })
     }
 
-    async fn receive(&mut self, body: &mut RequestBody, max: u64) -> Result<Written, ApiError> {
+    async fn open_file(&mut self) -> Result<BlobWriter, ApiError> {
+        self.has_file = true;
+        Ok(BlobWriter::create(&self.tmp).await?)
+    }
+
+    async fn receive(
+        &mut self,
+        body: &mut RequestBody,
+        max: u64,
+        declared: Option<u64>,
+    ) -> Result<Received, ApiError> {
         let timeout = self.shard.node.config.body_timeout;
-        let mut writer = BlobWriter::create(&self.tmp).await?;
+        let inline_max = self.shard.node.config.inline_max_bytes;
+        let mut sink = match declared {
+            Some(len) if len > inline_max => Sink::File(self.open_file().await?),
+            _ => Sink::Memory {
+                bytes: Vec::with_capacity(declared.unwrap_or(0) as usize),
+                integrity: Integrity::default(),
+            },
+        };
         loop {
             let frame =
                 match glommio::timer::timeout(timeout, async { Ok(body.frame().await) }).await {
@@ -196,10 +244,25 @@ impl<'a> Upload<'a> {
             let Some(data) = frame.data_ref() else {
                 continue;
             };
-            if writer.size_bytes() + data.len() as u64 > max {
+            if self.received_bytes + data.len() as u64 > max {
                 return Err(too_large(max));
             }
-            writer.write(data).await?;
+            let spill = matches!(&sink, Sink::Memory { bytes, .. }
+                if (bytes.len() + data.len()) as u64 > inline_max);
+            if spill {
+                let mut writer = self.open_file().await?;
+                if let Sink::Memory { bytes, .. } = &sink {
+                    writer.write(bytes).await?;
+                }
+                sink = Sink::File(writer);
+            }
+            match &mut sink {
+                Sink::Memory { bytes, integrity } => {
+                    integrity.update(data);
+                    bytes.extend_from_slice(data);
+                }
+                Sink::File(writer) => writer.write(data).await?,
+            }
             self.received_bytes += data.len() as u64;
             self.shard
                 .node
@@ -209,12 +272,22 @@ impl<'a> Upload<'a> {
                 .bytes_in
                 .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(writer.finish().await?)
+        match sink {
+            Sink::Memory { bytes, integrity } => Ok(Received {
+                written: integrity.finish(),
+                inline: Some(bytes),
+            }),
+            Sink::File(writer) => Ok(Received {
+                written: writer.finish().await?,
+                inline: None,
+            }),
+        }
     }
 
-    fn hand_over(&mut self) -> std::path::PathBuf {
+    /// The upload is now the shards' to finish; answers its temp file, if any.
+    fn hand_over(&mut self) -> Option<std::path::PathBuf> {
         self.handed_over = true;
-        self.tmp.clone()
+        self.has_file.then(|| self.tmp.clone())
     }
 }
 
@@ -225,7 +298,8 @@ impl Drop for Upload<'_> {
             .stats
             .add(KeyState::Uploading, -1, -(self.received_bytes as i64));
         if !self.handed_over {
-            forget_upload(self.shard, &self.domain, &self.key, &self.id, &self.tmp);
+            let tmp = self.has_file.then_some(self.tmp.as_path());
+            forget_upload(self.shard, &self.domain, &self.key, &self.id, tmp);
         }
     }
 }
@@ -298,6 +372,21 @@ pub async fn get(
     let blob = meta
         .blob(&record.sha256)?
         .ok_or_else(|| no_intact_copy(&record.sha256))?;
+    if blob.inline.is_some() {
+        let bytes = read_inline(blob, start, end).map_err(|error| {
+            tracing::error!(sha256 = %record.sha256, %error, "inline blob failed its checksum");
+            shard
+                .node
+                .stats
+                .corrupt_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::new(StatusCode::BAD_GATEWAY, "corrupt_copy", error.to_string())
+        })?;
+        shard.node.shard_metrics[shard.id]
+            .bytes_out
+            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        return Ok(response.body(ResBody::bytes(bytes)).expect("valid headers"));
+    }
     let reader = match BlobReader::open(&shard.node.data.fid_path(&record.sha256), blob).await {
         Ok(reader) => reader,
         Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
