@@ -21,16 +21,10 @@ impl AsyncExecutor for &Glommio {
 }
 
 fn engine_put(c: &mut Criterion) {
-    let executor = Glommio(
-        glommio::LocalExecutorBuilder::default()
-            .make()
-            .expect("executor"),
-    );
+    let executor = Glommio(glommio::LocalExecutorBuilder::default().make().expect("executor"));
     let root = tempfile::tempdir().expect("tempdir");
     let dir = DataDir::open(root.path()).expect("data dir");
-    executor
-        .0
-        .run(async { warm_up_direct_io(&dir.probe_path()).await.expect("warm up") });
+    executor.0.run(async { warm_up_direct_io(&dir.probe_path()).await.expect("warm up") });
     let serial = Cell::new(0u64);
     let mut group = c.benchmark_group("engine_put");
     group.sample_size(20);

@@ -12,9 +12,7 @@ fn names(c: &mut Criterion) {
         })
     });
     let digest = Digest([0xa7; 32]);
-    c.bench_function("fid_relative_path", |b| {
-        b.iter(|| black_box(&digest).fid_relative_path())
-    });
+    c.bench_function("fid_relative_path", |b| b.iter(|| black_box(&digest).fid_relative_path()));
 }
 
 criterion_group!(benches, names);

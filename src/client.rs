@@ -41,11 +41,7 @@ impl Client {
         let Some((domain, key)) = target.split_once('/') else {
             bail!("expected DOMAIN/KEY, got {target:?}");
         };
-        Ok(format!(
-            "{}/v1/{domain}/{}",
-            self.base,
-            utf8_percent_encode(key, KEY_ESCAPES)
-        ))
+        Ok(format!("{}/v1/{domain}/{}", self.base, utf8_percent_encode(key, KEY_ESCAPES)))
     }
 
     pub fn put(&self, target: &str, file: &str, class: Option<&str>) -> anyhow::Result<()> {
@@ -60,9 +56,8 @@ impl Client {
             let source = File::open(file).with_context(|| format!("cannot open {file}"))?;
             let size = source.metadata()?.len();
             let bar = progress(size);
-            let response = request
-                .set("Content-Length", &size.to_string())
-                .send(bar.wrap_read(source));
+            let response =
+                request.set("Content-Length", &size.to_string()).send(bar.wrap_read(source));
             bar.finish_and_clear();
             response
         };
@@ -71,10 +66,7 @@ impl Client {
 
     pub fn get(&self, target: &str, file: Option<&str>) -> anyhow::Result<()> {
         let response = answer(self.agent.get(&self.key_url(target)?).call())?;
-        let size = response
-            .header("Content-Length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let size = response.header("Content-Length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let mut reader = response.into_reader();
         match file {
             None | Some("-") => {
@@ -101,32 +93,21 @@ impl Client {
     }
 
     pub fn stat(&self, target: &str) -> anyhow::Result<()> {
-        print_json(answer(
-            self.agent
-                .get(&format!("{}?stat", self.key_url(target)?))
-                .call(),
-        )?)
+        print_json(answer(self.agent.get(&format!("{}?stat", self.key_url(target)?)).call())?)
     }
 
     pub fn ls(&self, domain: &str, prefix: &str) -> anyhow::Result<()> {
         let mut after: Option<String> = None;
         let mut out = io::stdout().lock();
         loop {
-            let mut request = self
-                .agent
-                .get(&format!("{}/v1/{domain}", self.base))
-                .query("prefix", prefix);
+            let mut request =
+                self.agent.get(&format!("{}/v1/{domain}", self.base)).query("prefix", prefix);
             if let Some(after) = &after {
                 request = request.query("after", after);
             }
             let page: serde_json::Value = answer(request.call())?.into_json()?;
             for item in page["keys"].as_array().into_iter().flatten() {
-                writeln!(
-                    out,
-                    "{}\t{}",
-                    item["size"],
-                    item["key"].as_str().unwrap_or_default()
-                )?;
+                writeln!(out, "{}\t{}", item["size"], item["key"].as_str().unwrap_or_default())?;
             }
             match page["next_after"].as_str() {
                 Some(next) => after = Some(next.to_string()),
@@ -136,9 +117,7 @@ impl Client {
     }
 
     pub fn status(&self) -> anyhow::Result<()> {
-        print_json(answer(
-            self.agent.get(&format!("{}/v1/status", self.base)).call(),
-        )?)
+        print_json(answer(self.agent.get(&format!("{}/v1/status", self.base)).call())?)
     }
 }
 
@@ -160,10 +139,7 @@ fn answer(result: Result<ureq::Response, ureq::Error>) -> anyhow::Result<ureq::R
 
 fn print_json(response: ureq::Response) -> anyhow::Result<()> {
     let mut body = String::new();
-    response
-        .into_reader()
-        .take(16 << 20)
-        .read_to_string(&mut body)?;
+    response.into_reader().take(16 << 20).read_to_string(&mut body)?;
     let value: serde_json::Value = serde_json::from_str(&body).context("answer is not JSON")?;
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())

@@ -12,19 +12,10 @@ mod shard;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "cairn",
-    version,
-    about = "A distributed blob store that replaces MogileFS"
-)]
+#[command(name = "cairn", version, about = "A distributed blob store that replaces MogileFS")]
 struct Cli {
     /// The node a client command talks to.
-    #[arg(
-        long,
-        global = true,
-        env = "CAIRN_SERVER",
-        default_value = "http://127.0.0.1:7500"
-    )]
+    #[arg(long, global = true, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:7500")]
     server: String,
     #[command(subcommand)]
     command: Command,
@@ -42,10 +33,7 @@ enum Command {
         class: Option<String>,
     },
     /// Fetch DOMAIN/KEY into FILE (standard output when absent or `-`).
-    Get {
-        target: String,
-        file: Option<String>,
-    },
+    Get { target: String, file: Option<String> },
     /// Delete DOMAIN/KEY.
     Rm { target: String },
     /// Show the state of DOMAIN/KEY.
@@ -73,11 +61,7 @@ fn main() -> std::process::ExitCode {
     let client = client::Client::new(&cli.server);
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
-        Command::Put {
-            target,
-            file,
-            class,
-        } => client.put(&target, &file, class.as_deref()),
+        Command::Put { target, file, class } => client.put(&target, &file, class.as_deref()),
         Command::Get { target, file } => client.get(&target, file.as_deref()),
         Command::Rm { target } => client.rm(&target),
         Command::Stat { target } => client.stat(&target),

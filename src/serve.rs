@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// three times this much; the default fits RLIMIT_MEMLOCK.
     #[arg(long, env = "CAIRN_IO_MEMORY", value_parser = parse_size)]
     pub io_memory: Option<u64>,
+    /// Microseconds an idle shard spins before it sleeps. Sleeping costs a
+    /// process-wide memory barrier (IPIs to every core) in glommio, so a short
+    /// spin pays off under load; 0 never spins (the default: nodes share
+    /// machines with their clients in tests).
+    #[arg(long, env = "CAIRN_SPIN_BEFORE_PARK_US", default_value_t = 0)]
+    pub spin_before_park_us: u64,
     /// A request body that sends nothing for this long is answered 408.
     #[arg(long, env = "CAIRN_BODY_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_timeout_ms: u64,
@@ -62,9 +68,7 @@ pub struct ServeArgs {
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = DataDir::open(&args.data)
         .with_context(|| format!("cannot open data directory {}", args.data.display()))?;
-    let node_id = data
-        .node_id()
-        .context("cannot read or create the node id")?;
+    let node_id = data.node_id().context("cannot read or create the node id")?;
     let meta = Meta::open(&data.meta_dir()).context("cannot open the metadata database")?;
     let shard_count = args
         .shards
@@ -88,40 +92,37 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             shard_count,
         },
         stats,
-        shard_metrics: (0..shard_count)
-            .map(|_| Arc::new(ShardMetrics::default()))
-            .collect(),
+        shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
     });
 
     let http = ReusePortListeners::bind(args.listen, shard_count)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let http_addr = http.local_addr;
     let ports = serde_json::json!({ "http": http_addr.port() });
-    node.data
-        .write_file_durably("ports.json", ports.to_string().as_bytes())?;
+    node.data.write_file_durably("ports.json", ports.to_string().as_bytes())?;
     tracing::info!(node_id = %node.node_id_hex(), http = %http_addr, shards = shard_count, "cairn is serving");
 
     spawn_orphan_sweep(node.clone());
 
-    let io_memory = args
-        .io_memory
-        .map_or_else(|| default_io_memory(shard_count), |b| b as usize);
+    let io_memory = args.io_memory.map_or_else(|| default_io_memory(shard_count), |b| b as usize);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
     let mut executors = Vec::with_capacity(shard_count);
     for (id, socket) in http.into_sockets().into_iter().enumerate() {
         let (node, mesh) = (node.clone(), mesh.clone());
-        let executor = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))
-            .io_memory(io_memory)
+            .io_memory(io_memory);
+        if args.spin_before_park_us > 0 {
+            builder = builder.spin_before_park(Duration::from_micros(args.spin_before_park_us));
+        }
+        let executor = builder
             .spawn(move || run_shard(id, node, mesh, socket))
             .map_err(|error| anyhow::anyhow!("cannot start shard {id}: {error}"))?;
         executors.push(executor);
     }
     for executor in executors {
-        executor
-            .join()
-            .map_err(|error| anyhow::anyhow!("shard failed: {error}"))?;
+        executor.join().map_err(|error| anyhow::anyhow!("shard failed: {error}"))?;
     }
     Ok(())
 }
@@ -137,24 +138,22 @@ fn recover(data: &DataDir, meta: &Meta) -> anyhow::Result<(usize, usize)> {
 /// A crash between placing a blob and committing its key leaves a file no
 /// key refers to: queue every such file for the collector.
 fn spawn_orphan_sweep(node: Arc<Node>) {
-    let spawned = std::thread::Builder::new()
-        .name("orphan-sweep".into())
-        .spawn(move || {
-            let mut queued = 0usize;
-            let swept = node.data.walk_fids_blocking(|sha256| {
-                if matches!(node.meta.has_refs(&sha256), Ok(false)) {
-                    let mut batch = Batch::default();
-                    batch.add_gc_candidate(&sha256);
-                    if node.meta.write_unsynced(batch).is_ok() {
-                        queued += 1;
-                    }
+    let spawned = std::thread::Builder::new().name("orphan-sweep".into()).spawn(move || {
+        let mut queued = 0usize;
+        let swept = node.data.walk_fids_blocking(|sha256| {
+            if matches!(node.meta.has_refs(&sha256), Ok(false)) {
+                let mut batch = Batch::default();
+                batch.add_gc_candidate(&sha256);
+                if node.meta.write_unsynced(batch).is_ok() {
+                    queued += 1;
                 }
-            });
-            match swept {
-                Ok(()) => tracing::info!(queued, "orphan sweep done"),
-                Err(error) => tracing::warn!(%error, "orphan sweep failed"),
             }
         });
+        match swept {
+            Ok(()) => tracing::info!(queued, "orphan sweep done"),
+            Err(error) => tracing::warn!(%error, "orphan sweep failed"),
+        }
+    });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the orphan sweep");
     }
@@ -221,10 +220,7 @@ async fn serve_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
 /// it in three rings). Where it does not fit, glommio falls back to
 /// unregistered buffers and says so in the log.
 fn default_io_memory(shard_count: usize) -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `limit` is a valid out-pointer for getrlimit.
     let known = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
     let lock_limit_bytes =
@@ -250,10 +246,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         Some('T') => (&text[..text.len() - 1], 40),
         _ => (text, 0),
     };
-    let number: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a size: {text:?}"))?;
+    let number: u64 = digits.trim().parse().map_err(|_| format!("not a size: {text:?}"))?;
     number
         .checked_shl(shift)
         .filter(|n| n >> shift == number)

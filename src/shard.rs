@@ -57,23 +57,10 @@ type Reply<T> = oneshot::Sender<Result<T, OpError>>;
 
 /// Work one shard asks of another.
 pub enum ShardRequest {
-    Place {
-        tmp: Option<PathBuf>,
-        sha256: Digest,
-        reply: Reply<()>,
-    },
-    Unpin {
-        sha256: Digest,
-    },
-    CommitPut {
-        put: Box<PutCommit>,
-        reply: Reply<KeyRecord>,
-    },
-    Delete {
-        domain: String,
-        key: String,
-        reply: Reply<KeyRecord>,
-    },
+    Place { tmp: Option<PathBuf>, sha256: Digest, reply: Reply<()> },
+    Unpin { sha256: Digest },
+    CommitPut { put: Box<PutCommit>, reply: Reply<KeyRecord> },
+    Delete { domain: String, key: String, reply: Reply<KeyRecord> },
 }
 
 pub struct Shard {
@@ -168,8 +155,7 @@ impl Shard {
         if target == self.id {
             return self.place_local(tmp, sha256).await;
         }
-        self.ask(target, |reply| ShardRequest::Place { tmp, sha256, reply })
-            .await
+        self.ask(target, |reply| ShardRequest::Place { tmp, sha256, reply }).await
     }
 
     pub async fn unpin(&self, sha256: Digest) {
@@ -177,12 +163,7 @@ impl Shard {
         if target == self.id {
             return self.unpin_local(&sha256);
         }
-        if self
-            .senders
-            .send_to(target, ShardRequest::Unpin { sha256 })
-            .await
-            .is_err()
-        {
+        if self.senders.send_to(target, ShardRequest::Unpin { sha256 }).await.is_err() {
             tracing::warn!(%sha256, target, "could not unpin blob: shard gone");
         }
     }
@@ -193,11 +174,7 @@ impl Shard {
         if target == self.id {
             return self.commit_put_local(put).await;
         }
-        self.ask(target, |reply| ShardRequest::CommitPut {
-            put: Box::new(put),
-            reply,
-        })
-        .await
+        self.ask(target, |reply| ShardRequest::CommitPut { put: Box::new(put), reply }).await
     }
 
     /// Removes a key (on the key's shard); answers the record it had.
@@ -206,8 +183,7 @@ impl Shard {
         if target == self.id {
             return self.delete_local(&domain, &key).await;
         }
-        self.ask(target, |reply| ShardRequest::Delete { domain, key, reply })
-            .await
+        self.ask(target, |reply| ShardRequest::Delete { domain, key, reply }).await
     }
 
     async fn place_local(&self, tmp: Option<PathBuf>, sha256: Digest) -> Result<(), OpError> {
@@ -218,9 +194,8 @@ impl Shard {
             return Ok(());
         };
         let data = self.node.data.clone();
-        let placed = glommio::executor()
-            .spawn_blocking(move || data.place_blocking(&tmp, &sha256))
-            .await;
+        let placed =
+            glommio::executor().spawn_blocking(move || data.place_blocking(&tmp, &sha256)).await;
         if let Err(error) = placed {
             self.unpin_local(&sha256);
             return Err(error.into());
@@ -241,11 +216,7 @@ impl Shard {
     async fn commit_put_local(&self, put: PutCommit) -> Result<KeyRecord, OpError> {
         let _turn = self.key_turn(&put.domain, &put.key).await;
         let old = self.node.meta.key(&put.domain, &put.key)?;
-        let state = if put.replicas <= 1 {
-            KeyState::Stored
-        } else {
-            KeyState::NeedReplication
-        };
+        let state = if put.replicas <= 1 { KeyState::Stored } else { KeyState::NeedReplication };
         let record = KeyRecord {
             state,
             version: self.node.clock.now(),
@@ -300,11 +271,7 @@ impl Shard {
             .or_insert_with(|| Rc::new(Semaphore::new(1)))
             .clone();
         let permit = lock.acquire_static_permit(1).await;
-        KeyTurn {
-            shard: self,
-            id,
-            _permit: permit.ok(),
-        }
+        KeyTurn { shard: self, id, _permit: permit.ok() }
     }
 
     /// Removes blob files no key refers to, a bounded batch at a time and
@@ -363,10 +330,7 @@ impl Drop for KeyTurn<'_> {
     fn drop(&mut self) {
         let mut locks = self.shard.key_locks.borrow_mut();
         // Ours plus the map's: nobody else waits, so the entry can go.
-        if locks
-            .get(&self.id)
-            .is_some_and(|lock| Rc::strong_count(lock) <= 2)
-        {
+        if locks.get(&self.id).is_some_and(|lock| Rc::strong_count(lock) <= 2) {
             locks.remove(&self.id);
         }
     }

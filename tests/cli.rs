@@ -23,28 +23,14 @@ fn put_get_stat_ls_rm_through_the_cli() {
     let data = bytes(2 << 20, 5);
     std::fs::write(&source, &data).unwrap();
 
-    let put = cairn(
-        &node,
-        &["put", "files/a dir/in.bin", source.to_str().unwrap()],
-    );
-    assert!(
-        put.status.success(),
-        "{}",
-        String::from_utf8_lossy(&put.stderr)
-    );
+    let put = cairn(&node, &["put", "files/a dir/in.bin", source.to_str().unwrap()]);
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
     let answer: serde_json::Value = serde_json::from_slice(&put.stdout).unwrap();
     assert_eq!(answer["size"], data.len() as u64);
     assert_eq!(answer["key"], "a dir/in.bin");
 
-    let get = cairn(
-        &node,
-        &["get", "files/a dir/in.bin", target.to_str().unwrap()],
-    );
-    assert!(
-        get.status.success(),
-        "{}",
-        String::from_utf8_lossy(&get.stderr)
-    );
+    let get = cairn(&node, &["get", "files/a dir/in.bin", target.to_str().unwrap()]);
+    assert!(get.status.success(), "{}", String::from_utf8_lossy(&get.stderr));
     assert!(std::fs::read(&target).unwrap() == data);
 
     let stat = cairn(&node, &["stat", "files/a dir/in.bin"]);
@@ -52,10 +38,7 @@ fn put_get_stat_ls_rm_through_the_cli() {
     assert_eq!(stat["state"], "need-replication");
 
     let ls = cairn(&node, &["ls", "files", "--prefix", "a "]);
-    assert_eq!(
-        String::from_utf8(ls.stdout).unwrap(),
-        format!("{}\ta dir/in.bin\n", data.len())
-    );
+    assert_eq!(String::from_utf8(ls.stdout).unwrap(), format!("{}\ta dir/in.bin\n", data.len()));
 
     let status = cairn(&node, &["status"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();

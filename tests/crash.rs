@@ -18,9 +18,7 @@ fn kill_during_concurrent_puts_loses_no_acknowledged_key() {
         .map(|writer| {
             let (acked, stop, base) = (acked.clone(), stop.clone(), node.base.clone());
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(10))
-                    .build();
+                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
                 for i in 0u64.. {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -28,11 +26,7 @@ fn kill_during_concurrent_puts_loses_no_acknowledged_key() {
                     let key = format!("w{writer}-{i}");
                     // Sizes from a few bytes to ~600 KiB; every fourth blob
                     // is shared with another key.
-                    let seed = if i % 4 == 0 {
-                        1
-                    } else {
-                        writer * 1_000_000 + i
-                    };
+                    let seed = if i % 4 == 0 { 1 } else { writer * 1_000_000 + i };
                     let data = bytes(((seed * 7919) % 600_000) as usize + 3, seed);
                     let url = format!("{base}/v1/crash/{key}");
                     match agent.put(&url).send_bytes(&data) {
@@ -45,9 +39,8 @@ fn kill_during_concurrent_puts_loses_no_acknowledged_key() {
             })
         })
         .collect();
-    let enough = wait_for(Duration::from_secs(60), || {
-        (acked.lock().unwrap().len() >= 150).then_some(())
-    });
+    let enough =
+        wait_for(Duration::from_secs(60), || (acked.lock().unwrap().len() >= 150).then_some(()));
     assert!(enough.is_some(), "writers made progress");
     node.kill();
     stop.store(true, Ordering::Relaxed);
@@ -61,11 +54,7 @@ fn kill_during_concurrent_puts_loses_no_acknowledged_key() {
     for (key, sha) in &acked {
         let get = node.get("crash", key);
         assert_eq!(get.status, 200, "acknowledged key {key} lost");
-        assert_eq!(
-            &sha256_hex(&get.body),
-            sha,
-            "acknowledged key {key} damaged"
-        );
+        assert_eq!(&sha256_hex(&get.body), sha, "acknowledged key {key} damaged");
     }
     let status = node.status();
     assert_eq!(status["keys"]["uploading"]["keys"], 0);

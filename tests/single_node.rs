@@ -16,11 +16,7 @@ const INLINE_MAX_BYTES: u64 = 64 * 1024;
 #[test]
 fn put_then_get_round_trips_bytes_exactly() {
     let node = TestNode::start(&[]);
-    for (key, len) in [
-        ("empty", 0usize),
-        ("one-mib", 1 << 20),
-        ("odd/size.bin", 70_001),
-    ] {
+    for (key, len) in [("empty", 0usize), ("one-mib", 1 << 20), ("odd/size.bin", 70_001)] {
         let data = bytes(len, len as u64);
         let put = node.put("photos", key, &data);
         assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
@@ -37,18 +33,12 @@ fn put_then_get_round_trips_bytes_exactly() {
         assert_eq!(get.status, 200);
         assert_eq!(get.body.len(), len);
         assert!(get.body == data, "bytes differ for {key}");
-        assert_eq!(
-            get.header("etag").unwrap(),
-            format!("\"{}\"", sha256_hex(&data))
-        );
+        assert_eq!(get.header("etag").unwrap(), format!("\"{}\"", sha256_hex(&data)));
         let fid = node.fid_path(&sha256_hex(&data));
         if len as u64 > INLINE_MAX_BYTES {
             assert_eq!(std::fs::read(&fid).expect("fid file exists"), data);
         } else {
-            assert!(
-                !fid.exists(),
-                "a small blob lives in its record, not a file"
-            );
+            assert!(!fid.exists(), "a small blob lives in its record, not a file");
         }
     }
     assert_eq!(node.tmp_entries(), 0);
@@ -60,30 +50,19 @@ fn small_blobs_live_in_metadata_and_are_collected_there() {
     let first = bytes(5000, 1);
     let second = bytes(6000, 2);
     // Chunked: the node cannot know the size in advance.
-    assert_eq!(
-        reply(ureq::put(&node.key_url("s", "k")).send(&first[..])).status,
-        201
-    );
+    assert_eq!(reply(ureq::put(&node.key_url("s", "k")).send(&first[..])).status, 201);
     assert_eq!(node.put("s", "k", &second).status, 201);
     assert_eq!(node.get("s", "k").body, second);
     assert_eq!(count_fids(&node), 0);
-    let part = reply(
-        ureq::get(&node.key_url("s", "k"))
-            .set("Range", "bytes=10-19")
-            .call(),
-    );
+    let part = reply(ureq::get(&node.key_url("s", "k")).set("Range", "bytes=10-19").call());
     assert_eq!(part.body, &second[10..20]);
-    let collected = wait_for(WAIT, || {
-        (node.status()["keys"]["to-delete"]["blobs"] == 0).then_some(())
-    });
+    let collected =
+        wait_for(WAIT, || (node.status()["keys"]["to-delete"]["blobs"] == 0).then_some(()));
     assert!(collected.is_some(), "the replaced small blob is collected");
     // An identical small blob under another key is shared, and survives the
     // first key's deletion.
     assert_eq!(node.put("s", "k2", &second).status, 201);
-    assert_eq!(
-        reply(ureq::delete(&node.key_url("s", "k")).call()).status,
-        204
-    );
+    assert_eq!(reply(ureq::delete(&node.key_url("s", "k")).call()).status, 204);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(node.get("s", "k2").body, second);
 }
@@ -119,10 +98,7 @@ fn stat_shows_state_and_content_type_is_served_back() {
     assert_eq!(stat["size"], 5);
     assert_eq!(stat["sha256"], sha256_hex(b"hello"));
     let get = node.get("docs", "a.txt");
-    assert_eq!(
-        get.header("content-type"),
-        Some("text/plain; charset=utf-8")
-    );
+    assert_eq!(get.header("content-type"), Some("text/plain; charset=utf-8"));
     let missing = reply(ureq::get(&format!("{}?stat", node.key_url("docs", "nope"))).call());
     missing.assert_error(404, "not_found");
 }
@@ -138,24 +114,15 @@ fn equal_bytes_share_one_fid_until_the_last_key_goes() {
     let blobs = count_fids(&node);
     assert_eq!(blobs, 1);
 
-    assert_eq!(
-        reply(ureq::delete(&node.key_url("d", "one")).call()).status,
-        204
-    );
+    assert_eq!(reply(ureq::delete(&node.key_url("d", "one")).call()).status, 204);
     assert_eq!(node.get("d", "one").status, 404);
     assert_eq!(node.get("d", "two").body, data);
     // Still referenced by "two": the collector must leave it.
     std::thread::sleep(Duration::from_millis(1500));
     assert!(fid.exists());
 
-    assert_eq!(
-        reply(ureq::delete(&node.key_url("d", "two")).call()).status,
-        204
-    );
-    assert!(
-        wait_for(WAIT, || (!fid.exists()).then_some(())).is_some(),
-        "fid collected"
-    );
+    assert_eq!(reply(ureq::delete(&node.key_url("d", "two")).call()).status, 204);
+    assert!(wait_for(WAIT, || (!fid.exists()).then_some(())).is_some(), "fid collected");
     reply(ureq::delete(&node.key_url("d", "two")).call()).assert_error(404, "not_found");
 }
 
@@ -164,19 +131,12 @@ fn overwrite_replaces_the_key_and_collects_the_old_blob() {
     let node = TestNode::start(&[]);
     let first = bytes(500_000, 1);
     let second = bytes(600_000, 2);
-    let v1 = node.put("d", "k", &first).json()["version"]
-        .as_u64()
-        .unwrap();
-    let v2 = node.put("d", "k", &second).json()["version"]
-        .as_u64()
-        .unwrap();
+    let v1 = node.put("d", "k", &first).json()["version"].as_u64().unwrap();
+    let v2 = node.put("d", "k", &second).json()["version"].as_u64().unwrap();
     assert!(v2 > v1);
     assert_eq!(node.get("d", "k").body, second);
     let old = node.fid_path(&sha256_hex(&first));
-    assert!(
-        wait_for(WAIT, || (!old.exists()).then_some(())).is_some(),
-        "old blob collected"
-    );
+    assert!(wait_for(WAIT, || (!old.exists()).then_some(())).is_some(), "old blob collected");
     assert!(node.fid_path(&sha256_hex(&second)).exists());
 }
 
@@ -191,10 +151,7 @@ fn range_head_and_if_none_match() {
     let part = reply(ureq::get(&url).set("Range", "bytes=65530-131080").call());
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &data[65530..131081]);
-    assert_eq!(
-        part.header("content-range"),
-        Some("bytes 65530-131080/300000")
-    );
+    assert_eq!(part.header("content-range"), Some("bytes 65530-131080/300000"));
     let tail = reply(ureq::get(&url).set("Range", "bytes=-10").call());
     assert_eq!(tail.body, &data[299_990..]);
     let open = reply(ureq::get(&url).set("Range", "bytes=299999-").call());
@@ -269,11 +226,8 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
             .send_bytes(b"x"),
     );
     mismatch.assert_error(400, "digest_mismatch");
-    let malformed = reply(
-        ureq::put(&node.key_url("good", "k"))
-            .set("X-Content-Sha256", "zz")
-            .send_bytes(b"x"),
-    );
+    let malformed =
+        reply(ureq::put(&node.key_url("good", "k")).set("X-Content-Sha256", "zz").send_bytes(b"x"));
     malformed.assert_error(400, "bad_digest");
     let matching = reply(
         ureq::put(&node.key_url("good", "ok"))
@@ -295,12 +249,8 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
 
     // Nothing changed: only "ok" exists, no temp files, no upload records.
     let listing = reply(ureq::get(&node.url("/v1/good")).call()).json();
-    let keys: Vec<_> = listing["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["key"].clone())
-        .collect();
+    let keys: Vec<_> =
+        listing["keys"].as_array().unwrap().iter().map(|k| k["key"].clone()).collect();
     assert_eq!(keys, [serde_json::json!("ok")]);
     assert_eq!(node.get("good", "k").status, 404);
     assert!(wait_for(WAIT, || (node.tmp_entries() == 0).then_some(())).is_some());
@@ -361,15 +311,8 @@ fn flipped_byte_in_a_fid_is_never_served() {
     // before the status line goes out: the node answers an error, no bytes.
     let get = node.get("c", "k");
     get.assert_error(502, "corrupt_copy");
-    assert!(
-        wait_for(WAIT, || (!fid.exists()).then_some(())).is_some(),
-        "copy quarantined"
-    );
-    assert!(node
-        .dir
-        .join("quarantine")
-        .join(format!("{sha}.fid"))
-        .exists());
+    assert!(wait_for(WAIT, || (!fid.exists()).then_some(())).is_some(), "copy quarantined");
+    assert!(node.dir.join("quarantine").join(format!("{sha}.fid")).exists());
     node.get("c", "k").assert_error(503, "no_intact_copy");
     assert_eq!(node.status()["corrupt_reads"], 1);
 
@@ -385,20 +328,12 @@ fn damage_deep_in_a_large_blob_cuts_the_response() {
     let sha = sha256_hex(&data);
     node.put("c", "big", &data);
     flip_byte(&node.fid_path(&sha), (2 << 20) + 5);
-    let response = ureq::get(&node.key_url("c", "big"))
-        .call()
-        .expect("headers are sent");
+    let response = ureq::get(&node.key_url("c", "big")).call().expect("headers are sent");
     assert_eq!(response.status(), 200);
     let mut body = Vec::new();
     let read = response.into_reader().read_to_end(&mut body);
-    assert!(
-        read.is_err() || body.len() < data.len(),
-        "response must not complete"
-    );
-    assert!(
-        body.len() <= 2 << 20,
-        "no byte of the damaged block was sent"
-    );
+    assert!(read.is_err() || body.len() < data.len(), "response must not complete");
+    assert!(body.len() <= 2 << 20, "no byte of the damaged block was sent");
     assert_eq!(&body[..], &data[..body.len()]);
 }
 
@@ -415,14 +350,8 @@ fn status_and_metrics_report_the_node() {
     assert_eq!(status["shards"].as_array().unwrap().len(), 2);
     let metrics = reply(ureq::get(&node.url("/metrics")).call());
     let text = String::from_utf8(metrics.body).unwrap();
-    assert!(
-        text.contains("cairn_keys{state=\"need-replication\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("cairn_requests_total{method=\"PUT\",status=\"2xx\"} 1"),
-        "{text}"
-    );
+    assert!(text.contains("cairn_keys{state=\"need-replication\"} 1"), "{text}");
+    assert!(text.contains("cairn_requests_total{method=\"PUT\",status=\"2xx\"} 1"), "{text}");
     assert!(text.contains("cairn_request_duration_seconds_bucket{method=\"GET\",le=\"+Inf\"}"));
 }
 
@@ -442,9 +371,7 @@ fn node_id_and_keys_survive_restart() {
 fn raw_exchange(node: &TestNode, request: &str) -> String {
     let port = node.base.rsplit(':').next().unwrap().to_string();
     let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
@@ -461,16 +388,7 @@ fn count_fids(node: &TestNode) -> usize {
     fn walk(dir: &std::path::Path) -> usize {
         std::fs::read_dir(dir)
             .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| {
-                        if e.path().is_dir() {
-                            walk(&e.path())
-                        } else {
-                            1
-                        }
-                    })
-                    .sum()
+                entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
             })
             .unwrap_or(0)
     }
@@ -484,10 +402,7 @@ struct SmallDisk {
 
 impl SmallDisk {
     fn mount(size: &str) -> SmallDisk {
-        let mount = tempfile::Builder::new()
-            .prefix("cairn-full-")
-            .tempdir()
-            .unwrap();
+        let mount = tempfile::Builder::new().prefix("cairn-full-").tempdir().unwrap();
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(mount.path())
@@ -500,10 +415,7 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.mount.path())
-            .status();
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.mount.path()).status();
     }
 }
 

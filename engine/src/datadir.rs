@@ -45,15 +45,8 @@ pub enum Placed {
 impl DataDir {
     /// Opens `root`, creating the layout on first use.
     pub fn open(root: &Path) -> io::Result<DataDir> {
-        let dir = DataDir {
-            root: root.to_path_buf(),
-        };
-        for sub in [
-            dir.tmp_dir(),
-            dir.blobs_dir(),
-            dir.quarantine_dir(),
-            dir.meta_dir(),
-        ] {
+        let dir = DataDir { root: root.to_path_buf() };
+        for sub in [dir.tmp_dir(), dir.blobs_dir(), dir.quarantine_dir(), dir.meta_dir()] {
             fs::create_dir_all(&sub)?;
         }
         let probe = dir.probe_path();
@@ -100,10 +93,7 @@ impl DataDir {
         let path = self.root.join("node-id");
         match fs::read_to_string(&path) {
             Ok(text) => u64::from_str_radix(text.trim(), 16).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{} is damaged", path.display()),
-                )
+                io::Error::new(io::ErrorKind::InvalidData, format!("{} is damaged", path.display()))
             }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 let id = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
@@ -136,8 +126,9 @@ impl DataDir {
         let leaf = target.parent().expect("a fid path has parent directories");
         create_dirs_durably(&self.blobs_dir(), leaf)?;
         fs::rename(tmp, &target)?;
+        // The new name must survive a crash; the old one in tmp/ need not
+        // (tmp/ is emptied at start).
         sync_dir(leaf)?;
-        sync_dir(&self.tmp_dir())?;
         Ok(Placed::New)
     }
 
@@ -211,12 +202,8 @@ impl DataDir {
 }
 
 fn write_durably(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)?;
+    let mut file =
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
@@ -263,10 +250,7 @@ mod tests {
         assert_eq!(fs::read(dir.fid_path(&digest)).unwrap(), b"hello");
         let second = dir.tmp_path("two");
         fs::write(&second, b"hello").unwrap();
-        assert_eq!(
-            dir.place_blocking(&second, &digest).unwrap(),
-            Placed::Shared
-        );
+        assert_eq!(dir.place_blocking(&second, &digest).unwrap(), Placed::Shared);
         assert!(!second.exists());
         let mut seen = Vec::new();
         dir.walk_fids_blocking(|d| seen.push(d)).unwrap();

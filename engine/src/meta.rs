@@ -132,10 +132,7 @@ impl Meta {
     /// called, not when the answer is first awaited.
     pub fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), MetaError>> + use<> {
         let (done, result) = oneshot::channel();
-        let queued = match self.commits.try_send(CommitRequest {
-            batch: batch.inner,
-            done,
-        }) {
+        let queued = match self.commits.try_send(CommitRequest { batch: batch.inner, done }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(MetaError::Busy),
             Err(TrySendError::Disconnected(_)) => Err(MetaError::Closed),
@@ -175,10 +172,7 @@ impl Meta {
     }
 
     pub fn domain_exists(&self, domain: &str) -> Result<bool, MetaError> {
-        Ok(self
-            .db
-            .get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?
-            .is_some())
+        Ok(self.db.get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?.is_some())
     }
 
     pub fn upload_in_progress(&self, domain: &str, key: &str) -> Result<bool, MetaError> {
@@ -205,10 +199,7 @@ impl Meta {
         };
         let domain_len = 1 + domain.len() + 1;
         let mut out = Vec::new();
-        for entry in self
-            .db
-            .iterator(IteratorMode::From(&start, Direction::Forward))
-        {
+        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
             let (id, value) = entry?;
             if !id.starts_with(&scope) || out.len() >= limit {
                 break;
@@ -270,9 +261,8 @@ impl Meta {
     fn any_with_prefix(&self, prefix: &[u8]) -> Result<bool, MetaError> {
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(prefix_successor(prefix));
-        let mut iter = self
-            .db
-            .iterator_opt(IteratorMode::From(prefix, Direction::Forward), options);
+        let mut iter =
+            self.db.iterator_opt(IteratorMode::From(prefix, Direction::Forward), options);
         match iter.next() {
             None => Ok(false),
             Some(entry) => Ok(entry?.0.starts_with(prefix)),
@@ -312,10 +302,7 @@ fn run_commits(db: &DB, queue: Receiver<CommitRequest>) {
 }
 
 fn decode<T>(id: &[u8], result: Result<T, RecordError>) -> Result<T, MetaError> {
-    result.map_err(|source| MetaError::Corrupt {
-        key: String::from_utf8_lossy(id).into(),
-        source,
-    })
+    result.map_err(|source| MetaError::Corrupt { key: String::from_utf8_lossy(id).into(), source })
 }
 
 fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
@@ -402,18 +389,12 @@ mod tests {
             names(meta.list_keys("photos", "", None, 10).unwrap()),
             ["a/1", "a/2", "a/3", "b/1"]
         );
-        assert_eq!(
-            names(meta.list_keys("photos", "a/", Some("a/1"), 1).unwrap()),
-            ["a/2"]
-        );
+        assert_eq!(names(meta.list_keys("photos", "a/", Some("a/1"), 1).unwrap()), ["a/2"]);
         assert_eq!(
             names(meta.list_keys("photos", "a/", Some("a/3"), 10).unwrap()),
             Vec::<String>::new()
         );
-        assert_eq!(
-            names(meta.list_keys("photos", "", Some("a/9"), 10).unwrap()),
-            ["b/1"]
-        );
+        assert_eq!(names(meta.list_keys("photos", "", Some("a/9"), 10).unwrap()), ["b/1"]);
         assert!(meta.has_refs(&Digest([1; 32])).unwrap());
         assert!(!meta.has_refs(&Digest([2; 32])).unwrap());
         assert_eq!(meta.key("photos", "a/2").unwrap(), Some(record(1)));

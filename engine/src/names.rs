@@ -26,9 +26,7 @@ pub enum NameError {
 
 pub fn validate_domain(domain: &str) -> Result<(), NameError> {
     let bytes = domain.as_bytes();
-    let first_ok = bytes
-        .first()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let first_ok = bytes.first().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let rest_ok = bytes
         .iter()
         .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'));
@@ -68,10 +66,7 @@ mod tests {
         for bad in ["", "A", "-a", ".a", "a/b", "a b", "é", &"a".repeat(64)] {
             assert_eq!(validate_domain(bad), Err(NameError::BadDomain), "{bad}");
         }
-        assert!(matches!(
-            validate_domain("status"),
-            Err(NameError::ReservedDomain(_))
-        ));
+        assert!(matches!(validate_domain("status"), Err(NameError::ReservedDomain(_))));
     }
 
     #[test]

@@ -111,10 +111,7 @@ pub async fn warm_up_direct_io(probe: &Path) -> io::Result<()> {
     let read = file.read_at_aligned(0, 4096).await?;
     file.close().await?;
     if read.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "probe file is empty",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "probe file is empty"));
     }
     Ok(())
 }

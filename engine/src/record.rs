@@ -66,10 +66,7 @@ impl KeyState {
     }
 
     fn from_u8(value: u8) -> Result<KeyState, RecordError> {
-        KeyState::ALL
-            .get(value as usize)
-            .copied()
-            .ok_or(RecordError::UnknownState(value))
+        KeyState::ALL.get(value as usize).copied().ok_or(RecordError::UnknownState(value))
     }
 }
 
@@ -143,11 +140,7 @@ impl BlobRecord {
         match &self.inline {
             None => out.push(PLACEMENT_FILE),
             Some(bytes) => {
-                assert_eq!(
-                    bytes.len() as u64,
-                    self.size_bytes,
-                    "inline bytes are the whole blob"
-                );
+                assert_eq!(bytes.len() as u64, self.size_bytes, "inline bytes are the whole blob");
                 out.push(PLACEMENT_INLINE);
             }
         }
@@ -189,19 +182,12 @@ impl BlobRecord {
             other => return Err(RecordError::UnknownPlacement(other)),
         };
         reader.finish()?;
-        Ok(BlobRecord {
-            size_bytes,
-            block_crcs,
-            inline,
-        })
+        Ok(BlobRecord { size_bytes, block_crcs, inline })
     }
 }
 
 fn put_short_text(out: &mut Vec<u8>, text: &str) {
-    assert!(
-        text.len() <= SHORT_TEXT_LEN_MAX,
-        "short text is validated before encoding"
-    );
+    assert!(text.len() <= SHORT_TEXT_LEN_MAX, "short text is validated before encoding");
     out.push(text.len() as u8);
     out.extend_from_slice(text.as_bytes());
 }
@@ -261,10 +247,7 @@ mod tests {
     fn sample() -> KeyRecord {
         KeyRecord {
             state: KeyState::NeedReplication,
-            version: Version {
-                hlc: 0x0123_4567_89ab_cdef,
-                node_id: 42,
-            },
+            version: Version { hlc: 0x0123_4567_89ab_cdef, node_id: 42 },
             sha256: Digest([7; 32]),
             size_bytes: 1 << 40,
             class: "default".into(),
@@ -291,16 +274,10 @@ mod tests {
         assert_eq!(KeyRecord::decode(&longer), Err(RecordError::Trailing(1)));
         let mut bad_state = bytes.clone();
         bad_state[1] = 99;
-        assert_eq!(
-            KeyRecord::decode(&bad_state),
-            Err(RecordError::UnknownState(99))
-        );
+        assert_eq!(KeyRecord::decode(&bad_state), Err(RecordError::UnknownState(99)));
         let mut bad_format = bytes;
         bad_format[0] = 2;
-        assert_eq!(
-            KeyRecord::decode(&bad_format),
-            Err(RecordError::UnknownFormat(2))
-        );
+        assert_eq!(KeyRecord::decode(&bad_format), Err(RecordError::UnknownFormat(2)));
     }
 
     #[test]
@@ -314,17 +291,10 @@ mod tests {
         assert_eq!(bytes.len(), 18 + 16);
         assert_eq!(BlobRecord::decode(&bytes), Ok(record));
         assert!(BlobRecord::decode(&bytes[..bytes.len() - 1]).is_err());
-        let empty = BlobRecord {
-            size_bytes: 0,
-            block_crcs: vec![],
-            inline: Some(vec![]),
-        };
+        let empty = BlobRecord { size_bytes: 0, block_crcs: vec![], inline: Some(vec![]) };
         assert_eq!(BlobRecord::decode(&empty.encode()), Ok(empty));
-        let small = BlobRecord {
-            size_bytes: 3,
-            block_crcs: vec![9],
-            inline: Some(b"abc".to_vec()),
-        };
+        let small =
+            BlobRecord { size_bytes: 3, block_crcs: vec![9], inline: Some(b"abc".to_vec()) };
         let bytes = small.encode();
         assert_eq!(BlobRecord::decode(&bytes), Ok(small));
         for cut in 0..bytes.len() {
@@ -332,9 +302,6 @@ mod tests {
         }
         let mut bad_placement = bytes.clone();
         bad_placement[1] = 7;
-        assert_eq!(
-            BlobRecord::decode(&bad_placement),
-            Err(RecordError::UnknownPlacement(7))
-        );
+        assert_eq!(BlobRecord::decode(&bad_placement), Err(RecordError::UnknownPlacement(7)));
     }
 }

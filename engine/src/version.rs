@@ -30,10 +30,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(node_id: u64) -> Clock {
-        Clock {
-            last: AtomicU64::new(0),
-            node_id,
-        }
+        Clock { last: AtomicU64::new(0), node_id }
     }
 
     pub fn node_id(&self) -> u64 {
@@ -44,14 +41,9 @@ impl Clock {
         let wall = physical_now_ms() << LOGICAL_BITS;
         let previous = self
             .last
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                Some(wall.max(last + 1))
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| Some(wall.max(last + 1)))
             .expect("the update closure always returns Some");
-        Version {
-            hlc: wall.max(previous + 1),
-            node_id: self.node_id,
-        }
+        Version { hlc: wall.max(previous + 1), node_id: self.node_id }
     }
 
     /// Moves the clock past a version seen elsewhere, so our next version
@@ -62,10 +54,7 @@ impl Clock {
 }
 
 fn physical_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -81,10 +70,7 @@ mod tests {
             assert!(next > last);
             last = next;
         }
-        let future = Version {
-            hlc: last.hlc + (1 << 30),
-            node_id: 9,
-        };
+        let future = Version { hlc: last.hlc + (1 << 30), node_id: 9 };
         clock.observe(future);
         assert!(clock.now().hlc > future.hlc);
     }

@@ -53,10 +53,7 @@ impl BlobWriter {
     pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         self.integrity.update(data);
         while !data.is_empty() {
-            let buffer = self
-                .buffer
-                .as_mut()
-                .expect("a buffer is present between writes");
+            let buffer = self.buffer.as_mut().expect("a buffer is present between writes");
             let take = (WRITE_BUFFER_BYTES - self.buffer_len).min(data.len());
             buffer.as_bytes_mut()[self.buffer_len..self.buffer_len + take]
                 .copy_from_slice(&data[..take]);
@@ -75,10 +72,7 @@ impl BlobWriter {
         let size_bytes = self.size_bytes();
         if self.buffer_len > 0 {
             let aligned = self.file.align_up(self.buffer_len as u64) as usize;
-            let buffer = self
-                .buffer
-                .as_mut()
-                .expect("a buffer is present between writes");
+            let buffer = self.buffer.as_mut().expect("a buffer is present between writes");
             buffer.as_bytes_mut()[self.buffer_len..aligned].fill(0);
             self.submit_buffer(aligned).await?;
         }
@@ -98,10 +92,7 @@ impl BlobWriter {
             let oldest = self.in_flight.pop_front().expect("in_flight is not empty");
             join(oldest).await?;
         }
-        let mut buffer = self
-            .buffer
-            .take()
-            .expect("a buffer is present between writes");
+        let mut buffer = self.buffer.take().expect("a buffer is present between writes");
         buffer.trim_to_size(write_len);
         let file = self.file.clone();
         let offset = self.buffer_offset;
@@ -124,7 +115,5 @@ impl BlobWriter {
 }
 
 async fn join(write: JoinHandle<io::Result<()>>) -> io::Result<()> {
-    write
-        .await
-        .unwrap_or_else(|| Err(io::Error::other("blob write was cancelled")))
+    write.await.unwrap_or_else(|| Err(io::Error::other("blob write was cancelled")))
 }

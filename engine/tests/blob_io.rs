@@ -17,9 +17,7 @@ where
 }
 
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8)
-        .collect()
+    (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 9)) as u8).collect()
 }
 
 #[test]
@@ -37,15 +35,8 @@ fn written_blob_reads_back_verified_in_any_range() {
         let written = writer.finish().await.unwrap();
         assert_eq!(written.size_bytes, data.len() as u64);
         assert_eq!(written.sha256.0, <[u8; 32]>::from(Sha256::digest(&data)));
-        assert_eq!(
-            written.block_crcs.len(),
-            data.len().div_ceil(BLOCK_SIZE_BYTES as usize)
-        );
-        assert_eq!(
-            std::fs::read(&tmp).unwrap(),
-            data,
-            "file holds exactly the bytes"
-        );
+        assert_eq!(written.block_crcs.len(), data.len().div_ceil(BLOCK_SIZE_BYTES as usize));
+        assert_eq!(std::fs::read(&tmp).unwrap(), data, "file holds exactly the bytes");
 
         let record = BlobRecord {
             size_bytes: written.size_bytes,
@@ -53,12 +44,7 @@ fn written_blob_reads_back_verified_in_any_range() {
             inline: None,
         };
         let reader = BlobReader::open(&tmp, record.clone()).await.unwrap();
-        for (start, end) in [
-            (0, data.len()),
-            (1, 2),
-            (65_535, 65_537),
-            (1_048_570, 1_500_123),
-        ] {
+        for (start, end) in [(0, data.len()), (1, 2), (65_535, 65_537), (1_048_570, 1_500_123)] {
             let mut got = Vec::new();
             let mut position = start as u64;
             loop {
@@ -76,10 +62,7 @@ fn written_blob_reads_back_verified_in_any_range() {
         damaged[1_300_000] ^= 1;
         std::fs::write(&tmp, &damaged).unwrap();
         let reader = BlobReader::open(&tmp, record).await.unwrap();
-        assert!(
-            reader.read_chunk(0, 1000).await.is_ok(),
-            "undamaged blocks still read"
-        );
+        assert!(reader.read_chunk(0, 1000).await.is_ok(), "undamaged blocks still read");
         match reader.read_chunk(1_048_576, 1_500_123).await {
             Err(ReadError::Corrupt { block }) => assert_eq!(block, 1_300_000 / 65_536),
             other => panic!("expected corruption, got {other:?}"),
@@ -94,12 +77,7 @@ fn empty_blob_is_written() {
         let dir = DataDir::open(root.path()).unwrap();
         warm_up_direct_io(&dir.probe_path()).await.unwrap();
         let tmp = dir.tmp_path("empty");
-        let written = BlobWriter::create(&tmp)
-            .await
-            .unwrap()
-            .finish()
-            .await
-            .unwrap();
+        let written = BlobWriter::create(&tmp).await.unwrap().finish().await.unwrap();
         assert_eq!(written.size_bytes, 0);
         assert!(written.block_crcs.is_empty());
         assert_eq!(std::fs::metadata(&tmp).unwrap().len(), 0);
@@ -120,18 +98,9 @@ fn inline_blob_reads_verified_ranges_and_detects_damage() {
         inline: Some(data.clone()),
     };
     assert_eq!(read_inline(record.clone(), 0, 150_000).unwrap(), data);
-    assert_eq!(
-        read_inline(record.clone(), 65_530, 65_540).unwrap(),
-        data[65_530..65_540]
-    );
+    assert_eq!(read_inline(record.clone(), 65_530, 65_540).unwrap(), data[65_530..65_540]);
     let mut damaged = record.clone();
     damaged.inline.as_mut().unwrap()[140_000] ^= 4;
-    assert!(
-        read_inline(damaged.clone(), 0, 100).is_ok(),
-        "undamaged blocks still read"
-    );
-    assert!(matches!(
-        read_inline(damaged, 139_000, 141_000),
-        Err(ReadError::Corrupt { block: 2 })
-    ));
+    assert!(read_inline(damaged.clone(), 0, 100).is_ok(), "undamaged blocks still read");
+    assert!(matches!(read_inline(damaged, 139_000, 141_000), Err(ReadError::Corrupt { block: 2 })));
 }

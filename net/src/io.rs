@@ -22,10 +22,7 @@ pub struct GlommioIo {
 
 impl GlommioIo {
     pub fn new(stream: TcpStream) -> GlommioIo {
-        GlommioIo {
-            stream,
-            staging: vec![0u8; STAGING_BYTES].into_boxed_slice(),
-        }
+        GlommioIo { stream, staging: vec![0u8; STAGING_BYTES].into_boxed_slice() }
     }
 }
 

@@ -30,10 +30,7 @@ impl ReusePortListeners {
         for _ in 1..count {
             sockets.push(OwnedFd::from(bind_one(local_addr)?));
         }
-        Ok(ReusePortListeners {
-            local_addr,
-            sockets,
-        })
+        Ok(ReusePortListeners { local_addr, sockets })
     }
 
     /// Splits into one raw socket per shard (they are `Send`).

@@ -38,13 +38,12 @@ pub async fn put(
     let replicas = classes::replicas(&class).ok_or_else(|| {
         ApiError::bad_request("unknown_class", format!("unknown class {class:?}"))
     })?;
-    let expected =
-        match headers.get(DIGEST_HEADER) {
-            None => None,
-            Some(value) => Some(value.to_str().ok().and_then(Digest::from_hex).ok_or_else(
-                || ApiError::bad_request("bad_digest", "X-Content-Sha256 must be 64 hex digits"),
-            )?),
-        };
+    let expected = match headers.get(DIGEST_HEADER) {
+        None => None,
+        Some(value) => Some(value.to_str().ok().and_then(Digest::from_hex).ok_or_else(|| {
+            ApiError::bad_request("bad_digest", "X-Content-Sha256 must be 64 hex digits")
+        })?),
+    };
     let content_type = match headers.get(header::CONTENT_TYPE) {
         None => String::new(),
         Some(value) => value
@@ -52,10 +51,7 @@ pub async fn put(
             .ok()
             .filter(|v| v.len() <= CONTENT_TYPE_LEN_MAX)
             .ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_content_type",
-                    "Content-Type is not a short ASCII value",
-                )
+                ApiError::bad_request("bad_content_type", "Content-Type is not a short ASCII value")
             })?
             .to_string(),
     };
@@ -71,10 +67,7 @@ pub async fn put(
         if expected != written.sha256 {
             return Err(ApiError::bad_request(
                 "digest_mismatch",
-                format!(
-                    "body has sha256 {}, X-Content-Sha256 said {expected}",
-                    written.sha256
-                ),
+                format!("body has sha256 {}, X-Content-Sha256 said {expected}", written.sha256),
             ));
         }
     }
@@ -110,11 +103,8 @@ async fn finish_upload(
     commit: PutCommit,
 ) -> Result<(String, String, KeyRecord), ApiError> {
     let sha256 = commit.written.sha256;
-    let (domain, key, upload_id) = (
-        commit.domain.clone(),
-        commit.key.clone(),
-        commit.upload_id.clone(),
-    );
+    let (domain, key, upload_id) =
+        (commit.domain.clone(), commit.key.clone(), commit.upload_id.clone());
     if let Err(error) = shard.place(tmp.clone(), sha256).await {
         forget_upload(&shard, &domain, &key, &upload_id, tmp.as_deref());
         return Err(error.into());
@@ -150,9 +140,7 @@ fn forget_upload(
         return;
     };
     glommio::spawn_local(async move {
-        let removed = glommio::executor()
-            .spawn_blocking(move || std::fs::remove_file(&tmp))
-            .await;
+        let removed = glommio::executor().spawn_blocking(move || std::fs::remove_file(&tmp)).await;
         if let Err(error) = removed {
             if error.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(%error, "could not remove an upload's temp file");
@@ -178,10 +166,7 @@ struct Upload<'a> {
 
 /// Where an upload's bytes go.
 enum Sink {
-    Memory {
-        bytes: Vec<u8>,
-        integrity: Integrity,
-    },
+    Memory { bytes: Vec<u8>, integrity: Integrity },
     File(BlobWriter),
 }
 
@@ -264,23 +249,16 @@ impl<'a> Upload<'a> {
                 Sink::File(writer) => writer.write(data).await?,
             }
             self.received_bytes += data.len() as u64;
-            self.shard
-                .node
-                .stats
-                .add(KeyState::Uploading, 0, data.len() as i64);
+            self.shard.node.stats.add(KeyState::Uploading, 0, data.len() as i64);
             self.shard.node.shard_metrics[self.shard.id]
                 .bytes_in
                 .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         match sink {
-            Sink::Memory { bytes, integrity } => Ok(Received {
-                written: integrity.finish(),
-                inline: Some(bytes),
-            }),
-            Sink::File(writer) => Ok(Received {
-                written: writer.finish().await?,
-                inline: None,
-            }),
+            Sink::Memory { bytes, integrity } => {
+                Ok(Received { written: integrity.finish(), inline: Some(bytes) })
+            }
+            Sink::File(writer) => Ok(Received { written: writer.finish().await?, inline: None }),
         }
     }
 
@@ -293,10 +271,7 @@ impl<'a> Upload<'a> {
 
 impl Drop for Upload<'_> {
     fn drop(&mut self) {
-        self.shard
-            .node
-            .stats
-            .add(KeyState::Uploading, -1, -(self.received_bytes as i64));
+        self.shard.node.stats.add(KeyState::Uploading, -1, -(self.received_bytes as i64));
         if !self.handed_over {
             let tmp = self.has_file.then_some(self.tmp.as_path());
             forget_upload(self.shard, &self.domain, &self.key, &self.id, tmp);
@@ -317,10 +292,7 @@ pub async fn get(
 ) -> Result<Response<ResBody>, ApiError> {
     let meta = &shard.node.meta;
     let record = meta.key(&target.domain, &target.key)?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no key {:?} in domain {:?}",
-            target.key, target.domain
-        ))
+        ApiError::not_found(format!("no key {:?} in domain {:?}", target.key, target.domain))
     })?;
     let tag = etag(&record.sha256);
     let mut response = Response::builder()
@@ -341,10 +313,8 @@ pub async fn get(
     let (status, start, end) = match parse_range(range, size) {
         RangeAnswer::Whole => (StatusCode::OK, 0, size),
         RangeAnswer::Part { start, end } => {
-            response = response.header(
-                header::CONTENT_RANGE,
-                format!("bytes {start}-{}/{size}", end - 1),
-            );
+            response =
+                response.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end - 1));
             (StatusCode::PARTIAL_CONTENT, start, end)
         }
         RangeAnswer::NotSatisfiable => {
@@ -356,30 +326,20 @@ pub async fn get(
             let mut answer = error.into_response();
             answer.headers_mut().insert(
                 header::CONTENT_RANGE,
-                format!("bytes */{size}")
-                    .parse()
-                    .expect("valid header value"),
+                format!("bytes */{size}").parse().expect("valid header value"),
             );
             return Ok(answer);
         }
     };
-    let response = response
-        .status(status)
-        .header(header::CONTENT_LENGTH, end - start);
+    let response = response.status(status).header(header::CONTENT_LENGTH, end - start);
     if matches!(kind, ReadKind::Head) || start == end {
         return Ok(response.body(ResBody::empty()).expect("valid headers"));
     }
-    let blob = meta
-        .blob(&record.sha256)?
-        .ok_or_else(|| no_intact_copy(&record.sha256))?;
+    let blob = meta.blob(&record.sha256)?.ok_or_else(|| no_intact_copy(&record.sha256))?;
     if blob.inline.is_some() {
         let bytes = read_inline(blob, start, end).map_err(|error| {
             tracing::error!(sha256 = %record.sha256, %error, "inline blob failed its checksum");
-            shard
-                .node
-                .stats
-                .corrupt_reads
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shard.node.stats.corrupt_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             ApiError::new(StatusCode::BAD_GATEWAY, "corrupt_copy", error.to_string())
         })?;
         shard.node.shard_metrics[shard.id]
@@ -402,10 +362,7 @@ pub async fn get(
         .map_err(|error| read_failed(shard, &record.sha256, error))?;
     let chunks = verified_chunks(shard.clone(), reader, record.sha256, first, start, end);
     Ok(response
-        .body(ResBody::Stream {
-            chunks,
-            remaining_bytes: end - start,
-        })
+        .body(ResBody::Stream { chunks, remaining_bytes: end - start })
         .expect("valid headers"))
 }
 
@@ -421,32 +378,27 @@ fn verified_chunks(
 ) -> ChunkStream {
     let metrics = shard.node.shard_metrics[shard.id].clone();
     let state = (Some(first), start, Rc::new(reader), shard);
-    Box::pin(futures_lite::stream::unfold(
-        state,
-        move |(first, position, reader, shard)| {
-            let metrics = metrics.clone();
-            async move {
-                let chunk = match first {
-                    Some(chunk) => chunk,
-                    None if position >= end => return None,
-                    None => match reader.read_chunk(position, end).await {
-                        Ok(chunk) if chunk.is_empty() => return None,
-                        Ok(chunk) => chunk,
-                        Err(error) => {
-                            let error = read_failed(&shard, &sha256, error);
-                            let failure = std::io::Error::other(error.message);
-                            return Some((Err(failure), (None, end, reader, shard)));
-                        }
-                    },
-                };
-                metrics
-                    .bytes_out
-                    .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                let next = position + chunk.len() as u64;
-                Some((Ok(chunk), (None, next, reader, shard)))
-            }
-        },
-    ))
+    Box::pin(futures_lite::stream::unfold(state, move |(first, position, reader, shard)| {
+        let metrics = metrics.clone();
+        async move {
+            let chunk = match first {
+                Some(chunk) => chunk,
+                None if position >= end => return None,
+                None => match reader.read_chunk(position, end).await {
+                    Ok(chunk) if chunk.is_empty() => return None,
+                    Ok(chunk) => chunk,
+                    Err(error) => {
+                        let error = read_failed(&shard, &sha256, error);
+                        let failure = std::io::Error::other(error.message);
+                        return Some((Err(failure), (None, end, reader, shard)));
+                    }
+                },
+            };
+            metrics.bytes_out.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let next = position + chunk.len() as u64;
+            Some((Ok(chunk), (None, next, reader, shard)))
+        }
+    }))
 }
 
 /// Maps a read failure to an answer; detected corruption also moves the
@@ -456,11 +408,7 @@ fn read_failed(shard: &Rc<Shard>, sha256: &Digest, error: ReadError) -> ApiError
         ReadError::Io(error) => error.into(),
         ReadError::Corrupt { block } => {
             tracing::error!(%sha256, block, "checksum mismatch: copy quarantined");
-            shard
-                .node
-                .stats
-                .corrupt_reads
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shard.node.stats.corrupt_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let data = shard.node.data.clone();
             let sha256 = *sha256;
             glommio::spawn_local(async move {
@@ -491,10 +439,7 @@ fn no_intact_copy(sha256: &Digest) -> ApiError {
 
 pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
     shard.delete(target.domain, target.key).await?;
-    Ok(Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .body(ResBody::empty())
-        .expect("valid"))
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty()).expect("valid"))
 }
 
 pub fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
@@ -535,28 +480,21 @@ fn etag(sha256: &Digest) -> String {
 }
 
 fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|value| {
-            value.split(',').map(str::trim).any(|candidate| {
-                candidate == "*" || candidate == tag || candidate.strip_prefix("W/") == Some(tag)
-            })
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|value| {
+        value.split(',').map(str::trim).any(|candidate| {
+            candidate == "*" || candidate == tag || candidate.strip_prefix("W/") == Some(tag)
         })
+    })
 }
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     match headers.get(header::CONTENT_LENGTH) {
         None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Some)
-            .ok_or_else(|| {
+        Some(value) => {
+            value.to_str().ok().and_then(|v| v.parse().ok()).map(Some).ok_or_else(|| {
                 ApiError::bad_request("bad_content_length", "Content-Length is not a number")
-            }),
+            })
+        }
     }
 }
 

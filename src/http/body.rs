@@ -13,10 +13,7 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>>>>;
 
 pub enum ResBody {
     Full(Option<Bytes>),
-    Stream {
-        chunks: ChunkStream,
-        remaining_bytes: u64,
-    },
+    Stream { chunks: ChunkStream, remaining_bytes: u64 },
 }
 
 impl ResBody {
@@ -45,10 +42,7 @@ impl Body for ResBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             ResBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResBody::Stream {
-                chunks,
-                remaining_bytes,
-            } => {
+            ResBody::Stream { chunks, remaining_bytes } => {
                 if *remaining_bytes == 0 {
                     return Poll::Ready(None);
                 }
@@ -71,9 +65,7 @@ impl Body for ResBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResBody::Full(bytes) => bytes.is_none(),
-            ResBody::Stream {
-                remaining_bytes, ..
-            } => *remaining_bytes == 0,
+            ResBody::Stream { remaining_bytes, .. } => *remaining_bytes == 0,
         }
     }
 
@@ -82,9 +74,7 @@ impl Body for ResBody {
             ResBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            ResBody::Stream {
-                remaining_bytes, ..
-            } => SizeHint::with_exact(*remaining_bytes),
+            ResBody::Stream { remaining_bytes, .. } => SizeHint::with_exact(*remaining_bytes),
         }
     }
 }

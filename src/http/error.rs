@@ -18,11 +18,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -81,11 +77,9 @@ impl From<MetaError> for ApiError {
                 "busy",
                 "too many commits waiting; retry later",
             ),
-            other => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "metadata",
-                other.to_string(),
-            ),
+            other => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metadata", other.to_string())
+            }
         }
     }
 }
@@ -96,11 +90,9 @@ impl From<OpError> for ApiError {
             OpError::NotFound => ApiError::not_found("no such key"),
             OpError::Meta(error) => error.into(),
             OpError::Io(error) => error.into(),
-            OpError::ShardGone(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shard_gone",
-                error.to_string(),
-            ),
+            OpError::ShardGone(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shard_gone", error.to_string())
+            }
         }
     }
 }

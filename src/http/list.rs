@@ -32,11 +32,7 @@ pub fn list(shard: &Shard, domain: &str, query: &Query) -> Result<Response<ResBo
     let mut keys = meta.list_keys(domain, prefix, after, limit + 1)?;
     let more = keys.len() > limit;
     keys.truncate(limit);
-    let next_after = if more {
-        keys.last().map(|(key, _)| key.clone())
-    } else {
-        None
-    };
+    let next_after = if more { keys.last().map(|(key, _)| key.clone()) } else { None };
     let items: Vec<_> = keys
         .iter()
         .map(|(key, record)| {

@@ -30,18 +30,11 @@ pub struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(query: Option<&str>) -> Query {
-        Query(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                .into_owned()
-                .collect(),
-        )
+        Query(form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -63,10 +56,7 @@ pub async fn handle(
     let started = Instant::now();
     let _active = shard.enter_request();
     let (parts, incoming) = request.into_parts();
-    let mut body = RequestBody {
-        incoming,
-        polled: false,
-    };
+    let mut body = RequestBody { incoming, polled: false };
     let response = match dispatch(&shard, &parts, &mut body).await {
         Ok(response) => response,
         Err(error) => {

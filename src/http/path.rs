@@ -54,30 +54,16 @@ mod tests {
     use super::*;
 
     fn key(domain: &str, key: &str) -> Route {
-        Route::Key {
-            domain: domain.into(),
-            key: key.into(),
-        }
+        Route::Key { domain: domain.into(), key: key.into() }
     }
 
     #[test]
     fn routes() {
         assert_eq!(route("/v1/status").unwrap(), Route::Status);
         assert_eq!(route("/metrics").unwrap(), Route::Metrics);
-        assert_eq!(
-            route("/v1/photos").unwrap(),
-            Route::Domain {
-                domain: "photos".into()
-            }
-        );
-        assert_eq!(
-            route("/v1/photos/a/b.jpg").unwrap(),
-            key("photos", "a/b.jpg")
-        );
-        assert_eq!(
-            route("/v1/photos/a%20b%2Fc").unwrap(),
-            key("photos", "a b/c")
-        );
+        assert_eq!(route("/v1/photos").unwrap(), Route::Domain { domain: "photos".into() });
+        assert_eq!(route("/v1/photos/a/b.jpg").unwrap(), key("photos", "a/b.jpg"));
+        assert_eq!(route("/v1/photos/a%20b%2Fc").unwrap(), key("photos", "a b/c"));
         assert_eq!(route("/v1/photos/../x").unwrap(), key("photos", "../x"));
         assert_eq!(route("/elsewhere").unwrap(), Route::Unknown);
     }

@@ -31,10 +31,7 @@ pub fn parse_range(header: Option<&str>, size_bytes: u64) -> RangeAnswer {
             None => RangeAnswer::Whole,
             Some(0) => RangeAnswer::NotSatisfiable,
             Some(_) if size_bytes == 0 => RangeAnswer::NotSatisfiable,
-            Some(n) => RangeAnswer::Part {
-                start: size_bytes.saturating_sub(n),
-                end: size_bytes,
-            },
+            Some(n) => RangeAnswer::Part { start: size_bytes.saturating_sub(n), end: size_bytes },
         },
         (false, open_end) => {
             let Some(start) = parse(first) else {
@@ -65,26 +62,11 @@ mod tests {
     fn ranges() {
         use RangeAnswer::*;
         assert_eq!(parse_range(None, 10), Whole);
-        assert_eq!(
-            parse_range(Some("bytes=0-0"), 10),
-            Part { start: 0, end: 1 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=2-"), 10),
-            Part { start: 2, end: 10 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=2-100"), 10),
-            Part { start: 2, end: 10 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-3"), 10),
-            Part { start: 7, end: 10 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-30"), 10),
-            Part { start: 0, end: 10 }
-        );
+        assert_eq!(parse_range(Some("bytes=0-0"), 10), Part { start: 0, end: 1 });
+        assert_eq!(parse_range(Some("bytes=2-"), 10), Part { start: 2, end: 10 });
+        assert_eq!(parse_range(Some("bytes=2-100"), 10), Part { start: 2, end: 10 });
+        assert_eq!(parse_range(Some("bytes=-3"), 10), Part { start: 7, end: 10 });
+        assert_eq!(parse_range(Some("bytes=-30"), 10), Part { start: 0, end: 10 });
         assert_eq!(parse_range(Some("bytes=10-"), 10), NotSatisfiable);
         assert_eq!(parse_range(Some("bytes=-0"), 10), NotSatisfiable);
         assert_eq!(parse_range(Some("bytes=0-"), 0), NotSatisfiable);

@@ -17,22 +17,14 @@ const TO_DELETE_COUNT_MAX: usize = 100_000;
 pub async fn status(shard: &Shard) -> Result<Response<ResBody>, ApiError> {
     let node = &shard.node;
     let data = node.data.clone();
-    let disk = glommio::executor()
-        .spawn_blocking(move || data.disk_usage_blocking())
-        .await?;
+    let disk = glommio::executor().spawn_blocking(move || data.disk_usage_blocking()).await?;
     let mut keys = serde_json::Map::new();
     for state in KeyState::ALL {
         let (count, bytes) = node.stats.get(state);
-        keys.insert(
-            state.as_str().into(),
-            json!({ "keys": count, "bytes": bytes }),
-        );
+        keys.insert(state.as_str().into(), json!({ "keys": count, "bytes": bytes }));
     }
     let to_delete = node.meta.gc_candidates(TO_DELETE_COUNT_MAX)?.len();
-    keys.insert(
-        KeyState::ToDelete.as_str().into(),
-        json!({ "blobs": to_delete }),
-    );
+    keys.insert(KeyState::ToDelete.as_str().into(), json!({ "blobs": to_delete }));
     let shards: Vec<_> = node
         .shard_metrics
         .iter()

@@ -23,10 +23,7 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn start(extra_args: &[&str]) -> TestNode {
-        let tempdir = tempfile::Builder::new()
-            .prefix("cairn-test-")
-            .tempdir()
-            .expect("tempdir");
+        let tempdir = tempfile::Builder::new().prefix("cairn-test-").tempdir().expect("tempdir");
         let dir = tempdir.path().join("data");
         let mut node = TestNode {
             dir,
@@ -76,10 +73,8 @@ impl TestNode {
         })
         .expect("node wrote ports.json");
         self.base = format!("http://127.0.0.1:{port}");
-        wait_for(START_TIMEOUT, || {
-            ureq::get(&self.url("/v1/status")).call().ok()
-        })
-        .expect("node answers /v1/status");
+        wait_for(START_TIMEOUT, || ureq::get(&self.url("/v1/status")).call().ok())
+            .expect("node answers /v1/status");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -108,9 +103,7 @@ impl TestNode {
     }
 
     pub fn tmp_entries(&self) -> usize {
-        std::fs::read_dir(self.dir.join("tmp"))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        std::fs::read_dir(self.dir.join("tmp")).map(|d| d.count()).unwrap_or(0)
     }
 
     pub fn fid_path(&self, sha256_hex: &str) -> PathBuf {
@@ -154,20 +147,12 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Asserts a JSON error answer with this status and error code.
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "body: {}",
-            String::from_utf8_lossy(&self.body)
-        );
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.json()["error"], code);
     }
 }
@@ -188,15 +173,8 @@ pub fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
         })
         .collect();
     let mut body = Vec::new();
-    response
-        .into_reader()
-        .read_to_end(&mut body)
-        .expect("read body");
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    response.into_reader().read_to_end(&mut body).expect("read body");
+    Reply { status, headers, body }
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

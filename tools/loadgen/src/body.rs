@@ -27,11 +27,7 @@ pub struct RequestBody {
 impl RequestBody {
     pub fn whole(bytes: Bytes) -> RequestBody {
         let remaining_bytes = bytes.len() as u64;
-        RequestBody {
-            head: None,
-            tail: Some(bytes),
-            remaining_bytes,
-        }
+        RequestBody { head: None, tail: Some(bytes), remaining_bytes }
     }
 
     /// `payload` with its first bytes replaced by a stamp unique to this process and `nonce`.
@@ -79,11 +75,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     async fn collect(body: RequestBody) -> Vec<u8> {
-        body.collect()
-            .await
-            .expect("infallible")
-            .to_bytes()
-            .to_vec()
+        body.collect().await.expect("infallible").to_bytes().to_vec()
     }
 
     #[tokio::test]
@@ -96,9 +88,6 @@ mod tests {
         assert_eq!(&first[STAMP_BYTES..], &payload[STAMP_BYTES..]);
         let tiny = collect(RequestBody::stamped(Bytes::from_static(b"abc"), 1)).await;
         assert_eq!(tiny.len(), 3);
-        assert_eq!(
-            collect(RequestBody::whole(payload.clone())).await,
-            payload.to_vec()
-        );
+        assert_eq!(collect(RequestBody::whole(payload.clone())).await, payload.to_vec());
     }
 }

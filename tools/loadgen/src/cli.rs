@@ -169,14 +169,7 @@ mod tests {
         .unwrap();
         let config = cli.config();
         assert_eq!(config.workload, Workload::Mixed);
-        assert_eq!(
-            config.mix,
-            Mix {
-                put: 1,
-                get: 3,
-                delete: 0
-            }
-        );
+        assert_eq!(config.mix, Mix { put: 1, get: 3, delete: 0 });
         assert_eq!(config.sizes.classes().len(), 2);
         assert_eq!(config.rate_per_s, Some(250.0));
         assert_eq!(config.concurrency, 8);

@@ -43,13 +43,9 @@ impl Target {
             Some(slash) => rest.split_at(slash),
             None => (rest, "/"),
         };
-        ensure!(
-            path_template.contains("{key}"),
-            "url template `{url_template}` has no {{key}}"
-        );
-        let parsed: http::uri::Authority = authority
-            .parse()
-            .with_context(|| format!("`{authority}` is not a host[:port]"))?;
+        ensure!(path_template.contains("{key}"), "url template `{url_template}` has no {{key}}");
+        let parsed: http::uri::Authority =
+            authority.parse().with_context(|| format!("`{authority}` is not a host[:port]"))?;
         let sample = path_template.replace("{key}", &key_name(0));
         http::uri::PathAndQuery::try_from(sample.as_str())
             .with_context(|| format!("`{sample}` is not a valid request path"))?;
@@ -60,11 +56,7 @@ impl Target {
             .with_context(|| format!("cannot resolve `{authority}`"))?
             .next()
             .with_context(|| format!("`{authority}` resolves to no address"))?;
-        Ok(Target {
-            addr,
-            authority: authority.to_string(),
-            path_template: path_template.into(),
-        })
+        Ok(Target { addr, authority: authority.to_string(), path_template: path_template.into() })
     }
 
     pub fn path_for(&self, key_index: u64) -> String {
@@ -142,13 +134,8 @@ impl Connection {
         budget: Duration,
     ) -> Result<Received, Failure> {
         let exchange = self.exchange(op, key_index, body, hash_body);
-        let result = tokio::time::timeout(budget, exchange)
-            .await
-            .unwrap_or(Err(Failure::Timeout));
-        if matches!(
-            result,
-            Err(Failure::Io | Failure::Connect | Failure::Timeout)
-        ) {
+        let result = tokio::time::timeout(budget, exchange).await.unwrap_or(Err(Failure::Timeout));
+        if matches!(result, Err(Failure::Io | Failure::Connect | Failure::Timeout)) {
             self.reset();
         }
         result
@@ -174,11 +161,7 @@ impl Connection {
             .body(body)
             .expect("the path and host were validated when the target was resolved");
         let link = self.ready_link().await?;
-        let response = link
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|_| Failure::Io)?;
+        let response = link.sender.send_request(request).await.map_err(|_| Failure::Io)?;
         let status = response.status();
         let mut hasher = (hash_body && status.is_success()).then(Sha256::new);
         let mut body = response.into_body();
@@ -197,10 +180,7 @@ impl Connection {
         if !status.is_success() {
             return Err(Failure::Status(status.as_u16()));
         }
-        Ok(Received {
-            body_bytes,
-            digest: hasher.map(|h| h.finalize().into()),
-        })
+        Ok(Received { body_bytes, digest: hasher.map(|h| h.finalize().into()) })
     }
 
     async fn ready_link(&mut self) -> Result<&mut Link, Failure> {
@@ -220,9 +200,7 @@ impl Connection {
 }
 
 async fn connect(addr: SocketAddr) -> Result<Link, Failure> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|_| Failure::Connect)?;
+    let stream = TcpStream::connect(addr).await.map_err(|_| Failure::Connect)?;
     // Small requests must not wait on Nagle; failing to set it only costs latency.
     let _ = stream.set_nodelay(true);
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -248,26 +226,19 @@ mod tests {
 
     #[tokio::test]
     async fn template_substitutes_domain_and_key() {
-        let target = Target::resolve("http://127.0.0.1:7500/v1/{domain}/{key}", "bench")
-            .await
-            .unwrap();
+        let target =
+            Target::resolve("http://127.0.0.1:7500/v1/{domain}/{key}", "bench").await.unwrap();
         assert_eq!(target.addr, "127.0.0.1:7500".parse().unwrap());
         assert_eq!(target.path_for(7), "/v1/bench/k000007");
-        let webdav = Target::resolve("http://127.0.0.1:8080/{key}", "x")
-            .await
-            .unwrap();
+        let webdav = Target::resolve("http://127.0.0.1:8080/{key}", "x").await.unwrap();
         assert_eq!(webdav.path_for(3), "/k000003");
         assert_eq!(webdav.authority, "127.0.0.1:8080");
     }
 
     #[tokio::test]
     async fn bad_templates_are_refused() {
-        assert!(Target::resolve("https://127.0.0.1/{key}", "d")
-            .await
-            .is_err());
-        assert!(Target::resolve("http://127.0.0.1:1/fixed", "d")
-            .await
-            .is_err());
+        assert!(Target::resolve("https://127.0.0.1/{key}", "d").await.is_err());
+        assert!(Target::resolve("http://127.0.0.1:1/fixed", "d").await.is_err());
         assert!(Target::resolve("http:///{key}", "d").await.is_err());
     }
 

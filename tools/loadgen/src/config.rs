@@ -53,22 +53,14 @@ pub struct Mix {
 
 impl Default for Mix {
     fn default() -> Self {
-        Mix {
-            put: 1,
-            get: 9,
-            delete: 0,
-        }
+        Mix { put: 1, get: 9, delete: 0 }
     }
 }
 
 impl Mix {
     /// Parses `put=1,get=9` (also `delete=N`); operations not named get weight 0.
     pub fn parse(text: &str) -> Result<Mix> {
-        let mut mix = Mix {
-            put: 0,
-            get: 0,
-            delete: 0,
-        };
+        let mut mix = Mix { put: 0, get: 0, delete: 0 };
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part
                 .split_once('=')
@@ -156,15 +148,9 @@ impl SizeDist {
             classes.len() <= MAX_SIZE_CLASSES,
             "size `{text}` has more than {MAX_SIZE_CLASSES} distinct sizes"
         );
-        ensure!(
-            classes.iter().any(|c| c.weight > 0),
-            "size `{text}` has no positive weight"
-        );
+        ensure!(classes.iter().any(|c| c.weight > 0), "size `{text}` has no positive weight");
         classes.retain(|c| c.weight > 0);
-        Ok(SizeDist {
-            classes,
-            spec: text.trim().to_string(),
-        })
+        Ok(SizeDist { classes, spec: text.trim().to_string() })
     }
 
     pub fn classes(&self) -> &[SizeClass] {
@@ -186,20 +172,14 @@ impl SizeDist {
             }
             point -= weight;
         }
-        self.classes
-            .last()
-            .expect("a parsed distribution has a class")
-            .size_bytes
+        self.classes.last().expect("a parsed distribution has a class").size_bytes
     }
 
     /// The weighted mean size, which is the exact size for a single class.
     pub fn mean_bytes(&self) -> u64 {
         let total: u128 = self.classes.iter().map(|c| u128::from(c.weight)).sum();
-        let sum: u128 = self
-            .classes
-            .iter()
-            .map(|c| u128::from(c.size_bytes) * u128::from(c.weight))
-            .sum();
+        let sum: u128 =
+            self.classes.iter().map(|c| u128::from(c.size_bytes) * u128::from(c.weight)).sum();
         u64::try_from(sum / total.max(1)).unwrap_or(u64::MAX)
     }
 }
@@ -212,9 +192,7 @@ fn scale(r: u64, n: u64) -> u64 {
 /// Parses `4096`, `4k`, `4kb`, `4kib`, `1.5m`, `1g` into bytes (binary multiples).
 pub fn parse_size_bytes(text: &str) -> Result<u64> {
     let lower = text.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
+    let digits_end = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
     let multiplier: u64 = match unit.trim() {
         "" | "b" => 1,
@@ -223,9 +201,7 @@ pub fn parse_size_bytes(text: &str) -> Result<u64> {
         "g" | "gb" | "gib" => 1 << 30,
         other => bail!("size unit `{other}` in `{text}` is not one of b, k, m, g"),
     };
-    let number: f64 = number
-        .parse()
-        .with_context(|| format!("size `{text}` has no number"))?;
+    let number: f64 = number.parse().with_context(|| format!("size `{text}` has no number"))?;
     let size_bytes = (number * multiplier as f64).round();
     ensure!(
         size_bytes.is_finite() && size_bytes >= 0.0 && size_bytes <= MAX_SIZE_BYTES as f64,
@@ -237,13 +213,9 @@ pub fn parse_size_bytes(text: &str) -> Result<u64> {
 /// Parses `10s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let lower = text.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
+    let digits_end = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits_end);
-    let number: f64 = number
-        .parse()
-        .with_context(|| format!("duration `{text}` has no number"))?;
+    let number: f64 = number.parse().with_context(|| format!("duration `{text}` has no number"))?;
     let unit_s = match unit.trim() {
         "" | "s" => 1.0,
         "ms" => 0.001,
@@ -328,10 +300,7 @@ impl Config {
             (1..=MAX_CONCURRENCY).contains(&self.concurrency),
             "concurrency must be 1..={MAX_CONCURRENCY}"
         );
-        ensure!(
-            (1..=MAX_KEYS).contains(&self.keys),
-            "keys must be 1..={MAX_KEYS}"
-        );
+        ensure!((1..=MAX_KEYS).contains(&self.keys), "keys must be 1..={MAX_KEYS}");
         if let Some(rate) = self.rate_per_s {
             ensure!(
                 rate.is_finite() && rate > 0.0 && rate <= MAX_RATE_PER_S,
@@ -369,11 +338,7 @@ mod tests {
     #[test]
     fn size_distribution_parses_weights() {
         let dist = SizeDist::parse("4k:80,1m:20").unwrap();
-        let sizes: Vec<_> = dist
-            .classes()
-            .iter()
-            .map(|c| (c.size_bytes, c.weight))
-            .collect();
+        let sizes: Vec<_> = dist.classes().iter().map(|c| (c.size_bytes, c.weight)).collect();
         assert_eq!(sizes, vec![(4096, 80), (1 << 20, 20)]);
         assert_eq!(dist.mean_bytes(), (4096 * 80 + (1 << 20) * 20) / 100);
         assert_eq!(dist.pick(0), 4096);
@@ -386,14 +351,7 @@ mod tests {
     #[test]
     fn mix_parses_and_picks_by_weight() {
         let mix = Mix::parse("put=1,get=9").unwrap();
-        assert_eq!(
-            mix,
-            Mix {
-                put: 1,
-                get: 9,
-                delete: 0
-            }
-        );
+        assert_eq!(mix, Mix { put: 1, get: 9, delete: 0 });
         assert_eq!(mix.pick(0), Op::Put);
         assert_eq!(mix.pick(u64::MAX), Op::Get);
         assert_eq!(Mix::parse("delete=1").unwrap().pick(12345), Op::Delete);
@@ -415,15 +373,9 @@ mod tests {
     #[test]
     fn defaults_validate() {
         Config::default().validate().unwrap();
-        let bad = Config {
-            concurrency: 0,
-            ..Config::default()
-        };
+        let bad = Config { concurrency: 0, ..Config::default() };
         assert!(bad.validate().is_err());
-        let bad = Config {
-            rate_per_s: Some(0.0),
-            ..Config::default()
-        };
+        let bad = Config { rate_per_s: Some(0.0), ..Config::default() };
         assert!(bad.validate().is_err());
     }
 }

@@ -32,10 +32,7 @@ impl Snapshot {
     /// (server, own) CPU seconds used from `earlier` to `self`.
     pub fn since(&self, earlier: &Snapshot) -> (Option<f64>, Option<f64>) {
         let delta = |now: Option<f64>, then: Option<f64>| Some(now? - then?);
-        (
-            delta(self.server_s, earlier.server_s),
-            delta(self.own_s, earlier.own_s),
-        )
+        (delta(self.server_s, earlier.server_s), delta(self.own_s, earlier.own_s))
     }
 }
 

@@ -40,10 +40,7 @@ impl Payloads {
             .iter()
             .map(|class| (class.size_bytes, generate(class.size_bytes)))
             .collect();
-        Payloads {
-            sizes: sizes.clone(),
-            buffers,
-        }
+        Payloads { sizes: sizes.clone(), buffers }
     }
 
     /// A fixed function of the key, so every PUT of a key has the same size and a GET knows
@@ -55,17 +52,11 @@ impl Payloads {
     pub fn for_key(&self, key_index: u64) -> Payload {
         let size_bytes = self.size_for_key(key_index);
         let offset_bytes = mix64(key_index ^ OFFSET_SALT) % OFFSET_SPAN_BYTES;
-        let buffer = self
-            .buffers
-            .get(&size_bytes)
-            .expect("every size of the distribution has a buffer");
+        let buffer =
+            self.buffers.get(&size_bytes).expect("every size of the distribution has a buffer");
         let start = usize::try_from(offset_bytes).expect("the offset is below OFFSET_SPAN_BYTES");
         let len = usize::try_from(size_bytes).expect("sizes are bounded by MAX_SIZE_BYTES");
-        Payload {
-            bytes: buffer.slice(start..start + len),
-            size_bytes,
-            offset_bytes,
-        }
+        Payload { bytes: buffer.slice(start..start + len), size_bytes, offset_bytes }
     }
 }
 
@@ -108,14 +99,8 @@ mod tests {
         let payloads = Payloads::new(&SizeDist::parse("1k:1,4k:1").unwrap());
         let distinct: std::collections::HashSet<Bytes> =
             (0..100).map(|k| payloads.for_key(k).bytes).collect();
-        assert!(
-            distinct.len() > 90,
-            "only {} distinct payloads",
-            distinct.len()
-        );
-        let small = (0..1000)
-            .filter(|&k| payloads.size_for_key(k) == 1024)
-            .count();
+        assert!(distinct.len() > 90, "only {} distinct payloads", distinct.len());
+        let small = (0..1000).filter(|&k| payloads.size_for_key(k) == 1024).count();
         assert!((400..600).contains(&small), "{small} of 1000 keys are 1k");
     }
 

@@ -50,10 +50,7 @@ pub async fn prefill(
                     break tally;
                 }
                 let body = RequestBody::whole(payloads.for_key(key_index).bytes);
-                match connection
-                    .request(Op::Put, key_index, body, false, timeout)
-                    .await
-                {
+                match connection.request(Op::Put, key_index, body, false, timeout).await {
                     Ok(_) => tally.ops += 1,
                     Err(failure) => {
                         error_count.fetch_add(1, Ordering::Relaxed);

@@ -28,11 +28,7 @@ pub async fn show(live: Arc<Live>, start: Instant, measure_start: Instant, tick_
     for _ in 0..tick_limit {
         let now = ticker.tick().await;
         let finished = live.finished.load(Ordering::Relaxed);
-        let phase = if now < measure_start {
-            "warmup"
-        } else {
-            "measure"
-        };
+        let phase = if now < measure_start { "warmup" } else { "measure" };
         let line = format!(
             "{:>5.0}s {phase:<7} {:>10} ops  {:>9}/s  errors {}",
             (now - start).as_secs_f64(),
@@ -43,11 +39,8 @@ pub async fn show(live: Arc<Live>, start: Instant, measure_start: Instant, tick_
         previous_finished = finished;
         let mut stderr = std::io::stderr().lock();
         // A status line that cannot be written is not worth stopping the run for.
-        let _ = if terminal {
-            write!(stderr, "\r{line}\x1b[K")
-        } else {
-            writeln!(stderr, "{line}")
-        };
+        let _ =
+            if terminal { write!(stderr, "\r{line}\x1b[K") } else { writeln!(stderr, "{line}") };
         let _ = stderr.flush();
     }
 }

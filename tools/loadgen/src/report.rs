@@ -144,10 +144,9 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pacing = match self.rate {
-            Some(rate) => format!(
-                "open loop at {rate} req/s, up to {} connections",
-                self.concurrency
-            ),
+            Some(rate) => {
+                format!("open loop at {rate} req/s, up to {} connections", self.concurrency)
+            }
             None => format!("closed loop, {} connections", self.concurrency),
         };
         let op = match &self.mix {
@@ -184,11 +183,7 @@ impl fmt::Display for Report {
             writeln!(f, "errors      {}", describe_counts(&self.errors))?;
         }
         if !self.prefill_errors.is_empty() {
-            writeln!(
-                f,
-                "prefill     errors {}",
-                describe_counts(&self.prefill_errors)
-            )?;
+            writeln!(f, "prefill     errors {}", describe_counts(&self.prefill_errors))?;
         }
         let cpu = |seconds: Option<f64>| match seconds {
             Some(seconds) => format!("{seconds:.2} s"),
@@ -203,10 +198,8 @@ impl fmt::Display for Report {
 }
 
 fn describe_counts(counts: &BTreeMap<String, u64>) -> String {
-    let parts: Vec<String> = counts
-        .iter()
-        .map(|(label, count)| format!("{label} {count}"))
-        .collect();
+    let parts: Vec<String> =
+        counts.iter().map(|(label, count)| format!("{label} {count}")).collect();
     parts.join(", ")
 }
 
@@ -244,10 +237,7 @@ mod tests {
             assert!(json.get(field).is_some(), "missing {field}");
         }
         for field in ["p50", "p90", "p99", "p999", "max"] {
-            assert!(
-                json["latency_ms"].get(field).is_some(),
-                "missing latency_ms.{field}"
-            );
+            assert!(json["latency_ms"].get(field).is_some(), "missing latency_ms.{field}");
         }
         assert_eq!(json["op"], "put");
         assert_eq!(json["size_bytes"], 4096);

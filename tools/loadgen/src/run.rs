@@ -32,14 +32,8 @@ pub async fn run(config: Config) -> Result<Report> {
     let payloads = Arc::new(payloads);
     let prefilled = if config.prefill {
         let (keys, connections) = (config.keys, config.concurrency);
-        prefill(
-            Arc::clone(&target),
-            Arc::clone(&payloads),
-            keys,
-            connections,
-            config.timeout,
-        )
-        .await?
+        prefill(Arc::clone(&target), Arc::clone(&payloads), keys, connections, config.timeout)
+            .await?
     } else {
         PrefillTally::default()
     };
@@ -48,13 +42,9 @@ pub async fn run(config: Config) -> Result<Report> {
     let _ = Snapshot::take(config.server_pid);
     let start = Instant::now();
     let schedule = match config.rate_per_s {
-        Some(rate_per_s) => Schedule::open(
-            start,
-            rate_per_s,
-            config.warmup,
-            config.duration,
-            config.requests,
-        ),
+        Some(rate_per_s) => {
+            Schedule::open(start, rate_per_s, config.warmup, config.duration, config.requests)
+        }
         None => Schedule::closed(start, config.warmup, config.duration, config.requests),
     };
     let measure_start = schedule.measure_start();
@@ -81,12 +71,7 @@ pub async fn run(config: Config) -> Result<Report> {
     let progress = config.progress.then(|| {
         // Past warmup + duration + one timeout nothing is left to show.
         let tick_limit = (config.warmup + config.duration + config.timeout).as_secs() + 2;
-        tokio::spawn(progress::show(
-            Arc::clone(&live),
-            start,
-            measure_start,
-            tick_limit,
-        ))
+        tokio::spawn(progress::show(Arc::clone(&live), start, measure_start, tick_limit))
     });
 
     let mut workers = JoinSet::new();
@@ -111,19 +96,13 @@ pub async fn run(config: Config) -> Result<Report> {
         .saturating_duration_since(measure_start)
         .as_secs_f64();
     let (server_cpu_s, loadgen_cpu_s) = cpu_at_end.since(&cpu_at_start);
-    let measured = Measured {
-        duration_s,
-        prefill: prefilled,
-        server_cpu_s,
-        loadgen_cpu_s,
-    };
+    let measured = Measured { duration_s, prefill: prefilled, server_cpu_s, loadgen_cpu_s };
     Ok(Report::new(&config, tallies, measured))
 }
 
 /// Distinguishes this run's stamped bodies from those of earlier runs against the same server.
 fn stamp_nonce() -> u64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     since_epoch.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(48)
 }

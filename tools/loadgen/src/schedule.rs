@@ -29,16 +29,8 @@ pub struct Schedule {
 }
 
 enum Pacing {
-    Closed {
-        measure_start: Instant,
-        measure_end: Instant,
-        counted_limit: u64,
-    },
-    Open {
-        rate_per_s: f64,
-        warmup_slots: u64,
-        counted_slots: u64,
-    },
+    Closed { measure_start: Instant, measure_end: Instant, counted_limit: u64 },
+    Open { rate_per_s: f64, warmup_slots: u64, counted_slots: u64 },
 }
 
 impl Schedule {
@@ -73,11 +65,7 @@ impl Schedule {
         let counted_slots = slots_in(duration).min(requests.unwrap_or(u64::MAX));
         Schedule {
             start,
-            pacing: Pacing::Open {
-                rate_per_s,
-                warmup_slots,
-                counted_slots,
-            },
+            pacing: Pacing::Open { rate_per_s, warmup_slots, counted_slots },
             next: AtomicU64::new(0),
         }
     }
@@ -86,11 +74,9 @@ impl Schedule {
     pub fn measure_start(&self) -> Instant {
         match self.pacing {
             Pacing::Closed { measure_start, .. } => measure_start,
-            Pacing::Open {
-                rate_per_s,
-                warmup_slots,
-                ..
-            } => self.slot_time(rate_per_s, warmup_slots),
+            Pacing::Open { rate_per_s, warmup_slots, .. } => {
+                self.slot_time(rate_per_s, warmup_slots)
+            }
         }
     }
 
@@ -104,11 +90,7 @@ impl Schedule {
 
     pub fn next(&self, now: Instant) -> Slot {
         match self.pacing {
-            Pacing::Closed {
-                measure_start,
-                measure_end,
-                counted_limit,
-            } => {
+            Pacing::Closed { measure_start, measure_end, counted_limit } => {
                 if now < measure_start {
                     Slot::Warmup { intended: now }
                 } else if now >= measure_end {
@@ -119,11 +101,7 @@ impl Schedule {
                     Slot::Stop
                 }
             }
-            Pacing::Open {
-                rate_per_s,
-                warmup_slots,
-                counted_slots,
-            } => {
+            Pacing::Open { rate_per_s, warmup_slots, counted_slots } => {
                 let slot = self.next.fetch_add(1, Ordering::Relaxed);
                 let intended = self.slot_time(rate_per_s, slot);
                 if slot < warmup_slots {
@@ -149,32 +127,13 @@ mod tests {
     #[test]
     fn closed_loop_counts_only_inside_the_window_and_budget() {
         let start = Instant::now();
-        let schedule = Schedule::closed(
-            start,
-            Duration::from_secs(1),
-            Duration::from_secs(2),
-            Some(2),
-        );
+        let schedule =
+            Schedule::closed(start, Duration::from_secs(1), Duration::from_secs(2), Some(2));
         let in_warmup = start + Duration::from_millis(500);
-        assert_eq!(
-            schedule.next(in_warmup),
-            Slot::Warmup {
-                intended: in_warmup
-            }
-        );
+        assert_eq!(schedule.next(in_warmup), Slot::Warmup { intended: in_warmup });
         let in_window = start + Duration::from_millis(1500);
-        assert_eq!(
-            schedule.next(in_window),
-            Slot::Counted {
-                intended: in_window
-            }
-        );
-        assert_eq!(
-            schedule.next(in_window),
-            Slot::Counted {
-                intended: in_window
-            }
-        );
+        assert_eq!(schedule.next(in_window), Slot::Counted { intended: in_window });
+        assert_eq!(schedule.next(in_window), Slot::Counted { intended: in_window });
         assert_eq!(schedule.next(in_window), Slot::Stop);
         assert_eq!(schedule.next(start + Duration::from_secs(3)), Slot::Stop);
         assert_eq!(schedule.measure_start(), start + Duration::from_secs(1));
@@ -183,13 +142,8 @@ mod tests {
     #[test]
     fn open_loop_slots_have_fixed_intended_times() {
         let start = Instant::now();
-        let schedule = Schedule::open(
-            start,
-            100.0,
-            Duration::from_millis(50),
-            Duration::from_secs(1),
-            None,
-        );
+        let schedule =
+            Schedule::open(start, 100.0, Duration::from_millis(50), Duration::from_secs(1), None);
         assert_eq!(schedule.counted_slots(), Some(100));
         let mut warmup = 0;
         let mut counted = Vec::new();
@@ -207,22 +161,14 @@ mod tests {
         let near = |a: Instant, b: Instant| a.max(b) - a.min(b) < Duration::from_micros(1);
         assert!(near(counted[0], start + Duration::from_millis(50)));
         assert!(near(counted[99], start + Duration::from_millis(1040)));
-        assert!(near(
-            schedule.measure_start(),
-            start + Duration::from_millis(50)
-        ));
+        assert!(near(schedule.measure_start(), start + Duration::from_millis(50)));
     }
 
     #[test]
     fn open_loop_respects_a_request_budget() {
         let start = Instant::now();
-        let schedule = Schedule::open(
-            start,
-            1000.0,
-            Duration::ZERO,
-            Duration::from_secs(10),
-            Some(7),
-        );
+        let schedule =
+            Schedule::open(start, 1000.0, Duration::ZERO, Duration::from_secs(10), Some(7));
         assert_eq!(schedule.counted_slots(), Some(7));
     }
 }

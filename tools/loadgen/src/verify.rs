@@ -43,9 +43,7 @@ impl ExpectedDigests {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u64), Sha256Digest>> {
         // A panic elsewhere cannot leave a half-written digest: entries are inserted whole.
-        self.cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -99,9 +99,8 @@ pub async fn drive(plan: Arc<Plan>, worker_index: u64, seed: u64) -> Tally {
         let key_index = rng.below(plan.keys);
         // In the open loop the deadline, like the latency, runs from the intended send time:
         // a request already late by the whole timeout is a timeout without being sent.
-        let budget = plan
-            .timeout
-            .saturating_sub(Instant::now().saturating_duration_since(intended));
+        let budget =
+            plan.timeout.saturating_sub(Instant::now().saturating_duration_since(intended));
         let outcome = if budget.is_zero() {
             Err(Failure::Timeout)
         } else {
@@ -172,18 +171,9 @@ async fn perform(
         Op::Get | Op::Delete => (RequestBody::whole(Bytes::new()), 0),
     };
     let hash_body = op == Op::Get && plan.expected.is_some();
-    let received = connection
-        .request(op, key_index, body, hash_body, budget)
-        .await?;
-    let bytes = if op == Op::Get {
-        received.body_bytes
-    } else {
-        size_bytes
-    };
-    Ok(Moved {
-        bytes,
-        digest: received.digest,
-    })
+    let received = connection.request(op, key_index, body, hash_body, budget).await?;
+    let bytes = if op == Op::Get { received.body_bytes } else { size_bytes };
+    Ok(Moved { bytes, digest: received.digest })
 }
 
 /// With `--verify`, a GET body must hash like the payload its key was PUT with.

@@ -36,14 +36,8 @@ async fn closed_loop_counts_exactly_the_requested_number() {
     assert_eq!(report.ops, 200);
     assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
     assert_eq!(report.prefill_ops, 50);
-    assert!(
-        report.warmup_requests > 0,
-        "a 200 ms warmup sends something"
-    );
-    assert_eq!(
-        server.requests(),
-        200 + report.warmup_requests + report.prefill_ops
-    );
+    assert!(report.warmup_requests > 0, "a 200 ms warmup sends something");
+    assert_eq!(server.requests(), 200 + report.warmup_requests + report.prefill_ops);
     assert_eq!(report.bytes, 200 * 4096);
     assert!(report.ops_per_s > 0.0 && report.mb_per_s > 0.0);
     assert!(report.latency_ms.p50 > 0.0 && report.latency_ms.max >= report.latency_ms.p99);
@@ -98,11 +92,7 @@ async fn verify_catches_a_corrupted_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_of_keys_never_put_counts_404() {
     let server = BlobServer::start(Behaviour::default()).await;
-    let config = Config {
-        workload: Workload::Get,
-        requests: Some(20),
-        ..config_for(&server)
-    };
+    let config = Config { workload: Workload::Get, requests: Some(20), ..config_for(&server) };
     let report = loadgen::run(config).await.unwrap();
     assert_eq!(report.requests, 20);
     assert_eq!(report.ops, 0);
@@ -123,11 +113,7 @@ async fn refused_connections_count_as_connect_errors() {
     };
     let report = loadgen::run(config).await.unwrap();
     assert_eq!(report.ops, 0);
-    assert!(
-        report.errors.get("connect").copied().unwrap_or(0) > 0,
-        "{:?}",
-        report.errors
-    );
+    assert!(report.errors.get("connect").copied().unwrap_or(0) > 0, "{:?}", report.errors);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,22 +147,16 @@ async fn mixed_run_sends_every_op_and_counts_them() {
     assert_eq!(server.requests(), 300);
     // GETs and DELETEs of keys not (or no longer) there are 404s, and nothing else fails:
     // whatever a GET finds is exactly what its key was PUT with.
-    assert!(
-        report.errors.keys().all(|kind| kind == "404"),
-        "{:?}",
-        report.errors
-    );
+    assert!(report.errors.keys().all(|kind| kind == "404"), "{:?}", report.errors);
     assert_eq!(report.ops + report.errors_total, 300);
     assert_eq!(report.mix.as_deref(), Some("put=2,get=2,delete=1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_server_times_out() {
-    let server = BlobServer::start(Behaviour {
-        delay: Duration::from_millis(500),
-        ..Behaviour::default()
-    })
-    .await;
+    let server =
+        BlobServer::start(Behaviour { delay: Duration::from_millis(500), ..Behaviour::default() })
+            .await;
     let config = Config {
         timeout: Duration::from_millis(100),
         duration: Duration::from_millis(500),
@@ -185,19 +165,12 @@ async fn slow_server_times_out() {
     };
     let report = loadgen::run(config).await.unwrap();
     assert_eq!(report.ops, 0);
-    assert!(
-        report.errors.get("timeout").copied().unwrap_or(0) >= 4,
-        "{:?}",
-        report.errors
-    );
+    assert!(report.errors.get("timeout").copied().unwrap_or(0) >= 4, "{:?}", report.errors);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_latency_includes_queueing() {
-    let behaviour = Behaviour {
-        delay: Duration::from_millis(50),
-        ..Behaviour::default()
-    };
+    let behaviour = Behaviour { delay: Duration::from_millis(50), ..Behaviour::default() };
     let server = BlobServer::start(behaviour).await;
     let base = Config {
         concurrency: 1,
@@ -208,36 +181,15 @@ async fn open_loop_latency_includes_queueing() {
 
     // 100 requests intended over 1 s, served one at a time at 50 ms each: the queue grows to
     // about 4.5 s, and the open loop's latency must show it.
-    let open = loadgen::run(Config {
-        rate_per_s: Some(100.0),
-        ..base.clone()
-    })
-    .await
-    .unwrap();
+    let open = loadgen::run(Config { rate_per_s: Some(100.0), ..base.clone() }).await.unwrap();
     assert_eq!(open.requests, 100);
     assert!(open.errors.is_empty(), "errors: {:?}", open.errors);
-    assert!(
-        open.latency_ms.p99 > 1000.0,
-        "open-loop p99 {} ms",
-        open.latency_ms.p99
-    );
-    assert!(
-        open.latency_ms.p50 > 500.0,
-        "open-loop p50 {} ms",
-        open.latency_ms.p50
-    );
+    assert!(open.latency_ms.p99 > 1000.0, "open-loop p99 {} ms", open.latency_ms.p99);
+    assert!(open.latency_ms.p50 > 500.0, "open-loop p50 {} ms", open.latency_ms.p50);
 
     // The closed loop only ever waits for the server, so it sees the 50 ms itself.
     let closed = loadgen::run(base).await.unwrap();
     assert!(closed.ops >= 10, "closed loop did {} ops", closed.ops);
-    assert!(
-        closed.latency_ms.p50 >= 50.0,
-        "closed-loop p50 {} ms",
-        closed.latency_ms.p50
-    );
-    assert!(
-        closed.latency_ms.p99 < 150.0,
-        "closed-loop p99 {} ms",
-        closed.latency_ms.p99
-    );
+    assert!(closed.latency_ms.p50 >= 50.0, "closed-loop p50 {} ms", closed.latency_ms.p50);
+    assert!(closed.latency_ms.p99 < 150.0, "closed-loop p99 {} ms", closed.latency_ms.p99);
 }

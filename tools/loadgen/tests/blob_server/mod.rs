@@ -38,12 +38,8 @@ pub struct BlobServer {
 
 impl BlobServer {
     pub async fn start(behaviour: Behaviour) -> BlobServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().expect("a bound listener has an address");
         let requests = Arc::new(AtomicU64::new(0));
         let state = Arc::new(State {
             behaviour,
@@ -70,11 +66,7 @@ impl BlobServer {
             };
             let _ = tokio::time::timeout(MAX_LIFETIME, accept_loop).await;
         });
-        BlobServer {
-            addr,
-            requests,
-            accept_task,
-        }
+        BlobServer { addr, requests, accept_task }
     }
 
     pub fn url_template(&self) -> String {
@@ -104,13 +96,7 @@ impl State {
         if !self.behaviour.delay.is_zero() {
             tokio::time::sleep(self.behaviour.delay).await;
         }
-        let key = request
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let key = request.uri().path().rsplit('/').next().unwrap_or_default().to_string();
         let method = request.method().clone();
         let status_only = |status: StatusCode| {
             let mut response = Response::new(Full::new(Bytes::new()));
