@@ -1,6 +1,7 @@
 //! The `cairn` binary: `cairn serve` runs a node; the other commands are a
 //! client of a node's HTTP API.
 
+mod cache;
 mod classes;
 mod client;
 mod http;

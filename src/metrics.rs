@@ -53,6 +53,8 @@ pub struct ShardMetrics {
     latency_sum_us: [AtomicU64; 5],
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Bytes held by the shard's blob cache.
+    pub cache_bytes: AtomicU64,
 }
 
 fn method_index(method: &Method) -> usize {
@@ -134,6 +136,9 @@ pub fn render_prometheus(stats: &NodeStats, shards: &[std::sync::Arc<ShardMetric
             "cairn_request_duration_seconds_count{{method=\"{method}\"}} {cumulative}"
         );
     }
+    out.push_str("# TYPE cairn_cache_bytes gauge\n");
+    let cache_bytes: u64 = shards.iter().map(|s| s.cache_bytes.load(Ordering::Relaxed)).sum();
+    let _ = writeln!(out, "cairn_cache_bytes {cache_bytes}");
     out.push_str("# TYPE cairn_http_bytes_total counter\n");
     let bytes_in: u64 = shards.iter().map(|s| s.bytes_in.load(Ordering::Relaxed)).sum();
     let bytes_out: u64 = shards.iter().map(|s| s.bytes_out.load(Ordering::Relaxed)).sum();

@@ -15,6 +15,8 @@ pub struct NodeConfig {
     pub max_object_size_bytes: u64,
     /// Blobs up to this size live in their RocksDB record, not in a file.
     pub inline_max_bytes: u64,
+    /// Memory for the shards' caches of small blobs, split evenly.
+    pub cache_size_bytes: usize,
     pub body_timeout: Duration,
     pub header_timeout: Duration,
     pub shard_count: usize,

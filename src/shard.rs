@@ -21,6 +21,7 @@ use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
 
+use crate::cache::BlobCache;
 use crate::node::Node;
 
 /// How often the collector looks for blobs nobody refers to.
@@ -73,10 +74,12 @@ pub struct Shard {
     key_locks: RefCell<HashMap<(String, String), Rc<Semaphore>>>,
     /// Requests being served; the collector runs only when this is zero.
     active_requests: Cell<usize>,
+    pub cache: RefCell<BlobCache>,
 }
 
 impl Shard {
     pub fn new(id: usize, node: Arc<Node>, senders: Senders<ShardRequest>) -> Rc<Shard> {
+        let cache_bytes = node.config.cache_size_bytes / node.config.shard_count;
         Rc::new(Shard {
             id,
             node,
@@ -84,6 +87,7 @@ impl Shard {
             pins: RefCell::default(),
             key_locks: RefCell::default(),
             active_requests: Cell::new(0),
+            cache: RefCell::new(BlobCache::new(cache_bytes)),
         })
     }
 

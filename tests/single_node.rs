@@ -440,3 +440,32 @@ fn full_disk_answers_507_and_keeps_earlier_keys() {
     assert_eq!(node.get("full", "small").body, small);
     drop(node);
 }
+
+#[test]
+fn hot_small_blobs_are_served_from_the_shard_cache() {
+    let node = TestNode::start(&[]);
+    let data = bytes(300_000, 31);
+    node.put("hot", "k", &data);
+    assert_eq!(node.get("hot", "k").body, data);
+    let cached: u64 = node.status()["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["cache_bytes"].as_u64().unwrap())
+        .sum();
+    assert!(cached >= 300_000, "blob cached after its first GET ({cached} bytes)");
+    let ranged = reply(ureq::get(&node.key_url("hot", "k")).set("Range", "bytes=1000-1999").call());
+    assert_eq!(ranged.body, &data[1000..2000]);
+
+    let uncached = TestNode::start(&["--cache-size", "0"]);
+    uncached.put("hot", "k", &data);
+    assert_eq!(uncached.get("hot", "k").body, data);
+    assert_eq!(uncached.get("hot", "k").body, data);
+    let cached: u64 = uncached.status()["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["cache_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(cached, 0);
+}

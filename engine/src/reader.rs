@@ -87,19 +87,32 @@ pub fn read_inline(record: BlobRecord, start: u64, end: u64) -> Result<Bytes, Re
             "blob is not inline",
         )));
     };
-    if bytes.len() as u64 != record.size_bytes
-        || record.block_crcs.len() as u64 != block_count(record.size_bytes)
-    {
+    if bytes.len() as u64 != record.size_bytes {
         return Err(ReadError::Corrupt { block: 0 });
     }
-    for block in blocks_covering(start, end) {
+    verify_blocks(&bytes, &record.block_crcs, start, end)?;
+    Ok(Bytes::from(bytes).slice(start.min(end) as usize..end as usize))
+}
+
+/// Checks, against `block_crcs`, every block of the whole blob `bytes` that
+/// holds a byte of `[start, end)`.
+pub fn verify_blocks(
+    bytes: &[u8],
+    block_crcs: &[u32],
+    start: u64,
+    end: u64,
+) -> Result<(), ReadError> {
+    if block_crcs.len() as u64 != block_count(bytes.len() as u64) {
+        return Err(ReadError::Corrupt { block: 0 });
+    }
+    for block in blocks_covering(start, end.min(bytes.len() as u64)) {
         let from = (block * BLOCK_SIZE_BYTES) as usize;
         let to = (from + BLOCK_SIZE_BYTES as usize).min(bytes.len());
-        if crc32fast::hash(&bytes[from..to]) != record.block_crcs[block as usize] {
+        if crc32fast::hash(&bytes[from..to]) != block_crcs[block as usize] {
             return Err(ReadError::Corrupt { block });
         }
     }
-    Ok(Bytes::from(bytes).slice(start.min(end) as usize..end as usize))
+    Ok(())
 }
 
 /// Reads one existing, non-empty file with O_DIRECT. Run first on every

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::meta::Batch;
-use cairn_engine::reader::read_inline;
+use cairn_engine::reader::{read_inline, verify_blocks};
 use cairn_engine::record::CONTENT_TYPE_LEN_MAX;
 use cairn_engine::{
-    BlobReader, BlobWriter, Digest, Integrity, KeyRecord, KeyState, ReadError, Written,
+    BlobReader, BlobRecord, BlobWriter, Digest, Integrity, KeyRecord, KeyState, ReadError, Written,
 };
 use http::{header, HeaderMap, Response, StatusCode};
 use serde_json::json;
@@ -17,6 +17,7 @@ use super::body::{ChunkStream, ResBody};
 use super::error::ApiError;
 use super::range::{parse_range, RangeAnswer};
 use super::RequestBody;
+use crate::cache::{CachedBlob, CACHE_ENTRY_MAX_BYTES};
 use crate::classes;
 use crate::shard::{PutCommit, Shard};
 
@@ -335,25 +336,22 @@ pub async fn get(
     if matches!(kind, ReadKind::Head) || start == end {
         return Ok(response.body(ResBody::empty()).expect("valid headers"));
     }
-    let blob = meta.blob(&record.sha256)?.ok_or_else(|| no_intact_copy(&record.sha256))?;
-    if blob.inline.is_some() {
-        let bytes = read_inline(blob, start, end).map_err(|error| {
-            tracing::error!(sha256 = %record.sha256, %error, "inline blob failed its checksum");
-            shard.node.stats.corrupt_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            ApiError::new(StatusCode::BAD_GATEWAY, "corrupt_copy", error.to_string())
-        })?;
-        shard.node.shard_metrics[shard.id]
-            .bytes_out
-            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        return Ok(response.body(ResBody::bytes(bytes)).expect("valid headers"));
-    }
-    let reader = match BlobReader::open(&shard.node.data.fid_path(&record.sha256), blob).await {
-        Ok(reader) => reader,
-        Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(no_intact_copy(&record.sha256))
+    let sha256 = record.sha256;
+    let blob = match small_blob(shard, &sha256).await? {
+        Source::Small(cached) => {
+            verify_blocks(&cached.bytes, &cached.block_crcs, start, end).map_err(|error| {
+                shard.cache.borrow_mut().remove(&sha256);
+                corrupt_in_memory(shard, &sha256, error)
+            })?;
+            let bytes = cached.bytes.slice(start as usize..end as usize);
+            shard.node.shard_metrics[shard.id]
+                .bytes_out
+                .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            return Ok(response.body(ResBody::bytes(bytes)).expect("valid headers"));
         }
-        Err(error) => return Err(read_failed(shard, &record.sha256, error)),
+        Source::Large(blob) => blob,
     };
+    let reader = open_blob(shard, &sha256, blob).await?;
     // The first chunk is read before the status line goes out, so damage
     // there is a clean error instead of a cut response.
     let first = reader
@@ -364,6 +362,63 @@ pub async fn get(
     Ok(response
         .body(ResBody::Stream { chunks, remaining_bytes: end - start })
         .expect("valid headers"))
+}
+
+/// Where a GET's bytes come from: memory for a small blob (cached, or
+/// loaded whole and cached now), the blob file for a large one.
+enum Source {
+    Small(CachedBlob),
+    Large(BlobRecord),
+}
+
+async fn small_blob(shard: &Rc<Shard>, sha256: &Digest) -> Result<Source, ApiError> {
+    if let Some(cached) = shard.cache.borrow_mut().get(sha256) {
+        return Ok(Source::Small(cached));
+    }
+    let blob = shard.node.meta.blob(sha256)?.ok_or_else(|| no_intact_copy(sha256))?;
+    let size = blob.size_bytes;
+    let block_crcs: std::rc::Rc<[u32]> = blob.block_crcs.clone().into();
+    let bytes = if blob.inline.is_some() {
+        read_inline(blob, 0, size).map_err(|error| corrupt_in_memory(shard, sha256, error))?
+    } else if size <= CACHE_ENTRY_MAX_BYTES {
+        let reader = open_blob(shard, sha256, blob).await?;
+        // Within one chunk: a single verified read.
+        reader.read_chunk(0, size).await.map_err(|error| read_failed(shard, sha256, error))?
+    } else {
+        return Ok(Source::Large(blob));
+    };
+    let cached = CachedBlob { bytes, block_crcs };
+    let cache_bytes = {
+        let mut cache = shard.cache.borrow_mut();
+        cache.insert(*sha256, cached.clone());
+        cache.used_bytes()
+    };
+    shard.node.shard_metrics[shard.id]
+        .cache_bytes
+        .store(cache_bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(Source::Small(cached))
+}
+
+async fn open_blob(
+    shard: &Rc<Shard>,
+    sha256: &Digest,
+    blob: BlobRecord,
+) -> Result<BlobReader, ApiError> {
+    match BlobReader::open(&shard.node.data.fid_path(sha256), blob).await {
+        Ok(reader) => Ok(reader),
+        Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(no_intact_copy(sha256))
+        }
+        Err(error) => Err(read_failed(shard, sha256, error)),
+    }
+}
+
+/// Bytes held in memory (an inline record, a cache entry) failed their
+/// checksum: nothing on disk to quarantine, but never served.
+fn corrupt_in_memory(shard: &Shard, sha256: &Digest, error: ReadError) -> ApiError {
+    tracing::error!(%sha256, %error, "blob bytes in memory failed their checksum");
+    shard.node.stats.corrupt_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ApiError::new(StatusCode::BAD_GATEWAY, "corrupt_copy", error.to_string())
 }
 
 /// The rest of a body after its first chunk; a checksum failure ends the
@@ -408,6 +463,7 @@ fn read_failed(shard: &Rc<Shard>, sha256: &Digest, error: ReadError) -> ApiError
         ReadError::Io(error) => error.into(),
         ReadError::Corrupt { block } => {
             tracing::error!(%sha256, block, "checksum mismatch: copy quarantined");
+            shard.cache.borrow_mut().remove(sha256);
             shard.node.stats.corrupt_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let data = shard.node.data.clone();
             let sha256 = *sha256;

@@ -35,6 +35,7 @@ pub async fn status(shard: &Shard) -> Result<Response<ResBody>, ApiError> {
                 "requests": metrics.requests_total(),
                 "bytes_in": metrics.bytes_in.load(Ordering::Relaxed),
                 "bytes_out": metrics.bytes_out.load(Ordering::Relaxed),
+                "cache_bytes": metrics.cache_bytes.load(Ordering::Relaxed),
             })
         })
         .collect();
