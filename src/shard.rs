@@ -45,7 +45,8 @@ pub enum OpError {
 pub struct PutCommit {
     pub domain: String,
     pub key: String,
-    pub upload_id: String,
+    /// The upload's record, when it wrote one.
+    pub upload_id: Option<String>,
     pub written: Written,
     /// The bytes, when the blob is small enough to live in its record.
     pub inline: Option<Vec<u8>>,
@@ -241,7 +242,9 @@ impl Shard {
             },
         );
         batch.add_ref(&record.sha256, &put.domain, &put.key);
-        batch.delete_upload(&put.domain, &put.key, &put.upload_id);
+        if let Some(upload_id) = &put.upload_id {
+            batch.delete_upload(&put.domain, &put.key, upload_id);
+        }
         if let Some(old) = &old {
             if old.sha256 != record.sha256 {
                 batch.remove_ref(&old.sha256, &put.domain, &put.key);

@@ -62,7 +62,10 @@ pub async fn put(
         return Err(too_large(max));
     }
 
-    let mut upload = Upload::begin(shard, &target)?;
+    // A body small enough to arrive in one piece is never seen half done:
+    // it needs no `uploading` record (one RocksDB write fewer per PUT).
+    let visible = declared.is_none_or(|len| len > shard.node.config.inline_max_bytes);
+    let mut upload = Upload::begin(shard, &target, visible)?;
     let Received { written, inline } = upload.receive(body, max, declared).await?;
     if let Some(expected) = expected {
         if expected != written.sha256 {
@@ -75,7 +78,7 @@ pub async fn put(
     let commit = PutCommit {
         domain: target.domain,
         key: target.key,
-        upload_id: upload.id.clone(),
+        upload_id: upload.recorded.then(|| upload.id.clone()),
         written,
         inline,
         class,
@@ -107,7 +110,7 @@ async fn finish_upload(
     let (domain, key, upload_id) =
         (commit.domain.clone(), commit.key.clone(), commit.upload_id.clone());
     if let Err(error) = shard.place(tmp.clone(), sha256).await {
-        forget_upload(&shard, &domain, &key, &upload_id, tmp.as_deref());
+        forget_upload(&shard, &domain, &key, upload_id.as_deref(), tmp.as_deref());
         return Err(error.into());
     }
     let committed = shard.commit_put(commit).await;
@@ -115,7 +118,9 @@ async fn finish_upload(
         // The blob is placed but no key refers to it: let the collector decide.
         let mut batch = Batch::default();
         batch.add_gc_candidate(&sha256);
-        batch.delete_upload(&domain, &key, &upload_id);
+        if let Some(upload_id) = &upload_id {
+            batch.delete_upload(&domain, &key, upload_id);
+        }
         if let Err(error) = shard.node.meta.write_unsynced(batch) {
             tracing::warn!(%error, "could not queue an uncommitted blob for collection");
         }
@@ -129,13 +134,15 @@ fn forget_upload(
     shard: &Shard,
     domain: &str,
     key: &str,
-    upload_id: &str,
+    upload_id: Option<&str>,
     tmp: Option<&std::path::Path>,
 ) {
-    let mut batch = Batch::default();
-    batch.delete_upload(domain, key, upload_id);
-    if let Err(error) = shard.node.meta.write_unsynced(batch) {
-        tracing::warn!(%error, "could not remove an upload record");
+    if let Some(upload_id) = upload_id {
+        let mut batch = Batch::default();
+        batch.delete_upload(domain, key, upload_id);
+        if let Err(error) = shard.node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "could not remove an upload record");
+        }
     }
     let Some(tmp) = tmp.map(std::path::Path::to_path_buf) else {
         return;
@@ -157,6 +164,8 @@ fn forget_upload(
 struct Upload<'a> {
     shard: &'a Rc<Shard>,
     id: String,
+    /// Whether an upload record (state `uploading`) was written.
+    recorded: bool,
     domain: String,
     key: String,
     tmp: std::path::PathBuf,
@@ -179,16 +188,24 @@ struct Received {
 }
 
 impl<'a> Upload<'a> {
-    fn begin(shard: &'a Rc<Shard>, target: &KeyRef) -> Result<Upload<'a>, ApiError> {
+    /// Starts an upload; `recorded` ones are visible as `uploading` in `?stat`.
+    fn begin(
+        shard: &'a Rc<Shard>,
+        target: &KeyRef,
+        recorded: bool,
+    ) -> Result<Upload<'a>, ApiError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let mut batch = Batch::default();
-        batch.put_upload(&target.domain, &target.key, &id);
-        shard.node.meta.write_unsynced(batch)?;
+        if recorded {
+            let mut batch = Batch::default();
+            batch.put_upload(&target.domain, &target.key, &id);
+            shard.node.meta.write_unsynced(batch)?;
+        }
         shard.node.stats.add(KeyState::Uploading, 1, 0);
         Ok(Upload {
             shard,
             tmp: shard.node.data.tmp_path(&id),
             id,
+            recorded,
             domain: target.domain.clone(),
             key: target.key.clone(),
             has_file: false,
@@ -275,7 +292,8 @@ impl Drop for Upload<'_> {
         self.shard.node.stats.add(KeyState::Uploading, -1, -(self.received_bytes as i64));
         if !self.handed_over {
             let tmp = self.has_file.then_some(self.tmp.as_path());
-            forget_upload(self.shard, &self.domain, &self.key, &self.id, tmp);
+            let upload_id = self.recorded.then_some(self.id.as_str());
+            forget_upload(self.shard, &self.domain, &self.key, upload_id, tmp);
         }
     }
 }
