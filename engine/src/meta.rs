@@ -129,6 +129,11 @@ impl Meta {
         table.set_bloom_filter(10.0, false);
         options.set_block_based_table_factory(&table);
         options.set_memtable_whole_key_filtering(true);
+        // Inline blob bytes are large values: kept in blob files at flush,
+        // compaction never rewrites them (RocksDB's integrated BlobDB).
+        options.set_enable_blob_files(true);
+        options.set_min_blob_size(2048);
+        options.set_enable_blob_gc(true);
         options.set_memtable_prefix_bloom_ratio(0.02);
         let db = Arc::new(DB::open(&options, path)?);
         let (commits, queue) = mpsc::sync_channel(COMMIT_QUEUE_MAX);
@@ -375,7 +380,7 @@ fn prefix_successor(prefix: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::KeyState;
+    use crate::record::{BlobRecord, KeyState};
     use crate::version::Version;
 
     fn record(sha: u8) -> KeyRecord {
@@ -440,6 +445,29 @@ mod tests {
         meta.db.write(merged).expect("write merged batch");
         assert_eq!(meta.key("d", "a").unwrap(), None);
         assert_eq!(meta.key("d", "b").unwrap(), Some(record(2)));
+    }
+
+    #[test]
+    fn inline_blobs_survive_flush_to_blob_files_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blob = |i: u8| BlobRecord {
+            size_bytes: 4096,
+            block_crcs: vec![u32::from(i)],
+            inline: Some(vec![i; 4096]),
+        };
+        {
+            let meta = Meta::open(dir.path()).expect("open");
+            let mut batch = Batch::default();
+            for i in 0..50u8 {
+                batch.put_blob(&Digest([i; 32]), &blob(i));
+            }
+            block_on(meta.commit(batch)).expect("commit");
+            meta.db.flush().expect("flush memtable to table and blob files");
+        }
+        let meta = Meta::open(dir.path()).expect("reopen");
+        for i in 0..50u8 {
+            assert_eq!(meta.blob(&Digest([i; 32])).unwrap(), Some(blob(i)));
+        }
     }
 
     #[test]
