@@ -384,6 +384,12 @@ fn flip_byte(path: &std::path::Path, offset: usize) {
     std::fs::write(path, contents).expect("write damaged fid");
 }
 
+/// Bytes held by all shards' blob caches.
+fn cache_bytes(node: &TestNode) -> u64 {
+    let status = node.status();
+    status["shards"].as_array().unwrap().iter().map(|s| s["cache_bytes"].as_u64().unwrap()).sum()
+}
+
 fn count_fids(node: &TestNode) -> usize {
     fn walk(dir: &std::path::Path) -> usize {
         std::fs::read_dir(dir)
@@ -447,12 +453,7 @@ fn hot_small_blobs_are_served_from_the_shard_cache() {
     let data = bytes(300_000, 31);
     node.put("hot", "k", &data);
     assert_eq!(node.get("hot", "k").body, data);
-    let cached: u64 = node.status()["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["cache_bytes"].as_u64().unwrap())
-        .sum();
+    let cached = cache_bytes(&node);
     assert!(cached >= 300_000, "blob cached after its first GET ({cached} bytes)");
     let ranged = reply(ureq::get(&node.key_url("hot", "k")).set("Range", "bytes=1000-1999").call());
     assert_eq!(ranged.body, &data[1000..2000]);
@@ -461,11 +462,6 @@ fn hot_small_blobs_are_served_from_the_shard_cache() {
     uncached.put("hot", "k", &data);
     assert_eq!(uncached.get("hot", "k").body, data);
     assert_eq!(uncached.get("hot", "k").body, data);
-    let cached: u64 = uncached.status()["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["cache_bytes"].as_u64().unwrap())
-        .sum();
+    let cached = cache_bytes(&uncached);
     assert_eq!(cached, 0);
 }
