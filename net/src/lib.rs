@@ -4,11 +4,21 @@
 //! executor (IO traits, timer, executor), and the `SO_REUSEPORT` listeners
 //! that give every shard its own accept queue on one port. It knows no
 //! policy and no storage.
+//!
+//! Also owns the peer-RPC wire format (`frame`, `message`, `peer_io`;
+//! byte by byte in net/PROTOCOL.md).
 
+pub mod frame;
 pub mod io;
 pub mod listener;
+pub mod message;
+pub mod peer_io;
 pub mod rt;
 
 pub use io::GlommioIo;
 pub use listener::{glommio_listener, ReusePortListeners};
 pub use rt::{LocalExecutor, LocalTimer};
+
+pub use frame::{decode_frame, encode_message, FrameBuf, FrameError, FrameHeader, FrameKind};
+pub use message::{ArchivedMessage, Message, RaftRpc};
+pub use peer_io::{read_blob_body, read_frame, write_frame};
