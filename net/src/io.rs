@@ -14,15 +14,23 @@ use hyper::rt::ReadBufCursor;
 
 /// Bytes read from the socket per call at most.
 const STAGING_BYTES: usize = 64 * 1024;
+/// Vectored writes up to this size are gathered into one `send`; larger
+/// ones go buffer by buffer, so a big body is never copied.
+const GATHER_MAX_BYTES: usize = 16 * 1024;
 
 pub struct GlommioIo {
     stream: TcpStream,
     staging: Box<[u8]>,
+    gather: Vec<u8>,
 }
 
 impl GlommioIo {
     pub fn new(stream: TcpStream) -> GlommioIo {
-        GlommioIo { stream, staging: vec![0u8; STAGING_BYTES].into_boxed_slice() }
+        GlommioIo {
+            stream,
+            staging: vec![0u8; STAGING_BYTES].into_boxed_slice(),
+            gather: Vec::with_capacity(GATHER_MAX_BYTES),
+        }
     }
 }
 
@@ -55,6 +63,31 @@ impl hyper::rt::Write for GlommioIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    /// hyper hands over response head and body as separate buffers when the
+    /// transport is vectored: small ones are gathered into one `send`, a
+    /// large body is written as it is, without hyper copying it first.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let total_bytes: usize = bufs.iter().map(|b| b.len()).sum();
+        if bufs.len() > 1 && total_bytes <= GATHER_MAX_BYTES {
+            this.gather.clear();
+            for buf in bufs {
+                this.gather.extend_from_slice(buf);
+            }
+            return Pin::new(&mut this.stream).poll_write(cx, &this.gather);
+        }
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        Pin::new(&mut this.stream).poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
