@@ -312,7 +312,11 @@ fn flipped_byte_in_a_fid_is_never_served() {
     let get = node.get("c", "k");
     get.assert_error(502, "corrupt_copy");
     assert!(wait_for(WAIT, || (!fid.exists()).then_some(())).is_some(), "copy quarantined");
-    assert!(node.dir.join("quarantine").join(format!("{sha}.fid")).exists());
+    let quarantined: Vec<_> = std::fs::read_dir(node.dir.join("quarantine"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(quarantined.len() == 1 && quarantined[0].starts_with(&sha), "{quarantined:?}");
     node.get("c", "k").assert_error(503, "no_intact_copy");
     assert_eq!(node.status()["corrupt_reads"], 1);
 

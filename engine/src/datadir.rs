@@ -5,7 +5,7 @@
 //! DATA/meta/            RocksDB (metadata)
 //! DATA/tmp/<uuid>       uploads in progress (O_DIRECT)
 //! DATA/blobs/aaa/bbb/<rest>.fid   finished blobs, named by SHA-256
-//! DATA/quarantine/<sha256>.fid    copies that failed a checksum
+//! DATA/quarantine/<sha256>.<inode>.fid   copies that failed a checksum
 //! DATA/.probe           4 KiB read at every shard start (glommio issue 605)
 //! DATA/ports.json       the ports bound, written once all are listening
 //! ```
@@ -19,6 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
+use crate::reader::FileIdentity;
 
 const PROBE_SIZE_BYTES: usize = 4096;
 
@@ -133,10 +134,20 @@ impl DataDir {
     }
 
     /// Moves a damaged copy out of `blobs/` so it is never served again and
-    /// a good copy can take its place.
-    pub fn quarantine_blocking(&self, sha256: &Digest) -> io::Result<()> {
-        let target = self.quarantine_dir().join(format!("{sha256}.fid"));
-        fs::rename(self.fid_path(sha256), target)
+    /// a good copy can take its place, but only if the file at the path is
+    /// still `damaged` (a good copy may have been placed since it was
+    /// read). Answers whether it moved the file.
+    pub fn quarantine_blocking(&self, sha256: &Digest, damaged: FileIdentity) -> io::Result<bool> {
+        let path = self.fid_path(sha256);
+        match fs::metadata(&path) {
+            Ok(metadata) if FileIdentity::of_metadata(&metadata) == damaged => {}
+            Ok(_) => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error),
+        }
+        let target = self.quarantine_dir().join(format!("{sha256}.{}.fid", damaged.inode));
+        fs::rename(path, target)?;
+        Ok(true)
     }
 
     /// Removes a blob file; `Ok(false)` when it was already gone.
@@ -255,6 +266,26 @@ mod tests {
         let mut seen = Vec::new();
         dir.walk_fids_blocking(|d| seen.push(d)).unwrap();
         assert_eq!(seen, vec![digest]);
+    }
+
+    #[test]
+    fn quarantine_moves_only_the_damaged_file() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = DataDir::open(root.path()).expect("open");
+        let digest = Digest([0xcd; 32]);
+        let first = dir.tmp_path("one");
+        fs::write(&first, b"damaged").unwrap();
+        dir.place_blocking(&first, &digest).unwrap();
+        let damaged = FileIdentity::of_metadata(&fs::metadata(dir.fid_path(&digest)).unwrap());
+        // A good copy replaces it before the quarantine runs.
+        let second = dir.tmp_path("two");
+        fs::write(&second, b"good").unwrap();
+        fs::rename(&second, dir.fid_path(&digest)).unwrap();
+        assert!(!dir.quarantine_blocking(&digest, damaged).unwrap());
+        assert_eq!(fs::read(dir.fid_path(&digest)).unwrap(), b"good");
+        let good = FileIdentity::of_metadata(&fs::metadata(dir.fid_path(&digest)).unwrap());
+        assert!(dir.quarantine_blocking(&digest, good).unwrap());
+        assert!(!dir.fid_path(&digest).exists());
     }
 
     #[test]

@@ -26,6 +26,22 @@ pub enum ReadError {
 pub struct BlobReader {
     file: DmaFile,
     record: BlobRecord,
+    identity: FileIdentity,
+}
+
+/// Which file on disk a reader has open (device and inode), so that a
+/// damaged copy is quarantined only if it is still the one at the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub device: u64,
+    pub inode: u64,
+}
+
+impl FileIdentity {
+    pub fn of_metadata(metadata: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity { device: metadata.dev(), inode: metadata.ino() }
+    }
 }
 
 impl BlobReader {
@@ -34,11 +50,16 @@ impl BlobReader {
             return Err(ReadError::Corrupt { block: 0 });
         }
         let file = DmaFile::open(path).await.map_err(io::Error::from)?;
-        Ok(BlobReader { file, record })
+        let identity = fstat_identity(&file)?;
+        Ok(BlobReader { file, record, identity })
     }
 
     pub fn size_bytes(&self) -> u64 {
         self.record.size_bytes
+    }
+
+    pub fn identity(&self) -> FileIdentity {
+        self.identity
     }
 
     /// Reads from `start` towards `end` (exclusive), at most one chunk, and
@@ -75,6 +96,19 @@ impl BlobReader {
         let to = (end.min(read_end) - aligned_start) as usize;
         Ok(Bytes::copy_from_slice(&read[from..to]))
     }
+}
+
+fn fstat_identity(file: &DmaFile) -> io::Result<FileIdentity> {
+    use std::os::fd::AsRawFd;
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the descriptor is open for the life of `file`; `stat` is a
+    // valid out-pointer.
+    if unsafe { libc::fstat(file.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    Ok(FileIdentity { device: stat.st_dev, inode: stat.st_ino })
 }
 
 /// Checks the blocks of a blob kept inline (in its record) that hold bytes

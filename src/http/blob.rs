@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::meta::Batch;
-use cairn_engine::reader::{read_inline, verify_blocks};
+use cairn_engine::reader::{read_inline, verify_blocks, FileIdentity};
 use cairn_engine::record::CONTENT_TYPE_LEN_MAX;
 use cairn_engine::{
     BlobReader, BlobRecord, BlobWriter, Digest, Integrity, KeyRecord, KeyState, ReadError, Written,
@@ -375,7 +375,7 @@ pub async fn get(
     let first = reader
         .read_chunk(start, end)
         .await
-        .map_err(|error| read_failed(shard, &record.sha256, error))?;
+        .map_err(|error| read_failed(shard, &record.sha256, error, Some(reader.identity())))?;
     let chunks = verified_chunks(shard.clone(), reader, record.sha256, first, start, end);
     Ok(response
         .body(ResBody::Stream { chunks, remaining_bytes: end - start })
@@ -401,7 +401,11 @@ async fn small_blob(shard: &Rc<Shard>, sha256: &Digest) -> Result<Source, ApiErr
     } else if size <= CACHE_ENTRY_MAX_BYTES {
         let reader = open_blob(shard, sha256, blob).await?;
         // Within one chunk: a single verified read.
-        reader.read_chunk(0, size).await.map_err(|error| read_failed(shard, sha256, error))?
+        let identity = Some(reader.identity());
+        reader
+            .read_chunk(0, size)
+            .await
+            .map_err(|error| read_failed(shard, sha256, error, identity))?
     } else {
         return Ok(Source::Large(blob));
     };
@@ -427,7 +431,8 @@ async fn open_blob(
         Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
             Err(no_intact_copy(sha256))
         }
-        Err(error) => Err(read_failed(shard, sha256, error)),
+        // Records that disagree with themselves: no file to blame.
+        Err(error) => Err(read_failed(shard, sha256, error, None)),
     }
 }
 
@@ -461,7 +466,8 @@ fn verified_chunks(
                     Ok(chunk) if chunk.is_empty() => return None,
                     Ok(chunk) => chunk,
                     Err(error) => {
-                        let error = read_failed(&shard, &sha256, error);
+                        let identity = Some(reader.identity());
+                        let error = read_failed(&shard, &sha256, error, identity);
                         let failure = std::io::Error::other(error.message);
                         return Some((Err(failure), (None, end, reader, shard)));
                     }
@@ -476,24 +482,31 @@ fn verified_chunks(
 
 /// Maps a read failure to an answer; detected corruption also moves the
 /// copy to quarantine so it is never read again.
-fn read_failed(shard: &Rc<Shard>, sha256: &Digest, error: ReadError) -> ApiError {
+fn read_failed(
+    shard: &Rc<Shard>,
+    sha256: &Digest,
+    error: ReadError,
+    damaged: Option<FileIdentity>,
+) -> ApiError {
     match error {
         ReadError::Io(error) => error.into(),
         ReadError::Corrupt { block } => {
             tracing::error!(%sha256, block, "checksum mismatch: copy quarantined");
             shard.cache.borrow_mut().remove(sha256);
             shard.node.stats.corrupt_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let data = shard.node.data.clone();
-            let sha256 = *sha256;
-            glommio::spawn_local(async move {
-                let moved = glommio::executor()
-                    .spawn_blocking(move || data.quarantine_blocking(&sha256))
-                    .await;
-                if let Err(error) = moved {
-                    tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
-                }
-            })
-            .detach();
+            if let Some(damaged) = damaged {
+                let data = shard.node.data.clone();
+                let sha256 = *sha256;
+                glommio::spawn_local(async move {
+                    let moved = glommio::executor()
+                        .spawn_blocking(move || data.quarantine_blocking(&sha256, damaged))
+                        .await;
+                    if let Err(error) = moved {
+                        tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
+                    }
+                })
+                .detach();
+            }
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "corrupt_copy",
