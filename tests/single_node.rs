@@ -469,3 +469,16 @@ fn hot_small_blobs_are_served_from_the_shard_cache() {
     let cached = cache_bytes(&uncached);
     assert_eq!(cached, 0);
 }
+
+#[test]
+fn put_of_equal_bytes_replaces_a_silently_damaged_file() {
+    let node = TestNode::start(&[]);
+    let data = bytes(200_000, 41);
+    assert_eq!(node.put("heal", "first", &data).status, 201);
+    // Damage nobody has read yet: dedup must not trust this file.
+    flip_byte(&node.fid_path(&sha256_hex(&data)), 150_000);
+    assert_eq!(node.put("heal", "second", &data).status, 201);
+    assert_eq!(node.get("heal", "first").body, data);
+    assert_eq!(node.get("heal", "second").body, data);
+    assert_eq!(node.status()["corrupt_reads"], 0);
+}

@@ -39,7 +39,7 @@ pub struct DataDir {
 pub enum Placed {
     /// The upload became the blob file.
     New,
-    /// The same bytes were already stored; the upload was dropped.
+    /// The same bytes were already stored; the upload replaced them.
     Shared,
 }
 
@@ -115,22 +115,20 @@ impl DataDir {
         Ok(count)
     }
 
-    /// Moves a finished, synced upload to its place under `blobs/`, or drops
-    /// it when the same bytes are already there; the directory entries are
-    /// synced before this returns.
+    /// Moves a finished, synced upload to its place under `blobs/` and syncs
+    /// the directory entries. When the same bytes are already there the
+    /// upload still replaces them: the existing file may be damaged or not
+    /// yet durable, the new one was just verified and synced.
     pub fn place_blocking(&self, tmp: &Path, sha256: &Digest) -> io::Result<Placed> {
         let target = self.fid_path(sha256);
-        if target.exists() {
-            fs::remove_file(tmp)?;
-            return Ok(Placed::Shared);
-        }
+        let existed = target.exists();
         let leaf = target.parent().expect("a fid path has parent directories");
         create_dirs_durably(&self.blobs_dir(), leaf)?;
         fs::rename(tmp, &target)?;
         // The new name must survive a crash; the old one in tmp/ need not
         // (tmp/ is emptied at start).
         sync_dir(leaf)?;
-        Ok(Placed::New)
+        Ok(if existed { Placed::Shared } else { Placed::New })
     }
 
     /// Moves a damaged copy out of `blobs/` so it is never served again and

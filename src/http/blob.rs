@@ -111,6 +111,13 @@ async fn finish_upload(
         (commit.domain.clone(), commit.key.clone(), commit.upload_id.clone());
     if let Err(error) = shard.place(tmp.clone(), sha256).await {
         forget_upload(&shard, &domain, &key, upload_id.as_deref(), tmp.as_deref());
+        // The rename may have happened before the failure: if so, the
+        // collector removes the file unless a key refers to it.
+        let mut batch = Batch::default();
+        batch.add_gc_candidate(&sha256);
+        if let Err(error) = shard.node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "could not queue a failed placement for collection");
+        }
         return Err(error.into());
     }
     let committed = shard.commit_put(commit).await;
