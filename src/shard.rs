@@ -28,6 +28,8 @@ use crate::node::Node;
 const GC_INTERVAL: Duration = Duration::from_millis(500);
 /// Blobs examined per collector pass.
 const GC_BATCH_MAX: usize = 256;
+/// A shard that is never idle still collects this often.
+const GC_BUSY_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
@@ -284,37 +286,48 @@ impl Shard {
     /// Removes blob files no key refers to, a bounded batch at a time and
     /// only while this shard serves no request (the disk is idle).
     pub async fn collect_garbage(self: Rc<Self>) {
+        let mut cursor: Option<Digest> = None;
+        let mut last_pass = std::time::Instant::now();
         loop {
             glommio::timer::sleep(GC_INTERVAL).await;
-            if self.active_requests.get() > 0 {
+            // Idle shards collect at once; a shard never idle (a long upload)
+            // still collects, less often.
+            if self.active_requests.get() > 0 && last_pass.elapsed() < GC_BUSY_INTERVAL {
                 continue;
             }
-            if let Err(error) = self.collect_once() {
-                tracing::warn!(%error, "garbage collection pass failed");
+            last_pass = std::time::Instant::now();
+            match self.node.meta.gc_candidates_after(cursor.as_ref(), GC_BATCH_MAX) {
+                Ok(batch) => {
+                    // Start over from the front once the end of the list is reached.
+                    cursor = if batch.len() < GC_BATCH_MAX { None } else { batch.last().copied() };
+                    for sha256 in batch {
+                        if let Err(error) = self.collect_one(&sha256) {
+                            tracing::warn!(%sha256, %error, "could not collect a blob");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not list blobs to collect"),
             }
         }
     }
 
-    fn collect_once(&self) -> Result<usize, OpError> {
-        let meta = &self.node.meta;
-        let mut removed = 0;
-        for sha256 in meta.gc_candidates(GC_BATCH_MAX)? {
-            if self.blob_shard(&sha256) != self.id || self.pins.borrow().contains_key(&sha256) {
-                continue;
-            }
-            let mut batch = Batch::default();
-            batch.remove_gc_candidate(&sha256);
-            // No await between the checks and the unlink: a placement of the
-            // same blob (which pins it first) cannot interleave.
-            if !meta.has_refs(&sha256)? {
-                if self.node.data.remove_blob_blocking(&sha256)? {
-                    removed += 1;
-                }
-                batch.delete_blob(&sha256);
-            }
-            meta.write_unsynced(batch)?;
+    /// Removes one blob if this shard owns it, nothing pins it and no key
+    /// refers to it; drops its candidate mark once decided.
+    fn collect_one(&self, sha256: &Digest) -> Result<(), OpError> {
+        if self.blob_shard(sha256) != self.id || self.pins.borrow().contains_key(sha256) {
+            return Ok(());
         }
-        Ok(removed)
+        let meta = &self.node.meta;
+        let mut batch = Batch::default();
+        batch.remove_gc_candidate(sha256);
+        // No await between the checks and the unlink: a placement of the
+        // same blob (which pins it first) cannot interleave.
+        if !meta.has_refs(sha256)? {
+            self.node.data.remove_blob_blocking(sha256)?;
+            batch.delete_blob(sha256);
+        }
+        meta.write_unsynced(batch)?;
+        Ok(())
     }
 }
 

@@ -247,14 +247,30 @@ impl Meta {
 
     /// Up to `limit` blobs waiting for the collector.
     pub fn gc_candidates(&self, limit: usize) -> Result<Vec<Digest>, MetaError> {
+        self.gc_candidates_after(None, limit)
+    }
+
+    /// Up to `limit` blobs waiting for the collector, in digest order,
+    /// strictly after `after` (a collector's cursor through the list).
+    pub fn gc_candidates_after(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Digest>, MetaError> {
+        let start = match after {
+            Some(digest) => tagged(TAG_GC, &digest.0),
+            None => vec![TAG_GC],
+        };
         let mut out = Vec::new();
-        for entry in self.db.prefix_iterator([TAG_GC]) {
+        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
             let (id, _) = entry?;
             if id.first() != Some(&TAG_GC) || out.len() >= limit {
                 break;
             }
             if let Ok(bytes) = <[u8; 32]>::try_from(&id[1..]) {
-                out.push(Digest(bytes));
+                if after != Some(&Digest(bytes)) {
+                    out.push(Digest(bytes));
+                }
             }
         }
         Ok(out)
@@ -468,6 +484,22 @@ mod tests {
         for i in 0..50u8 {
             assert_eq!(meta.blob(&Digest([i; 32])).unwrap(), Some(blob(i)));
         }
+    }
+
+    #[test]
+    fn gc_cursor_walks_every_candidate_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = Meta::open(dir.path()).expect("open");
+        let mut batch = Batch::default();
+        for i in 0..10u8 {
+            batch.add_gc_candidate(&Digest([i; 32]));
+        }
+        meta.write_unsynced(batch).unwrap();
+        let first = meta.gc_candidates_after(None, 4).unwrap();
+        let second = meta.gc_candidates_after(first.last(), 4).unwrap();
+        let third = meta.gc_candidates_after(second.last(), 4).unwrap();
+        let seen: Vec<u8> = [first, second, third].concat().iter().map(|d| d.0[0]).collect();
+        assert_eq!(seen, (0..10).collect::<Vec<u8>>());
     }
 
     #[test]

@@ -532,7 +532,13 @@ fn no_intact_copy(sha256: &Digest) -> ApiError {
 }
 
 pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
-    shard.delete(target.domain, target.key).await?;
+    // Detached, like a PUT's commit: a client that goes away must not
+    // cancel a delete between its commit and its bookkeeping.
+    let (shard, domain, key) = (shard.clone(), target.domain, target.key);
+    glommio::spawn_local(async move { shard.delete(domain, key).await })
+        .detach()
+        .await
+        .ok_or_else(|| ApiError::from(std::io::Error::other("delete task was cancelled")))??;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty()).expect("valid"))
 }
 
