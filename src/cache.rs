@@ -14,6 +14,8 @@ use lru::LruCache;
 
 /// Blobs larger than this are streamed from disk, never cached.
 pub const CACHE_ENTRY_MAX_BYTES: u64 = 1 << 20;
+// A cached blob is loaded with one verified read.
+const _: () = assert!(CACHE_ENTRY_MAX_BYTES <= cairn_engine::reader::READ_CHUNK_BYTES);
 /// Bookkeeping counted against the budget for every entry.
 const ENTRY_OVERHEAD_BYTES: usize = 96;
 

@@ -305,6 +305,7 @@ impl Drop for Upload<'_> {
     }
 }
 
+#[derive(Clone, Copy)]
 pub enum ReadKind {
     Get,
     Head,
@@ -313,6 +314,20 @@ pub enum ReadKind {
 pub async fn get(
     shard: &Rc<Shard>,
     target: KeyRef,
+    headers: &HeaderMap,
+    kind: ReadKind,
+) -> Result<Response<ResBody>, ApiError> {
+    match read_key(shard, &target, headers, kind).await {
+        // An overwrite may have committed and its old blob been collected
+        // between reading the key and opening the blob: read the key again.
+        Err(error) if error.code == NO_INTACT_COPY => read_key(shard, &target, headers, kind).await,
+        other => other,
+    }
+}
+
+async fn read_key(
+    shard: &Rc<Shard>,
+    target: &KeyRef,
     headers: &HeaderMap,
     kind: ReadKind,
 ) -> Result<Response<ResBody>, ApiError> {
@@ -364,6 +379,10 @@ pub async fn get(
     let sha256 = record.sha256;
     let blob = match small_blob(shard, &sha256).await? {
         Source::Small(cached) => {
+            if end > cached.bytes.len() as u64 {
+                // The key and blob records disagree on the size.
+                return Err(corrupt_in_memory(shard, &sha256, ReadError::Corrupt { block: 0 }));
+            }
             verify_blocks(&cached.bytes, &cached.block_crcs, start, end).map_err(|error| {
                 shard.cache.borrow_mut().remove(&sha256);
                 corrupt_in_memory(shard, &sha256, error)
@@ -523,10 +542,12 @@ fn read_failed(
     }
 }
 
+const NO_INTACT_COPY: &str = "no_intact_copy";
+
 fn no_intact_copy(sha256: &Digest) -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "no_intact_copy",
+        NO_INTACT_COPY,
         format!("this node has no intact copy of {sha256}"),
     )
 }
