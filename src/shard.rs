@@ -280,7 +280,7 @@ impl Shard {
             .or_insert_with(|| Rc::new(Semaphore::new(1)))
             .clone();
         let permit = lock.acquire_static_permit(1).await;
-        KeyTurn { shard: self, id, _permit: permit.ok() }
+        KeyTurn { shard: self, id, _permit: permit.expect("key semaphores are never closed") }
     }
 
     /// Removes blob files no key refers to, a bounded batch at a time and
@@ -343,7 +343,7 @@ impl Drop for ActiveRequest<'_> {
 struct KeyTurn<'a> {
     shard: &'a Shard,
     id: (String, String),
-    _permit: Option<glommio::sync::StaticPermit>,
+    _permit: glommio::sync::StaticPermit,
 }
 
 impl Drop for KeyTurn<'_> {

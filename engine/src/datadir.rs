@@ -99,6 +99,7 @@ impl DataDir {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 let id = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
                 write_durably(&path, format!("{id:016x}\n").as_bytes())?;
+                sync_dir(&self.root)?;
                 Ok(id)
             }
             Err(error) => Err(error),
@@ -159,11 +160,15 @@ impl DataDir {
 
     /// Calls `visit` with the digest of every blob file.
     pub fn walk_fids_blocking(&self, mut visit: impl FnMut(Digest)) -> io::Result<()> {
+        // Anything that is not a directory where directories belong is
+        // skipped, not fatal: the sweep must get through a damaged tree.
         for first in fs::read_dir(self.blobs_dir())? {
             let first = first?;
-            for second in fs::read_dir(first.path())? {
+            let Ok(seconds) = fs::read_dir(first.path()) else { continue };
+            for second in seconds {
                 let second = second?;
-                for file in fs::read_dir(second.path())? {
+                let Ok(files) = fs::read_dir(second.path()) else { continue };
+                for file in files {
                     let file = file?;
                     let name = file.file_name();
                     let Some(rest) = name.to_str().and_then(|n| n.strip_suffix(".fid")) else {
@@ -220,9 +225,6 @@ fn write_durably(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// Creates the directories between `base` and `leaf`, syncing each parent
 /// whose entries changed so that the new directories survive a crash.
 fn create_dirs_durably(base: &Path, leaf: &Path) -> io::Result<()> {
-    if leaf.is_dir() {
-        return Ok(());
-    }
     let relative = leaf
         .strip_prefix(base)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "leaf is not below base"))?;
@@ -230,10 +232,14 @@ fn create_dirs_durably(base: &Path, leaf: &Path) -> io::Result<()> {
     for part in relative.components() {
         let child = parent.join(part);
         match fs::create_dir(&child) {
-            Ok(()) => sync_dir(&parent)?,
+            Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
             Err(error) => return Err(error),
         }
+        // Synced even when it already existed: another shard may have just
+        // made it and not synced its parent yet. A clean directory syncs
+        // at once.
+        sync_dir(&parent)?;
         parent = child;
     }
     Ok(())
