@@ -19,6 +19,8 @@ pub struct NodeConfig {
     pub cache_size_bytes: usize,
     pub body_timeout: Duration,
     pub header_timeout: Duration,
+    /// A connection whose client takes no response bytes for this long ends.
+    pub write_timeout: Duration,
     pub shard_count: usize,
 }
 

@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// A request body that sends nothing for this long is answered 408.
     #[arg(long, env = "CAIRN_BODY_TIMEOUT_MS", default_value_t = 30_000)]
     pub body_timeout_ms: u64,
+    /// A client that accepts no response bytes for this long is dropped.
+    #[arg(long, env = "CAIRN_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub write_timeout_ms: u64,
     /// A client must send its request headers within this time.
     #[arg(long, env = "CAIRN_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
     pub header_timeout_ms: u64,
@@ -95,6 +98,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             cache_size_bytes: args.cache_size as usize,
             body_timeout: Duration::from_millis(args.body_timeout_ms),
             header_timeout: Duration::from_millis(args.header_timeout_ms),
+            write_timeout: Duration::from_millis(args.write_timeout_ms),
             shard_count,
         },
         stats,
@@ -198,6 +202,10 @@ async fn run_shard(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        if let Err(error) = stream.set_write_timeout(Some(shard.node.config.write_timeout)) {
+            tracing::warn!(%error, "cannot set a write timeout; closing the connection");
+            continue;
+        }
         open.set(open.get() + 1);
         let (shard, open) = (shard.clone(), open.clone());
         glommio::spawn_local(async move {

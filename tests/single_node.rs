@@ -482,3 +482,22 @@ fn put_of_equal_bytes_replaces_a_silently_damaged_file() {
     assert_eq!(node.get("heal", "second").body, data);
     assert_eq!(node.status()["corrupt_reads"], 0);
 }
+
+#[test]
+fn client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let node = TestNode::start(&["--write-timeout-ms", "500"]);
+    let data = bytes(32 << 20, 51);
+    assert_eq!(node.put("slow", "big", &data).status, 201);
+    let port = node.base.rsplit(':').next().unwrap().to_string();
+    let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    stream.write_all(b"GET /v1/slow/big HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The client stalls (this is the behaviour under test, not a wait for
+    // a state): the socket buffers fill and the node stops making progress.
+    std::thread::sleep(Duration::from_secs(2));
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    assert!(received.len() < data.len(), "the node gave up on the stalled client");
+    // The node itself is fine.
+    assert_eq!(node.get("slow", "big").body.len(), data.len());
+}
