@@ -63,7 +63,7 @@ fn small_blobs_live_in_metadata_and_are_collected_there() {
     // first key's deletion.
     assert_eq!(node.put("s", "k2", &second).status, 201);
     assert_eq!(reply(ureq::delete(&node.key_url("s", "k")).call()).status, 204);
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(collector_done(&node), "the collector looked at the dropped reference");
     assert_eq!(node.get("s", "k2").body, second);
 }
 
@@ -118,7 +118,7 @@ fn equal_bytes_share_one_fid_until_the_last_key_goes() {
     assert_eq!(node.get("d", "one").status, 404);
     assert_eq!(node.get("d", "two").body, data);
     // Still referenced by "two": the collector must leave it.
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(collector_done(&node), "the collector looked at the dropped reference");
     assert!(fid.exists());
 
     assert_eq!(reply(ureq::delete(&node.key_url("d", "two")).call()).status, 204);
@@ -386,6 +386,11 @@ fn flip_byte(path: &std::path::Path, offset: usize) {
     let mut contents = std::fs::read(path).expect("fid exists");
     contents[offset] ^= 0x40;
     std::fs::write(path, contents).expect("write damaged fid");
+}
+
+/// Waits until the collector has decided on every blob waiting for it.
+fn collector_done(node: &TestNode) -> bool {
+    wait_for(WAIT, || (node.status()["keys"]["to-delete"]["blobs"] == 0).then_some(())).is_some()
 }
 
 /// Bytes held by all shards' blob caches.
