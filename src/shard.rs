@@ -74,6 +74,8 @@ pub struct Shard {
     /// Blobs with an upload between placement and commit: the collector
     /// must not remove them even though no key refers to them yet.
     pins: RefCell<HashMap<Digest, u32>>,
+    /// Blobs whose removal is under way, closed when it is done.
+    removals: RefCell<HashMap<Digest, Rc<Semaphore>>>,
     key_locks: RefCell<HashMap<(String, String), Rc<Semaphore>>>,
     /// Requests being served; the collector runs only when this is zero.
     active_requests: Cell<usize>,
@@ -88,6 +90,7 @@ impl Shard {
             node,
             senders,
             pins: RefCell::default(),
+            removals: RefCell::default(),
             key_locks: RefCell::default(),
             active_requests: Cell::new(0),
             cache: RefCell::new(BlobCache::new(cache_bytes)),
@@ -194,9 +197,15 @@ impl Shard {
     }
 
     async fn place_local(&self, tmp: Option<PathBuf>, sha256: Digest) -> Result<(), OpError> {
-        // Pinned before the first await: the collector runs on this thread
-        // and checks pins and removes blobs with no await in between.
+        // Pinned before the first await: from here the collector leaves
+        // this blob alone. A removal it already decided on is finished
+        // first, so the placement and the commit that follow come after it.
         *self.pins.borrow_mut().entry(sha256).or_insert(0) += 1;
+        let removal = self.removals.borrow().get(&sha256).cloned();
+        if let Some(removal) = removal {
+            // Closed when the removal is done; the error is that signal.
+            let _ = removal.acquire(1).await;
+        }
         let Some(tmp) = tmp else {
             return Ok(());
         };
@@ -301,7 +310,7 @@ impl Shard {
                     // Start over from the front once the end of the list is reached.
                     cursor = if batch.len() < GC_BATCH_MAX { None } else { batch.last().copied() };
                     for sha256 in batch {
-                        if let Err(error) = self.collect_one(&sha256) {
+                        if let Err(error) = self.collect_one(&sha256).await {
                             tracing::warn!(%sha256, %error, "could not collect a blob");
                         }
                     }
@@ -312,22 +321,35 @@ impl Shard {
     }
 
     /// Removes one blob if this shard owns it, nothing pins it and no key
-    /// refers to it; drops its candidate mark once decided.
-    fn collect_one(&self, sha256: &Digest) -> Result<(), OpError> {
-        if self.blob_shard(sha256) != self.id || self.pins.borrow().contains_key(sha256) {
+    /// refers to it; drops its candidate mark once decided. The unlink runs
+    /// on the blocking pool (a large file can take long to free); while it
+    /// does, the blob is marked as being removed and a placement waits.
+    async fn collect_one(&self, sha256: &Digest) -> Result<(), OpError> {
+        let owned = self.blob_shard(sha256) == self.id;
+        if !owned || self.pins.borrow().contains_key(sha256) {
             return Ok(());
         }
         let meta = &self.node.meta;
         let mut batch = Batch::default();
         batch.remove_gc_candidate(sha256);
-        // No await between the checks and the unlink: a placement of the
-        // same blob (which pins it first) cannot interleave.
-        if !meta.has_refs(sha256)? {
-            self.node.data.remove_blob_blocking(sha256)?;
-            batch.delete_blob(sha256);
+        // The decision is taken with no await between the checks and the
+        // mark: a placement pins first, so it either is seen here or waits.
+        if meta.has_refs(sha256)? {
+            meta.write_unsynced(batch)?;
+            return Ok(());
         }
-        meta.write_unsynced(batch)?;
-        Ok(())
+        let removal = Rc::new(Semaphore::new(0));
+        self.removals.borrow_mut().insert(*sha256, removal.clone());
+        let (data, target) = (self.node.data.clone(), *sha256);
+        let unlinked =
+            glommio::executor().spawn_blocking(move || data.remove_blob_blocking(&target)).await;
+        let recorded = unlinked.map_err(OpError::from).and_then(|_| {
+            batch.delete_blob(sha256);
+            meta.write_unsynced(batch).map_err(OpError::from)
+        });
+        self.removals.borrow_mut().remove(sha256);
+        removal.close();
+        recorded
     }
 }
 
