@@ -23,7 +23,11 @@ pub async fn status(shard: &Shard) -> Result<Response<ResBody>, ApiError> {
         let (count, bytes) = node.stats.get(state);
         keys.insert(state.as_str().into(), json!({ "keys": count, "bytes": bytes }));
     }
-    let to_delete = node.meta.gc_candidates(TO_DELETE_COUNT_MAX)?.len();
+    // Up to 100k records to scan: off the reactor.
+    let meta = node.meta.clone();
+    let to_delete = glommio::executor()
+        .spawn_blocking(move || meta.gc_candidates(TO_DELETE_COUNT_MAX).map(|c| c.len()))
+        .await?;
     keys.insert(KeyState::ToDelete.as_str().into(), json!({ "blobs": to_delete }));
     let shards: Vec<_> = node
         .shard_metrics
