@@ -110,7 +110,24 @@ struct CommitRequest {
 #[derive(Clone)]
 pub struct Meta {
     db: Arc<DB>,
-    commits: SyncSender<CommitRequest>,
+    committer: Arc<Committer>,
+}
+
+/// The commit thread and its queue. When the last handle goes, the queue
+/// closes and the thread is joined, so the database is closed by the time
+/// the last `Meta` is dropped (and can be opened again at once).
+struct Committer {
+    queue: Option<SyncSender<CommitRequest>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Meta {
@@ -138,11 +155,12 @@ impl Meta {
         let db = Arc::new(DB::open(&options, path)?);
         let (commits, queue) = mpsc::sync_channel(COMMIT_QUEUE_MAX);
         let thread_db = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("meta-commit".into())
             .spawn(move || run_commits(&thread_db, queue))
             .map_err(|_| MetaError::Closed)?;
-        Ok(Meta { db, commits })
+        let committer = Committer { queue: Some(commits), thread: Some(thread) };
+        Ok(Meta { db, committer: Arc::new(committer) })
     }
 
     /// Makes `batch` durable (WAL synced) together with whatever else is
@@ -150,7 +168,8 @@ impl Meta {
     /// called, not when the answer is first awaited.
     pub fn commit(&self, batch: Batch) -> impl Future<Output = Result<(), MetaError>> + use<> {
         let (done, result) = oneshot::channel();
-        let queued = match self.commits.try_send(CommitRequest { batch: batch.inner, done }) {
+        let queue = self.committer.queue.as_ref().expect("the queue lives until the last Meta");
+        let queued = match queue.try_send(CommitRequest { batch: batch.inner, done }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(MetaError::Busy),
             Err(TrySendError::Disconnected(_)) => Err(MetaError::Closed),
