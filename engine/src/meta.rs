@@ -132,8 +132,16 @@ impl Drop for Committer {
 
 impl Meta {
     pub fn open(path: &Path) -> Result<Meta, MetaError> {
+        Meta::open_with_column_families(path, &[])
+    }
+
+    /// Opens the metadata with more column families beside the default one
+    /// (the raft log and state), created when missing. Their keys are not
+    /// the engine's: [`Meta::db`] hands the database to their owner.
+    pub fn open_with_column_families(path: &Path, extra: &[&str]) -> Result<Meta, MetaError> {
         let mut options = Options::default();
         options.create_if_missing(true);
+        options.create_missing_column_families(true);
         options.set_keep_log_file_num(4);
         options.set_max_background_jobs(2);
         // Reusing old WAL files means a commit's fdatasync rewrites blocks
@@ -152,7 +160,9 @@ impl Meta {
         options.set_min_blob_size(2048);
         options.set_enable_blob_gc(true);
         options.set_memtable_prefix_bloom_ratio(0.02);
-        let db = Arc::new(DB::open(&options, path)?);
+        let names =
+            std::iter::once(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).chain(extra.iter().copied());
+        let db = Arc::new(DB::open_cf(&options, path, names)?);
         let (commits, queue) = mpsc::sync_channel(COMMIT_QUEUE_MAX);
         let thread_db = db.clone();
         let thread = std::thread::Builder::new()
@@ -161,6 +171,11 @@ impl Meta {
             .map_err(|_| MetaError::Closed)?;
         let committer = Committer { queue: Some(commits), thread: Some(thread) };
         Ok(Meta { db, committer: Arc::new(committer) })
+    }
+
+    /// The database itself, for the owners of the extra column families.
+    pub fn db(&self) -> Arc<DB> {
+        self.db.clone()
     }
 
     /// Makes `batch` durable (WAL synced) together with whatever else is

@@ -12,8 +12,18 @@ use super::error::ApiError;
 pub enum Route {
     Status,
     Metrics,
-    Domain { domain: String },
-    Key { domain: String, key: String },
+    Cluster,
+    /// `/v1/admin/…`: the percent-decoded segments after `admin`.
+    Admin {
+        segments: Vec<String>,
+    },
+    Domain {
+        domain: String,
+    },
+    Key {
+        domain: String,
+        key: String,
+    },
     Unknown,
 }
 
@@ -26,6 +36,16 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
     };
     if rest == "status" {
         return Ok(Route::Status);
+    }
+    if rest == "cluster" {
+        return Ok(Route::Cluster);
+    }
+    if let Some(admin) = rest.strip_prefix("admin/") {
+        let segments = admin
+            .split('/')
+            .map(|segment| decode(segment).map(Cow::into_owned))
+            .collect::<Result<_, _>>()?;
+        return Ok(Route::Admin { segments });
     }
     let (domain, key) = match rest.split_once('/') {
         Some((domain, key)) => (domain, Some(key)),
@@ -66,6 +86,11 @@ mod tests {
         assert_eq!(route("/v1/photos/a%20b%2Fc").unwrap(), key("photos", "a b/c"));
         assert_eq!(route("/v1/photos/../x").unwrap(), key("photos", "../x"));
         assert_eq!(route("/elsewhere").unwrap(), Route::Unknown);
+        assert_eq!(route("/v1/cluster").unwrap(), Route::Cluster);
+        assert_eq!(
+            route("/v1/admin/classes/tri%70le").unwrap(),
+            Route::Admin { segments: vec!["classes".into(), "triple".into()] }
+        );
     }
 
     #[test]
