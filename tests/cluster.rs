@@ -113,6 +113,7 @@ fn three_nodes_agree_and_share_classes() {
         assert!(member["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
         assert!(member["disk_total_bytes"].as_u64().unwrap() > 0, "{member}");
         assert!(member["last_heartbeat_ms"].as_u64().unwrap() > 0, "{member}");
+        assert!(member["keys_by_state"]["stored"].is_u64(), "{member}");
     }
     // Every node names itself in /v1/status, and names the same leader.
     let ids: Vec<String> = cluster.nodes.iter().map(node_id).collect();

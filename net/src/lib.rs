@@ -25,4 +25,4 @@ pub use frame::{
 };
 pub use message::{ArchivedMessage, Message, RaftRpc};
 pub use peer_client::{PeerConnection, PeerError};
-pub use peer_io::{read_blob_body, read_frame, write_frame};
+pub use peer_io::{read_blob_body, read_frame, read_frame_bounded, write_frame};

@@ -15,7 +15,9 @@ use std::io;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::frame::{FrameBuf, FrameError, FrameHeader, FrameKind, FRAME_HEADER_BYTES};
+use crate::frame::{
+    FrameBuf, FrameError, FrameHeader, FrameKind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX_BYTES,
+};
 
 /// Largest chunk of blob body handed to the caller at once, whatever the
 /// size of the buffer it lends.
@@ -46,6 +48,20 @@ pub async fn read_frame<R>(reader: &mut R, buf: &mut FrameBuf) -> Result<FrameHe
 where
     R: AsyncRead + Unpin,
 {
+    read_frame_bounded(reader, buf, FRAME_PAYLOAD_MAX_BYTES).await
+}
+
+/// [`read_frame`] that also refuses, before reading it, a message payload
+/// longer than `payload_max_bytes` (and any blob body): for what an
+/// unauthenticated caller may send, such as its `Hello`.
+pub async fn read_frame_bounded<R>(
+    reader: &mut R,
+    buf: &mut FrameBuf,
+    payload_max_bytes: u32,
+) -> Result<FrameHeader, FrameError>
+where
+    R: AsyncRead + Unpin,
+{
     // Whatever happens next, the message of the previous frame is gone, so
     // it cannot be mistaken for this one's.
     buf.forget();
@@ -62,7 +78,19 @@ where
     }
     let header = FrameHeader::decode(&header_bytes)?;
     if header.kind() == FrameKind::BlobBody {
+        if payload_max_bytes < FRAME_PAYLOAD_MAX_BYTES {
+            return Err(FrameError::UnexpectedKind {
+                expected: FrameKind::Message,
+                found: FrameKind::BlobBody,
+            });
+        }
         return Ok(header);
+    }
+    if header.payload_len_bytes() > payload_max_bytes {
+        return Err(FrameError::PayloadTooLarge {
+            payload_len_bytes: header.payload_len_bytes(),
+            max_bytes: payload_max_bytes,
+        });
     }
     let space = buf.receive_space(&header);
     let received_bytes = read_full(reader, space).await?;

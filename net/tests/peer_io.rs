@@ -378,3 +378,24 @@ fn frames_cross_a_glommio_tcp_connection() {
         .join()
         .expect("executor ran to the end");
 }
+
+#[test]
+fn a_bounded_read_refuses_big_payloads_and_blob_bodies_before_reading_them() {
+    block_on(async {
+        let big = Message::Forward { path: "x".into(), body: vec![7; 8192] };
+        let mut reader = Cursor::new(encoded(&big).to_vec());
+        let mut buf = FrameBuf::new();
+        let refused = cairn_net::read_frame_bounded(&mut reader, &mut buf, 4096).await;
+        assert!(matches!(refused, Err(FrameError::PayloadTooLarge { max_bytes: 4096, .. })));
+        assert_eq!(reader.position(), 16, "only the header was read");
+
+        let mut reader = Cursor::new(FrameHeader::blob_body(10).encode().to_vec());
+        let refused = cairn_net::read_frame_bounded(&mut reader, &mut buf, 4096).await;
+        assert!(matches!(refused, Err(FrameError::UnexpectedKind { .. })));
+
+        let small = Message::HelloAck { node_id: 1, cluster_id: 2 };
+        let mut reader = Cursor::new(encoded(&small).to_vec());
+        cairn_net::read_frame_bounded(&mut reader, &mut buf, 4096).await.expect("fits");
+        assert_eq!(buf.deserialize().unwrap(), small);
+    });
+}

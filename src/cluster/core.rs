@@ -46,6 +46,7 @@ pub struct Health {
     pub last_answer_unix_ms: Option<u64>,
     pub disk_total_bytes: Option<u64>,
     pub disk_free_bytes: Option<u64>,
+    pub keys_by_state: Option<BTreeMap<String, u64>>,
 }
 
 pub struct Core {
@@ -209,6 +210,7 @@ impl Core {
                         disk_total_bytes: heard.and_then(|h| h.disk_total_bytes),
                         disk_free_bytes: heard.and_then(|h| h.disk_free_bytes),
                         last_heartbeat_ms: heard.and_then(|h| h.last_answer_unix_ms),
+                        keys_by_state: heard.and_then(|h| h.keys_by_state.clone()),
                     }
                 })
                 .collect()
@@ -231,6 +233,7 @@ impl Health {
             last_answer_unix_ms: None,
             disk_total_bytes: None,
             disk_free_bytes: None,
+            keys_by_state: None,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! wire as JSON inside `Forward`/`ForwardReply` when a follower hands an
 //! operation to the leader.
 
+use std::collections::BTreeMap;
+
 use cairn_raft::{Command, CommandResult, Member, NodeId, Refusal};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +53,8 @@ pub enum ControlError {
     NoQuorum { waited_ms: u64 },
     #[error("cannot reach the leader {leader:016x}: {reason}")]
     LeaderUnreachable { leader: NodeId, reason: String },
+    #[error("cannot reach the member at {address}: {reason}")]
+    PeerUnreachable { address: String, reason: String },
     #[error("{0}")]
     Refused(Refusal),
     #[error("the raft thread has stopped")]
@@ -83,6 +87,8 @@ pub struct MemberReport {
     pub disk_free_bytes: Option<u64>,
     /// When the leader last heard this member (unix ms).
     pub last_heartbeat_ms: Option<u64>,
+    /// Key counts by state from the last heartbeat answer.
+    pub keys_by_state: Option<BTreeMap<String, u64>>,
 }
 
 pub fn node_id_text(id: NodeId) -> String {

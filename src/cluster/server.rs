@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_net::{
-    encode_message, read_frame, write_frame, ArchivedMessage, FrameBuf, FrameBytes, FrameError,
-    Message, RaftRpc,
+    encode_message, read_frame, read_frame_bounded, write_frame, ArchivedMessage, FrameBuf,
+    FrameBytes, FrameError, Message, RaftRpc,
 };
 use cairn_raft::{NodeId, TypeConfig};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
@@ -23,19 +23,30 @@ use super::peers::FORWARD_PATH;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// An idle peer connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Largest `Hello` accepted: nothing bigger is read before the caller has
+/// proven it holds the join token.
+const HELLO_BYTES_MAX: u32 = 4096;
+/// Peer connections served at once; more are closed on arrival.
+const PEER_CONNECTIONS_MAX: usize = 256;
 /// Error codes of `Message::Error`.
 const CODE_UNAUTHORIZED: u16 = 401;
 const CODE_BAD_REQUEST: u16 = 400;
 
 pub async fn serve(core: Arc<Core>, listener: TcpListener) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%remote, "too many peer connections; closing this one");
+                    continue;
+                };
                 let core = core.clone();
                 tokio::spawn(async move {
                     if let Err(reason) = serve_connection(&core, stream).await {
                         tracing::info!(%remote, %reason, "peer connection closed");
                     }
+                    drop(slot);
                 });
             }
             Err(error) => {
@@ -51,7 +62,8 @@ async fn serve_connection(core: &Core, stream: TcpStream) -> Result<(), String> 
     let mut stream = stream.compat();
     let mut receive = FrameBuf::new();
     let mut send = FrameBytes::new();
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream, &mut receive))
+    let first = read_frame_bounded(&mut stream, &mut receive, HELLO_BYTES_MAX);
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, first)
         .await
         .map_err(|_| "no Hello in time".to_owned())?;
     hello.map_err(|e| e.to_string())?;

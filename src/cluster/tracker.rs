@@ -10,7 +10,7 @@ use cairn_net::Message;
 use cairn_raft::{Command, MemberState, NodeId};
 use openraft::ChangeMembers;
 
-use super::core::{unix_ms, Core, Health, COMMIT_TIMEOUT};
+use super::core::{unix_ms, Core, Health, LocalReport, COMMIT_TIMEOUT};
 
 /// Voters wanted: 3, or 5 once there are at least 5 members.
 pub fn voters_wanted(member_count: usize) -> usize {
@@ -66,15 +66,17 @@ async fn heartbeat_all(core: &Arc<Core>) {
         let core = core.clone();
         tasks.push(tokio::spawn(async move {
             if id == core.id() {
-                let report = core.local_report();
-                return (id, Some((report.disk_total_bytes, report.disk_free_bytes)));
+                return (id, Some(core.local_report()));
             }
             let heartbeat = Message::Heartbeat { term, leader_id: core.id(), sent_ms: unix_ms() };
             let answer = core.peers.call(&address, &heartbeat, core.timing.heartbeat).await;
             match answer {
-                Ok(Message::HeartbeatReply { disk_total_bytes, disk_free_bytes, .. }) => {
-                    (id, Some((disk_total_bytes, disk_free_bytes)))
-                }
+                Ok(Message::HeartbeatReply {
+                    disk_total_bytes,
+                    disk_free_bytes,
+                    keys_by_state,
+                    ..
+                }) => (id, Some(LocalReport { disk_total_bytes, disk_free_bytes, keys_by_state })),
                 Ok(other) => {
                     tracing::debug!(node = %format!("{id:016x}"), ?other, "odd heartbeat answer");
                     (id, None)
@@ -90,11 +92,12 @@ async fn heartbeat_all(core: &Arc<Core>) {
         let Ok((id, answer)) = task.await else { continue };
         let mut health = core.health.lock().expect("health lock");
         let entry = health.entry(id).or_insert_with(Health::fresh);
-        if let Some((total, free)) = answer {
+        if let Some(report) = answer {
             entry.last_answer = Instant::now();
             entry.last_answer_unix_ms = Some(unix_ms());
-            entry.disk_total_bytes = Some(total);
-            entry.disk_free_bytes = Some(free);
+            entry.disk_total_bytes = Some(report.disk_total_bytes);
+            entry.disk_free_bytes = Some(report.disk_free_bytes);
+            entry.keys_by_state = Some(report.keys_by_state.into_iter().collect());
         }
     }
 }

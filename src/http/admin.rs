@@ -241,7 +241,7 @@ impl From<ControlError> for ApiError {
             ControlError::NoQuorum { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_quorum", message)
             }
-            ControlError::LeaderUnreachable { .. } => {
+            ControlError::LeaderUnreachable { .. } | ControlError::PeerUnreachable { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "leader_unreachable", message)
             }
             ControlError::Stopped | ControlError::Raft(_) => {
