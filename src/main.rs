@@ -6,6 +6,7 @@ mod classes;
 mod client;
 mod http;
 mod metrics;
+mod mogile;
 mod node;
 mod serve;
 mod shard;

@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Client HTTP API address; port 0 picks a free port (see DATA/ports.json).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7500")]
     pub listen: SocketAddr,
+    /// MogileFS tracker protocol address; port 0 picks a free port (see DATA/ports.json).
+    #[arg(long, env = "CAIRN_MOGILE_LISTEN", default_value = "127.0.0.1:7001")]
+    pub mogile_listen: SocketAddr,
+    /// A MogileFS upload opened (`create_open`) and not closed within this
+    /// time is dropped with its bytes (`90s`, `30m`, `1h`, `500ms`).
+    #[arg(long, env = "CAIRN_MOGILE_UPLOAD_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub mogile_upload_ttl: Duration,
     /// Executors (one per core by default).
     #[arg(long, env = "CAIRN_SHARDS")]
     pub shards: Option<usize>,
@@ -88,6 +95,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stats = NodeStats::default();
     meta.for_each_key(|record| stats.add(record.state, 1, record.size_bytes as i64))?;
 
+    let http = ReusePortListeners::bind(args.listen, shard_count)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let http_addr = http.local_addr;
+    let mogile = ReusePortListeners::bind(args.mogile_listen, shard_count)
+        .with_context(|| format!("cannot listen on {}", args.mogile_listen))?;
+    let mogile_addr = mogile.local_addr;
+
     let node = Arc::new(Node {
         data,
         meta,
@@ -100,17 +114,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             write_timeout: Duration::from_millis(args.write_timeout_ms),
             shard_count,
+            http_listen: http_addr,
+            mogile_upload_ttl: args.mogile_upload_ttl,
         },
         stats,
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
     });
 
-    let http = ReusePortListeners::bind(args.listen, shard_count)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let http_addr = http.local_addr;
-    let ports = serde_json::json!({ "http": http_addr.port() });
+    let ports = serde_json::json!({ "http": http_addr.port(), "mogile": mogile_addr.port() });
     node.data.write_file_durably("ports.json", ports.to_string().as_bytes())?;
-    tracing::info!(node_id = %node.node_id_hex(), http = %http_addr, shards = shard_count, "cairn is serving");
+    tracing::info!(
+        node_id = %node.node_id_hex(),
+        http = %http_addr,
+        mogile = %mogile_addr,
+        shards = shard_count,
+        "cairn is serving"
+    );
 
     spawn_orphan_sweep(node.clone());
 
@@ -118,7 +137,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
     let mut executors = Vec::with_capacity(shard_count);
-    for (id, socket) in http.into_sockets().into_iter().enumerate() {
+    let sockets = http.into_sockets().into_iter().zip(mogile.into_sockets());
+    for (id, sockets) in sockets.enumerate() {
         let (node, mesh) = (node.clone(), mesh.clone());
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))
@@ -127,7 +147,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             builder = builder.spin_before_park(Duration::from_micros(args.spin_before_park_us));
         }
         let executor = builder
-            .spawn(move || run_shard(id, node, mesh, socket))
+            .spawn(move || run_shard(id, node, mesh, sockets))
             .map_err(|error| anyhow::anyhow!("cannot start shard {id}: {error}"))?;
         executors.push(executor);
     }
@@ -173,7 +193,7 @@ async fn run_shard(
     id: usize,
     node: Arc<Node>,
     mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
-    socket: OwnedFd,
+    (socket, mogile_socket): (OwnedFd, OwnedFd),
 ) {
     if let Err(error) = warm_up_direct_io(&node.data.probe_path()).await {
         tracing::warn!(%error, "direct I/O warm-up failed");
@@ -185,6 +205,8 @@ async fn run_shard(
     let shard = Shard::new(id, node, senders);
     shard.serve_mesh(receivers);
     glommio::spawn_local(shard.clone().collect_garbage()).detach();
+    glommio::spawn_local(crate::mogile::serve(shard.clone(), glommio_listener(mogile_socket)))
+        .detach();
 
     let listener = glommio_listener(socket);
     let open = Rc::new(std::cell::Cell::new(0usize));
@@ -268,9 +290,41 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {text:?}"))
 }
 
+/// Parses `90s`, `30m`, `1h`, `2d`, `500ms` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| format!("not a duration: {text:?}"))?;
+    let unit_ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("unknown unit in {text:?} (ms, s, m, h, d)")),
+    };
+    number
+        .checked_mul(unit_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("duration too long: {text:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
+    }
 
     #[test]
     fn sizes() {

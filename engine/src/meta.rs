@@ -252,6 +252,19 @@ impl Meta {
         Ok(self.db.get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?.is_some())
     }
 
+    /// Up to `limit` domains this node has keys or records for, in order.
+    pub fn domains(&self, limit: usize) -> Result<Vec<String>, MetaError> {
+        let mut out = Vec::new();
+        for entry in self.db.prefix_iterator([TAG_DOMAIN]) {
+            let (id, _) = entry?;
+            if id.first() != Some(&TAG_DOMAIN) || out.len() >= limit {
+                break;
+            }
+            out.push(String::from_utf8_lossy(&id[1..]).into_owned());
+        }
+        Ok(out)
+    }
+
     pub fn domain_has_keys(&self, domain: &str) -> Result<bool, MetaError> {
         self.any_with_prefix(&key_id(domain, ""))
     }

@@ -188,8 +188,8 @@ impl PendingUpload {
         let domain = reader.short_text()?;
         let class = reader.short_text()?;
         let key_len = usize::from(u16::from_le_bytes(reader.array()?));
-        let key = String::from_utf8(reader.take(key_len)?.to_vec())
-            .map_err(|_| RecordError::BadText)?;
+        let key =
+            String::from_utf8(reader.take(key_len)?.to_vec()).map_err(|_| RecordError::BadText)?;
         reader.finish()?;
         Ok(PendingUpload { domain, key, class, opened_unix_ms, stored })
     }

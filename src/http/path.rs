@@ -12,8 +12,17 @@ use super::error::ApiError;
 pub enum Route {
     Status,
     Metrics,
-    Domain { domain: String },
-    Key { domain: String, key: String },
+    Domain {
+        domain: String,
+    },
+    Key {
+        domain: String,
+        key: String,
+    },
+    /// The target of a MogileFS `create_open` (`/v1/_mogile/{fid}`).
+    MogileUpload {
+        fid: u64,
+    },
     Unknown,
 }
 
@@ -26,6 +35,13 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
     };
     if rest == "status" {
         return Ok(Route::Status);
+    }
+    if let Some(fid) = path.strip_prefix(crate::mogile::UPLOAD_PATH_PREFIX) {
+        // `_` cannot start a domain name, so this never hides a key.
+        return match fid.parse() {
+            Ok(fid) => Ok(Route::MogileUpload { fid }),
+            Err(_) => Ok(Route::Unknown),
+        };
     }
     let (domain, key) = match rest.split_once('/') {
         Some((domain, key)) => (domain, Some(key)),
@@ -66,6 +82,8 @@ mod tests {
         assert_eq!(route("/v1/photos/a%20b%2Fc").unwrap(), key("photos", "a b/c"));
         assert_eq!(route("/v1/photos/../x").unwrap(), key("photos", "../x"));
         assert_eq!(route("/elsewhere").unwrap(), Route::Unknown);
+        assert_eq!(route("/v1/_mogile/42").unwrap(), Route::MogileUpload { fid: 42 });
+        assert_eq!(route("/v1/_mogile/x").unwrap(), Route::Unknown);
     }
 
     #[test]

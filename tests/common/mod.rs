@@ -16,6 +16,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct TestNode {
     pub dir: PathBuf,
     pub base: String,
+    /// The MogileFS tracker port.
+    pub mogile_port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
     _tempdir: Option<tempfile::TempDir>,
@@ -28,6 +30,7 @@ impl TestNode {
         let mut node = TestNode {
             dir,
             base: String::new(),
+            mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _tempdir: Some(tempdir),
@@ -41,6 +44,7 @@ impl TestNode {
         let mut node = TestNode {
             dir: dir.to_path_buf(),
             base: String::new(),
+            mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _tempdir: None,
@@ -57,6 +61,7 @@ impl TestNode {
             .arg("--data")
             .arg(&self.dir)
             .args(["--listen", "127.0.0.1:0"])
+            .args(["--mogile-listen", "127.0.0.1:0"])
             .args(&self.extra_args)
             .env("CAIRN_LOG", "warn")
             .stdout(Stdio::null())
@@ -66,13 +71,14 @@ impl TestNode {
         }
         self.child = Some(command.spawn().expect("spawn cairn"));
         let ports = self.dir.join("ports.json");
-        let port = wait_for(START_TIMEOUT, || {
+        let (port, mogile_port) = wait_for(START_TIMEOUT, || {
             let text = std::fs::read_to_string(&ports).ok()?;
             let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-            value["http"].as_u64()
+            Some((value["http"].as_u64()?, value["mogile"].as_u64()?))
         })
         .expect("node wrote ports.json");
         self.base = format!("http://127.0.0.1:{port}");
+        self.mogile_port = mogile_port as u16;
         wait_for(START_TIMEOUT, || ureq::get(&self.url("/v1/status")).call().ok())
             .expect("node answers /v1/status");
     }
