@@ -1,4 +1,4 @@
-//! The client commands (`put`, `get`, `rm`, `stat`, `ls`, `status`): plain
+//! The client commands (`put`, `get`, `rm`, `stat`, `ls`, `status`, `admin`): plain
 //! HTTP against one node, with a progress bar for large transfers on a
 //! terminal.
 
@@ -116,8 +116,91 @@ impl Client {
         }
     }
 
-    pub fn status(&self) -> anyhow::Result<()> {
-        print_json(answer(self.agent.get(&format!("{}/v1/status", self.base)).call())?)
+    /// The node's status as JSON with `json`, else a table of the members.
+    pub fn status(&self, json: bool) -> anyhow::Result<()> {
+        let status = answer(self.agent.get(&format!("{}/v1/status", self.base)).call())?;
+        if json {
+            return print_json(status);
+        }
+        let status: serde_json::Value = status.into_json().context("status is not JSON")?;
+        let cluster: serde_json::Value =
+            answer(self.agent.get(&format!("{}/v1/cluster", self.base)).call())?
+                .into_json()
+                .context("cluster is not JSON")?;
+        print!("{}", render_status(&status, &cluster));
+        Ok(())
+    }
+
+    pub fn admin_get(&self, path: &str) -> anyhow::Result<()> {
+        print_json(answer(self.agent.get(&format!("{}/v1/admin/{path}", self.base)).call())?)
+    }
+
+    pub fn admin_post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+        let url = format!("{}/v1/admin/{path}", self.base);
+        print_json(answer(self.agent.post(&url).send_json(body))?)
+    }
+
+    pub fn admin_delete(&self, path: &str) -> anyhow::Result<()> {
+        answer(self.agent.delete(&format!("{}/v1/admin/{path}", self.base)).call())?;
+        Ok(())
+    }
+}
+
+/// `cairn status`: who leads, then one line per member.
+fn render_status(status: &serde_json::Value, cluster: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let me = text(&status["node_id"]);
+    let leader = text(&cluster["leader"]);
+    let mut out =
+        format!("node {me}, leader {leader}, term {}\n\n", cluster["term"].as_u64().unwrap_or(0));
+    out += &format!(
+        "{:<16}  {:<8}  {:<6}  {:<21}  {:<8}  {:>9}  {:>9}  {:>5}\n",
+        "ID", "STATE", "ROLE", "HTTP", "ZONE", "DISK USED", "DISK SIZE", "USE%"
+    );
+    for member in cluster["members"].as_array().into_iter().flatten() {
+        let id = text(&member["id"]);
+        let role = match (member["voter"].as_bool(), id == leader) {
+            (_, true) => "leader",
+            (Some(true), _) => "voter",
+            _ => "learner",
+        };
+        let total = member["disk_total_bytes"].as_u64();
+        let free = member["disk_free_bytes"].as_u64();
+        let (used, size, percent) = match (total, free) {
+            (Some(total), Some(free)) if total > 0 => {
+                let used = total.saturating_sub(free);
+                (human_bytes(used), human_bytes(total), format!("{}%", used * 100 / total))
+            }
+            _ => ("-".into(), "-".into(), "-".into()),
+        };
+        let marker = if id == me { "*" } else { "" };
+        out += &format!(
+            "{:<16}  {:<8}  {:<6}  {:<21}  {:<8}  {:>9}  {:>9}  {:>5}{marker}\n",
+            id,
+            text(&member["state"]),
+            role,
+            text(&member["http"]),
+            member["zone"].as_str().filter(|z| !z.is_empty()).unwrap_or("-"),
+            used,
+            size,
+            percent
+        );
+    }
+    out
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -153,4 +236,35 @@ fn progress(size: u64) -> ProgressBar {
         ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} {eta}")
             .expect("static template is valid"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_table() {
+        let status = serde_json::json!({ "node_id": "00000000000000aa" });
+        let cluster = serde_json::json!({
+            "leader": "00000000000000aa", "term": 3,
+            "members": [
+                { "id": "00000000000000aa", "state": "alive", "voter": true, "http": "127.0.0.1:7500",
+                  "zone": "", "disk_total_bytes": 4096u64 << 20, "disk_free_bytes": 1024u64 << 20 },
+                { "id": "00000000000000bb", "state": "down", "voter": false, "http": "10.0.0.2:7500",
+                  "zone": "b", "disk_total_bytes": null, "disk_free_bytes": null }
+            ]
+        });
+        let table = render_status(&status, &cluster);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "node 00000000000000aa, leader 00000000000000aa, term 3");
+        assert!(
+            lines[3].contains("leader")
+                && lines[3].contains("3.0 GiB")
+                && lines[3].ends_with("75%*")
+        );
+        assert!(
+            lines[4].contains("down") && lines[4].contains("learner") && lines[4].contains(" b ")
+        );
+        assert_eq!(human_bytes(512), "512 B");
+    }
 }

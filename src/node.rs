@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cairn_engine::{Clock, DataDir, Meta};
 
+use crate::cluster::Control;
 use crate::metrics::{NodeStats, ShardMetrics};
 
 /// Settings fixed at start.
@@ -31,6 +32,7 @@ pub struct NodeConfig {
 pub struct Node {
     pub data: DataDir,
     pub meta: Meta,
+    pub control: Control,
     pub clock: Clock,
     pub config: NodeConfig,
     pub stats: NodeStats,

@@ -11,11 +11,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cairn_engine::meta::Batch;
 use cairn_engine::reader::warm_up_direct_io;
-use cairn_engine::{Clock, DataDir, Meta};
+use cairn_engine::{Clock, DataDir, KeyState, Meta};
 use cairn_net::{glommio_listener, GlommioIo, LocalTimer, ReusePortListeners};
+use cairn_raft::Member;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::cluster::{self, ClusterConfig, LocalReport, Timing};
 use crate::metrics::{NodeStats, ShardMetrics};
 use crate::node::{Node, NodeConfig};
 use crate::shard::{Shard, ShardRequest};
@@ -78,17 +80,42 @@ pub struct ServeArgs {
     /// A client must send its request headers within this time.
     #[arg(long, env = "CAIRN_HEADER_TIMEOUT_MS", default_value_t = 30_000)]
     pub header_timeout_ms: u64,
+    /// Peer RPC address (raft, heartbeats, joins); port 0 picks a free port.
+    #[arg(long, env = "CAIRN_PEER_LISTEN", default_value = "127.0.0.1:7501")]
+    pub peer_listen: SocketAddr,
+    /// Join the cluster of the member whose peer address this is. Needed
+    /// only the first time: a member restarts with just `--data`.
+    #[arg(long, env = "CAIRN_JOIN", value_name = "HOST:PEERPORT")]
+    pub join: Option<String>,
+    /// The cluster's join token (`cairn admin join-token` on a member).
+    #[arg(long, env = "CAIRN_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// This node's failure zone (rack, room): copies are spread over zones.
+    #[arg(long, env = "CAIRN_ZONE", default_value = "")]
+    pub zone: String,
+    /// The host other nodes and redirected clients use to reach this one;
+    /// defaults to the listen address's host (required when that is 0.0.0.0).
+    #[arg(long, env = "CAIRN_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+    /// How often the leader heartbeats every member.
+    #[arg(long, env = "CAIRN_HEARTBEAT", default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+    /// A member that has not answered for this long is `down`.
+    #[arg(long, env = "CAIRN_DOWN_AFTER", default_value = "3s", value_parser = parse_duration)]
+    pub down_after: Duration,
+    /// A member down for this long is `dead`: its copies are made again elsewhere.
+    #[arg(long, env = "CAIRN_DEAD_AFTER", default_value = "10m", value_parser = parse_duration)]
+    pub dead_after: Duration,
 }
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = DataDir::open(&args.data)
         .with_context(|| format!("cannot open data directory {}", args.data.display()))?;
     let node_id = data.node_id().context("cannot read or create the node id")?;
-    let meta = Meta::open(&data.meta_dir()).context("cannot open the metadata database")?;
-    let shard_count = args
-        .shards
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let meta = Meta::open_with_column_families(&data.meta_dir(), cairn_raft::COLUMN_FAMILIES)
+        .context("cannot open the metadata database")?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (shard_count, raft_cpu) = threads(args.shards, cpus);
 
     let (tmp_removed, uploads_removed) = recover(&data, &meta)?;
     tracing::info!(tmp_removed, uploads_removed, "recovered from the last stop");
@@ -101,10 +128,37 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mogile = ReusePortListeners::bind(args.mogile_listen, shard_count)
         .with_context(|| format!("cannot listen on {}", args.mogile_listen))?;
     let mogile_addr = mogile.local_addr;
+    let peer_listener = std::net::TcpListener::bind(args.peer_listen)
+        .with_context(|| format!("cannot listen for peers on {}", args.peer_listen))?;
+    let peer_addr = peer_listener.local_addr()?;
+    let host = advertised_host(args.advertise_host.as_deref(), http_addr)?;
+    let member = Member {
+        http: format!("{host}:{}", http_addr.port()),
+        peer: format!("{host}:{}", peer_addr.port()),
+        zone: args.zone.clone(),
+    };
+    let control = cluster::start(
+        &data,
+        meta.db(),
+        ClusterConfig {
+            id: node_id,
+            member,
+            peer_listener,
+            join: args.join.clone(),
+            join_token: args.join_token.clone(),
+            timing: Timing {
+                heartbeat: args.heartbeat,
+                down_after: args.down_after,
+                dead_after: args.dead_after,
+            },
+            cpu: raft_cpu,
+        },
+    )?;
 
     let node = Arc::new(Node {
         data,
         meta,
+        control,
         clock: Clock::new(node_id),
         config: NodeConfig {
             max_object_size_bytes: args.max_object_size,
@@ -121,11 +175,17 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
     });
 
-    let ports = serde_json::json!({ "http": http_addr.port(), "mogile": mogile_addr.port() });
+    set_reporter(&node);
+    let ports = serde_json::json!({
+        "http": http_addr.port(),
+        "peer": peer_addr.port(),
+        "mogile": mogile_addr.port(),
+    });
     node.data.write_file_durably("ports.json", ports.to_string().as_bytes())?;
     tracing::info!(
         node_id = %node.node_id_hex(),
         http = %http_addr,
+        peer = %peer_addr,
         mogile = %mogile_addr,
         shards = shard_count,
         "cairn is serving"
@@ -134,7 +194,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     spawn_orphan_sweep(node.clone());
 
     let io_memory = args.io_memory.map_or_else(|| default_io_memory(shard_count), |b| b as usize);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
     let mut executors = Vec::with_capacity(shard_count);
     let sockets = http.into_sockets().into_iter().zip(mogile.into_sockets());
@@ -155,6 +214,54 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         executor.join().map_err(|error| anyhow::anyhow!("shard failed: {error}"))?;
     }
     Ok(())
+}
+
+/// Shards, and the core the raft thread gets to itself: with more than 2
+/// cores and no `--shards`, one core is left to raft (DESIGN §3); with 2 or
+/// fewer it shares.
+fn threads(shards: Option<usize>, cpus: usize) -> (usize, Option<usize>) {
+    match shards {
+        Some(shards) => {
+            let shards = shards.max(1);
+            (shards, (shards < cpus).then_some(shards))
+        }
+        None if cpus > 2 => (cpus - 1, Some(cpus - 1)),
+        None => (cpus.max(1), None),
+    }
+}
+
+fn advertised_host(advertise: Option<&str>, listen: SocketAddr) -> anyhow::Result<String> {
+    match advertise {
+        Some(host) => Ok(host.to_owned()),
+        None if listen.ip().is_unspecified() => anyhow::bail!(
+            "--listen {listen} does not say how other nodes reach this one: pass --advertise-host"
+        ),
+        None if listen.is_ipv6() => Ok(format!("[{}]", listen.ip())),
+        None => Ok(listen.ip().to_string()),
+    }
+}
+
+/// What this node tells the leader in each heartbeat answer.
+fn set_reporter(node: &Arc<Node>) {
+    let weak = Arc::downgrade(node);
+    node.control.set_reporter(Box::new(move || {
+        let Some(node) = weak.upgrade() else { return LocalReport::default() };
+        let disk = node.data.disk_usage_blocking().ok();
+        let keys_by_state = KeyState::ALL
+            .iter()
+            .map(|state| (state.as_str().to_owned(), node.stats.get(*state).0.max(0) as u64))
+            .collect();
+        LocalReport {
+            disk_total_bytes: disk.map_or(0, |d| d.total_bytes),
+            disk_free_bytes: disk.map_or(0, |d| d.free_bytes),
+            keys_by_state,
+        }
+    }));
+}
+
+/// Parses `500ms`, `3s`, `10m`, `1h` (and combinations such as `1m30s`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("not a duration: {text:?} ({e})"))
 }
 
 /// Removes what a crash can leave: temp files and upload records. Runs
@@ -290,41 +397,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {text:?}"))
 }
 
-/// Parses `90s`, `30m`, `1h`, `2d`, `500ms` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("not a duration: {text:?}"))?;
-    let unit_ms: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("unknown unit in {text:?} (ms, s, m, h, d)")),
-    };
-    number
-        .checked_mul(unit_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("duration too long: {text:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("5 weeks").is_err());
-        assert!(parse_duration("99999999999999999d").is_err());
-    }
 
     #[test]
     fn sizes() {
@@ -334,6 +409,23 @@ mod tests {
         assert_eq!(parse_size("64G"), Ok(64 << 30));
         assert!(parse_size("x").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn raft_gets_a_core_when_there_are_spare_ones() {
+        assert_eq!(threads(None, 2), (2, None));
+        assert_eq!(threads(None, 1), (1, None));
+        assert_eq!(threads(None, 8), (7, Some(7)));
+        assert_eq!(threads(Some(2), 8), (2, Some(2)));
+        assert_eq!(threads(Some(4), 4), (4, None));
     }
 
     #[test]

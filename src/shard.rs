@@ -8,7 +8,7 @@
 //! mesh as a `ShardRequest`; the bytes of an upload never do.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use cairn_engine::meta::Batch;
 use cairn_engine::{BlobRecord, Digest, KeyRecord, KeyState, MetaError, Written};
+use cairn_raft::{ClusterState, Command};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
@@ -103,6 +104,11 @@ pub struct Shard {
     /// Requests being served; the collector runs only when this is zero.
     active_requests: Cell<usize>,
     pub cache: RefCell<BlobCache>,
+    /// A copy of the applied cluster state and the generation it is of, so
+    /// that PUTs read classes without taking a lock shared between cores.
+    cluster: RefCell<(u64, Rc<ClusterState>)>,
+    /// Domains whose creation this shard has proposed and not seen yet.
+    domains_proposed: RefCell<HashSet<String>>,
 }
 
 impl Shard {
@@ -117,7 +123,41 @@ impl Shard {
             key_locks: RefCell::default(),
             active_requests: Cell::new(0),
             cache: RefCell::new(BlobCache::new(cache_bytes)),
+            cluster: RefCell::new((u64::MAX, Rc::default())),
+            domains_proposed: RefCell::default(),
         })
+    }
+
+    /// The applied cluster state, as of the last change this shard saw.
+    pub fn cluster_state(&self) -> Rc<ClusterState> {
+        let view = self.node.control.view();
+        let generation = view.generation();
+        let mut cached = self.cluster.borrow_mut();
+        if cached.0 != generation {
+            *cached = (generation, Rc::new(view.to_state()));
+        }
+        cached.1.clone()
+    }
+
+    /// Registers `domain` in the cluster state after its first PUT, in the
+    /// background: a PUT never waits for raft (DESIGN §1, §7). Retried by
+    /// the next PUT if it fails (no leader, say).
+    pub fn ensure_domain(self: &Rc<Self>, domain: &str) {
+        if self.cluster_state().has_domain(domain)
+            || !self.domains_proposed.borrow_mut().insert(domain.to_owned())
+        {
+            return;
+        }
+        let (shard, domain) = (self.clone(), domain.to_owned());
+        glommio::spawn_local(async move {
+            let command = Command::CreateDomain { name: domain.clone() };
+            match shard.node.control.submit(command).await {
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%domain, %error, "cannot register the domain yet"),
+            }
+            shard.domains_proposed.borrow_mut().remove(&domain);
+        })
+        .detach();
     }
 
     /// Counts a request as active until the returned guard drops (also

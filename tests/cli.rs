@@ -40,7 +40,7 @@ fn put_get_stat_ls_rm_through_the_cli() {
     let ls = cairn(&node, &["ls", "files", "--prefix", "a "]);
     assert_eq!(String::from_utf8(ls.stdout).unwrap(), format!("{}\ta dir/in.bin\n", data.len()));
 
-    let status = cairn(&node, &["status"]);
+    let status = cairn(&node, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert!(status["node_id"].is_string());
 

@@ -14,6 +14,26 @@ use common::{bytes, reply, sha256_hex, wait_for, TestNode};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Starts a node and waits until it leads its one-node cluster (domain
+/// and class changes need a leader).
+fn start(args: &[&str]) -> TestNode {
+    let node = TestNode::start(args);
+    wait_for_leader(&node);
+    node
+}
+
+fn wait_for_leader(node: &TestNode) {
+    let led = wait_for(WAIT, || {
+        let cluster = ureq::get(&node.url("/v1/cluster"))
+            .call()
+            .ok()?
+            .into_json::<serde_json::Value>()
+            .ok()?;
+        cluster["leader"].as_str().map(|_| ())
+    });
+    assert!(led.is_some(), "the node became leader");
+}
+
 /// A tracker connection.
 struct Tracker {
     reader: BufReader<TcpStream>,
@@ -114,7 +134,6 @@ fn decode(text: &str) -> String {
 fn store(tracker: &mut Tracker, domain: &str, key: &str, data: &[u8]) -> u64 {
     let open = tracker.ok("create_open", &[("domain", domain), ("key", key)]);
     let path = &open["path"];
-    assert_eq!(open["devid"], "1");
     let put = reply(ureq::put(path).send_bytes(data));
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
     let size = data.len().to_string();
@@ -122,7 +141,7 @@ fn store(tracker: &mut Tracker, domain: &str, key: &str, data: &[u8]) -> u64 {
         ("domain", domain),
         ("key", key),
         ("fid", open["fid"].as_str()),
-        ("devid", "1"),
+        ("devid", open["devid"].as_str()),
         ("path", path.as_str()),
         ("size", size.as_str()),
     ];
@@ -140,7 +159,7 @@ fn fetch(tracker: &mut Tracker, domain: &str, key: &str) -> Vec<u8> {
 
 #[test]
 fn store_fetch_describe_rename_and_delete_a_file() {
-    let node = TestNode::start(&[]);
+    let node = start(&[]);
     let mut tracker = Tracker::connect(&node);
     assert_eq!(tracker.raw(b"noop\r\n"), "OK \r\n");
     assert_eq!(tracker.ok("create_domain", &[("domain", "photos")])["domain"], "photos");
@@ -224,7 +243,7 @@ fn store_fetch_describe_rename_and_delete_a_file() {
 
 #[test]
 fn answers_are_byte_exact() {
-    let node = TestNode::start(&[]);
+    let node = start(&[]);
     let mut tracker = Tracker::connect(&node);
     assert_eq!(tracker.raw(b"noop\n"), "OK \r\n");
     assert_eq!(tracker.raw(b"NOOP\r\n"), "OK \r\n");
@@ -235,20 +254,27 @@ fn answers_are_byte_exact() {
     );
     tracker.ok("create_domain", &[("domain", "d")]);
     let open = tracker.raw(b"create_open domain=d&key=k\r\n");
-    let fid = parse_answer(&open).unwrap()["fid"].clone();
-    let port = node.base.rsplit(':').next().unwrap();
+    let answer = parse_answer(&open).unwrap();
+    let (fid, dev) = (&answer["fid"], &answer["devid"]);
+    let port = node.http_port;
     assert_eq!(
         open,
-        format!("OK fid={fid}&devid=1&path=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n")
+        format!("OK fid={fid}&devid={dev}&path=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n")
     );
     let multi = tracker.raw(b"create_open domain=d&key=k&multi_dest=1\r\n");
     let fid = parse_answer(&multi).unwrap()["fid"].clone();
     assert_eq!(
         multi,
         format!(
-            "OK fid={fid}&dev_count=1&devid_1=1&path_1=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n"
+            "OK fid={fid}&dev_count=1&devid_1={dev}&path_1=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n"
         )
     );
+    assert_eq!(tracker.raw(b"create_domain domain=e\r\n"), "OK domain=e\r\n");
+    assert_eq!(
+        tracker.raw(b"create_class domain=e&class=gold&mindevcount=3\r\n"),
+        "OK class=gold&mindevcount=3&domain=e\r\n"
+    );
+    assert_eq!(tracker.raw(b"delete_class domain=e&class=gold\r\n"), "OK domain=e&class=gold\r\n");
     // A key with characters eurl escapes comes back escaped that way.
     store(&mut tracker, "d", "x y&z", b"abc");
     assert_eq!(
@@ -259,7 +285,7 @@ fn answers_are_byte_exact() {
 
 #[test]
 fn upload_errors() {
-    let node = TestNode::start(&[]);
+    let node = start(&[]);
     let mut tracker = Tracker::connect(&node);
     tracker.ok("create_domain", &[("domain", "d")]);
     tracker.err("create_open", &[("key", "k")], "no_domain");
@@ -268,13 +294,13 @@ fn upload_errors() {
     tracker.err("create_open", &[("domain", "d"), ("key", "k"), ("class", "gold")], "unreg_class");
 
     let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
-    let (fid, path) = (open["fid"].as_str(), open["path"].as_str());
+    let (fid, path, devid) = (open["fid"].as_str(), open["path"].as_str(), open["devid"].as_str());
     let close = |size: &'static str| {
         vec![
             ("domain", "d"),
             ("key", "k"),
             ("fid", fid),
-            ("devid", "1"),
+            ("devid", devid),
             ("path", path),
             ("size", size),
         ]
@@ -290,7 +316,7 @@ fn upload_errors() {
     let mut bad_sum = close("3");
     bad_sum.push(("checksum", "CRC32:1234"));
     tracker.err("create_close", &bad_sum, "invalid_checksum_format");
-    tracker.err("create_close", &[("domain", "d"), ("key", "k"), ("devid", "1")], "no_fid");
+    tracker.err("create_close", &[("domain", "d"), ("key", "k"), ("devid", devid)], "no_fid");
     let mut wrong_dev = close("3");
     wrong_dev[3] = ("devid", "7");
     tracker.err("create_close", &wrong_dev, "invalid_destdev");
@@ -310,7 +336,7 @@ fn upload_errors() {
 
 #[test]
 fn list_keys_pages_with_prefix_and_after() {
-    let node = TestNode::start(&[]);
+    let node = start(&[]);
     let mut tracker = Tracker::connect(&node);
     tracker.ok("create_domain", &[("domain", "d")]);
     for key in ["a/1", "a/2", "a/3", "a/4", "a/5", "b/1"] {
@@ -348,28 +374,123 @@ fn list_keys_pages_with_prefix_and_after() {
 }
 
 #[test]
-fn hosts_and_devices_describe_this_node() {
-    let node = TestNode::start(&[]);
+fn hosts_and_devices_describe_this_node_and_set_state_changes_it() {
+    let node = start(&[]);
     let mut tracker = Tracker::connect(&node);
     let hosts = tracker.ok("get_hosts", &[]);
     assert_eq!(hosts["hosts"], "1");
-    assert_eq!(hosts["host1_hostid"], "1");
+    let hostid = hosts["host1_hostid"].clone();
+    assert!(hostid.parse::<u32>().unwrap() > 0, "host ids fit 32 bits");
     assert_eq!(hosts["host1_status"], "alive");
     assert_eq!(hosts["host1_hostip"], "127.0.0.1");
-    assert_eq!(format!("http://127.0.0.1:{}", hosts["host1_http_port"]), node.base);
+    assert_eq!(hosts["host1_http_port"], node.http_port.to_string());
+    assert_eq!(tracker.ok("get_hosts", &[("hostid", &hostid)])["hosts"], "1");
     let devices = tracker.ok("get_devices", &[]);
     assert_eq!(devices["devices"], "1");
-    assert_eq!(devices["dev1_devid"], "1");
-    assert_eq!(devices["dev1_hostid"], "1");
+    assert_eq!(devices["dev1_devid"], hostid);
+    assert_eq!(devices["dev1_hostid"], hostid);
+    assert_eq!(devices["dev1_status"], "alive");
+    assert_eq!(devices["dev1_observed_state"], "writeable");
     let number = |name: &str| devices[name].parse::<u64>().expect(name);
     assert!(number("dev1_mb_total") > 0);
     assert_eq!(number("dev1_mb_used") + number("dev1_mb_free"), number("dev1_mb_total"));
     assert_eq!(tracker.ok("get_devices", &[("devid", "2")])["devices"], "0");
+    let open = tracker.call("create_open", &[("domain", "nope"), ("key", "k")]);
+    assert_eq!(open.unwrap_err().0, "unreg_domain");
+
+    // A read-only device takes no new files.
+    let hostname = hosts["host1_hostname"].clone();
+    let readonly =
+        [("host", hostname.as_str()), ("device", hostid.as_str()), ("state", "readonly")];
+    tracker.ok("set_state", &readonly);
+    assert_eq!(tracker.ok("get_devices", &[])["dev1_status"], "readonly");
+    tracker.ok("create_domain", &[("domain", "d")]);
+    tracker.err("create_open", &[("domain", "d"), ("key", "k")], "no_devices");
+    let alive = [("host", hostname.as_str()), ("device", hostid.as_str()), ("state", "alive")];
+    tracker.ok("set_state", &alive);
+    tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
+    let unknown = [("host", hostname.as_str()), ("device", hostid.as_str()), ("state", "sleepy")];
+    tracker.err("set_state", &unknown, "bad_params");
+    let elsewhere = [("host", "other"), ("device", hostid.as_str()), ("state", "alive")];
+    tracker.err("set_state", &elsewhere, "host_mismatch");
+    let no_device = [("host", hostname.as_str()), ("device", "3"), ("state", "alive")];
+    tracker.err("set_state", &no_device, "no_device");
+}
+
+#[test]
+fn domains_and_classes() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    tracker.ok("create_domain", &[("domain", "d")]);
+    tracker.err("create_domain", &[("domain", "Bad Name")], "bad_params");
+    let gold = [("domain", "d"), ("class", "gold"), ("mindevcount", "3")];
+    let answer = tracker.ok("create_class", &gold);
+    assert_eq!((answer["class"].as_str(), answer["mindevcount"].as_str()), ("gold", "3"));
+    tracker.err("create_class", &gold, "class_exists");
+    tracker.err(
+        "create_class",
+        &[("domain", "d"), ("class", "x"), ("mindevcount", "0")],
+        "invalid_mindevcount",
+    );
+    tracker.err("create_class", &[("domain", "d"), ("mindevcount", "1")], "no_class");
+    tracker.err("create_class", &[("class", "x"), ("mindevcount", "1")], "no_domain");
+    tracker.err(
+        "create_class",
+        &[("domain", "nope"), ("class", "x"), ("mindevcount", "1")],
+        "domain_not_found",
+    );
+    tracker.err(
+        "update_class",
+        &[("domain", "d"), ("class", "silver"), ("mindevcount", "1")],
+        "class_not_found",
+    );
+    tracker.ok("update_class", &[("domain", "d"), ("class", "gold"), ("mindevcount", "1")]);
+
+    let domains = tracker.ok("get_domains", &[]);
+    assert_eq!(domains["domains"], "1");
+    assert_eq!(domains["domain1"], "d");
+    let classes: usize = domains["domain1classes"].parse().unwrap();
+    let listed: HashMap<String, String> = (1..=classes)
+        .map(|n| {
+            let name = domains[&format!("domain1class{n}name")].clone();
+            (name, domains[&format!("domain1class{n}mindevcount")].clone())
+        })
+        .collect();
+    assert_eq!(listed.get("gold").map(String::as_str), Some("1"));
+    assert_eq!(listed.get("default").map(String::as_str), Some("2"));
+
+    // A file of the class, and a class change of a file.
+    let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k"), ("class", "gold")]);
+    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(b"gold")).status, 201);
+    let close = [
+        ("domain", "d"),
+        ("key", "k"),
+        ("fid", open["fid"].as_str()),
+        ("devid", open["devid"].as_str()),
+        ("path", open["path"].as_str()),
+    ];
+    tracker.ok("create_close", &close);
+    assert_eq!(tracker.ok("file_info", &[("domain", "d"), ("key", "k")])["class"], "gold");
+    // One copy wanted, one held: the key is stored, not waiting for replication.
+    let stat = reply(ureq::get(&node.url("/v1/d/k?stat")).call()).json();
+    assert_eq!(stat["state"], "stored");
+    tracker.err("delete_class", &[("domain", "d"), ("class", "gold")], "class_has_files");
+    tracker.err("delete_class", &[("domain", "d"), ("class", "default")], "nodel_default_class");
+    tracker.err("delete_class", &[("domain", "d"), ("class", "tin")], "class_not_found");
+    tracker.err("delete_domain", &[("domain", "d")], "domain_not_empty");
+    tracker.ok("updateclass", &[("domain", "d"), ("key", "k"), ("class", "default")]);
+    assert_eq!(tracker.ok("file_info", &[("domain", "d"), ("key", "k")])["class"], "default");
+    tracker.ok("delete_class", &[("domain", "d"), ("class", "gold")]);
+    tracker.err("create_open", &[("domain", "d"), ("key", "k"), ("class", "gold")], "unreg_class");
+    tracker.err("delete_domain", &[("domain", "d")], "domain_has_files");
+    tracker.ok("delete", &[("domain", "d"), ("key", "k")]);
+    tracker.ok("delete_domain", &[("domain", "d")]);
+    tracker.err("create_open", &[("domain", "d"), ("key", "k")], "unreg_domain");
 }
 
 #[test]
 fn malformed_lines_get_errors_and_the_connection_goes_on() {
-    let node = TestNode::start(&[]);
+    let node = start(&[]);
     let mut tracker = Tracker::connect(&node);
     tracker.ok("create_domain", &[("domain", "d")]);
     let code = |line: String| parse_answer(&line).map(|_| "OK".to_string()).unwrap_or_else(|e| e.0);
@@ -409,7 +530,7 @@ fn malformed_lines_get_errors_and_the_connection_goes_on() {
 
 #[test]
 fn unclosed_upload_expires_and_leaves_nothing() {
-    let node = TestNode::start(&["--mogile-upload-ttl", "1s"]);
+    let node = start(&["--mogile-upload-ttl", "1s"]);
     let mut tracker = Tracker::connect(&node);
     tracker.ok("create_domain", &[("domain", "d")]);
     let data = bytes(200_000, 7);
@@ -424,7 +545,7 @@ fn unclosed_upload_expires_and_leaves_nothing() {
         ("domain", "d"),
         ("key", "k"),
         ("fid", open["fid"].as_str()),
-        ("devid", "1"),
+        ("devid", open["devid"].as_str()),
         ("path", open["path"].as_str()),
         ("size", size.as_str()),
     ];
@@ -435,21 +556,21 @@ fn unclosed_upload_expires_and_leaves_nothing() {
 
 #[test]
 fn open_uploads_survive_a_restart() {
-    let mut node = TestNode::start(&[]);
+    let mut node = start(&[]);
     let mut tracker = Tracker::connect(&node);
     tracker.ok("create_domain", &[("domain", "d")]);
     let data = bytes(150_000, 3);
     let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
     assert_eq!(reply(ureq::put(&open["path"]).send_bytes(&data)).status, 201);
     node.restart();
+    wait_for_leader(&node);
     let mut tracker = Tracker::connect(&node);
     let size = data.len().to_string();
-    // The path names the old HTTP port; create_close checks its fid part.
     let close = [
         ("domain", "d"),
         ("key", "k"),
         ("fid", open["fid"].as_str()),
-        ("devid", "1"),
+        ("devid", open["devid"].as_str()),
         ("path", open["path"].as_str()),
         ("size", size.as_str()),
     ];

@@ -52,7 +52,7 @@ impl DataDir {
         }
         let probe = dir.probe_path();
         if fs::metadata(&probe).map(|m| m.len()).unwrap_or(0) < PROBE_SIZE_BYTES as u64 {
-            write_durably(&probe, &[0x5a; PROBE_SIZE_BYTES])?;
+            write_durably(&probe, &[0x5a; PROBE_SIZE_BYTES], 0o644)?;
         }
         Ok(dir)
     }
@@ -98,7 +98,7 @@ impl DataDir {
             }),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 let id = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
-                write_durably(&path, format!("{id:016x}\n").as_bytes())?;
+                write_durably(&path, format!("{id:016x}\n").as_bytes(), 0o644)?;
                 sync_dir(&self.root)?;
                 Ok(id)
             }
@@ -208,16 +208,36 @@ impl DataDir {
 
     /// Writes `name` in the data directory atomically and durably.
     pub fn write_file_durably(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+        self.write_durably_with_mode(name, contents, 0o644)
+    }
+
+    /// Like [`DataDir::write_file_durably`], readable by the owner only
+    /// (secrets such as the cluster's join token).
+    pub fn write_secret_durably(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+        self.write_durably_with_mode(name, contents, 0o600)
+    }
+
+    /// Reads a small file of the data directory; `None` when it is absent.
+    pub fn read_file(&self, name: &str) -> io::Result<Option<String>> {
+        match fs::read_to_string(self.root.join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn write_durably_with_mode(&self, name: &str, contents: &[u8], mode: u32) -> io::Result<()> {
         let staging = self.root.join(format!(".{name}.new"));
-        write_durably(&staging, contents)?;
+        let _ = fs::remove_file(&staging);
+        write_durably(&staging, contents, mode)?;
         fs::rename(&staging, self.root.join(name))?;
         sync_dir(&self.root)
     }
 }
 
-fn write_durably(path: &Path, contents: &[u8]) -> io::Result<()> {
+fn write_durably(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let mut file =
-        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }

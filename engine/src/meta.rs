@@ -98,10 +98,6 @@ impl Batch {
         self.inner.put(tagged(TAG_DOMAIN, domain.as_bytes()), []);
     }
 
-    pub fn delete_domain(&mut self, domain: &str) {
-        self.inner.delete(tagged(TAG_DOMAIN, domain.as_bytes()));
-    }
-
     /// Records which key holds the version with this MogileFS fid.
     pub fn put_fid(&mut self, fid: u64, domain: &str, key: &str) {
         let mut value = domain.as_bytes().to_vec();
@@ -172,8 +168,16 @@ impl Drop for Committer {
 
 impl Meta {
     pub fn open(path: &Path) -> Result<Meta, MetaError> {
+        Meta::open_with_column_families(path, &[])
+    }
+
+    /// Opens the metadata with more column families beside the default one
+    /// (the raft log and state), created when missing. Their keys are not
+    /// the engine's: [`Meta::db`] hands the database to their owner.
+    pub fn open_with_column_families(path: &Path, extra: &[&str]) -> Result<Meta, MetaError> {
         let mut options = Options::default();
         options.create_if_missing(true);
+        options.create_missing_column_families(true);
         options.set_keep_log_file_num(4);
         options.set_max_background_jobs(2);
         // Reusing old WAL files means a commit's fdatasync rewrites blocks
@@ -192,7 +196,9 @@ impl Meta {
         options.set_min_blob_size(2048);
         options.set_enable_blob_gc(true);
         options.set_memtable_prefix_bloom_ratio(0.02);
-        let db = Arc::new(DB::open(&options, path)?);
+        let names =
+            std::iter::once(rocksdb::DEFAULT_COLUMN_FAMILY_NAME).chain(extra.iter().copied());
+        let db = Arc::new(DB::open_cf(&options, path, names)?);
         let (commits, queue) = mpsc::sync_channel(COMMIT_QUEUE_MAX);
         let thread_db = db.clone();
         let thread = std::thread::Builder::new()
@@ -201,6 +207,11 @@ impl Meta {
             .map_err(|_| MetaError::Closed)?;
         let committer = Committer { queue: Some(commits), thread: Some(thread) };
         Ok(Meta { db, committer: Arc::new(committer) })
+    }
+
+    /// The database itself, for the owners of the extra column families.
+    pub fn db(&self) -> Arc<DB> {
+        self.db.clone()
     }
 
     /// Makes `batch` durable (WAL synced) together with whatever else is
@@ -250,19 +261,6 @@ impl Meta {
 
     pub fn domain_exists(&self, domain: &str) -> Result<bool, MetaError> {
         Ok(self.db.get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?.is_some())
-    }
-
-    /// Up to `limit` domains this node has keys or records for, in order.
-    pub fn domains(&self, limit: usize) -> Result<Vec<String>, MetaError> {
-        let mut out = Vec::new();
-        for entry in self.db.prefix_iterator([TAG_DOMAIN]) {
-            let (id, _) = entry?;
-            if id.first() != Some(&TAG_DOMAIN) || out.len() >= limit {
-                break;
-            }
-            out.push(String::from_utf8_lossy(&id[1..]).into_owned());
-        }
-        Ok(out)
     }
 
     pub fn domain_has_keys(&self, domain: &str) -> Result<bool, MetaError> {

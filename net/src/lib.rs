@@ -13,6 +13,7 @@ pub mod frame;
 pub mod io;
 pub mod listener;
 pub mod message;
+pub mod peer_client;
 pub mod peer_io;
 pub mod rt;
 pub mod tracker;
@@ -21,6 +22,9 @@ pub use io::GlommioIo;
 pub use listener::{glommio_listener, ReusePortListeners};
 pub use rt::{LocalExecutor, LocalTimer};
 
-pub use frame::{decode_frame, encode_message, FrameBuf, FrameError, FrameHeader, FrameKind};
+pub use frame::{
+    decode_frame, encode_message, FrameBuf, FrameBytes, FrameError, FrameHeader, FrameKind,
+};
 pub use message::{ArchivedMessage, Message, RaftRpc};
+pub use peer_client::{PeerConnection, PeerError};
 pub use peer_io::{read_blob_body, read_frame, write_frame};

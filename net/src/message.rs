@@ -149,3 +149,13 @@ impl fmt::Debug for ArchivedMessage {
         }
     }
 }
+
+impl From<ArchivedRaftRpc> for RaftRpc {
+    fn from(archived: ArchivedRaftRpc) -> RaftRpc {
+        match archived {
+            ArchivedRaftRpc::AppendEntries => RaftRpc::AppendEntries,
+            ArchivedRaftRpc::Vote => RaftRpc::Vote,
+            ArchivedRaftRpc::InstallSnapshot => RaftRpc::InstallSnapshot,
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! reader-writer lock that the state machine holds only while it applies a
 //! batch of entries or swaps in a snapshot, never across an `.await`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::state::ClusterState;
@@ -13,11 +14,14 @@ use crate::state::ClusterState;
 #[derive(Clone)]
 pub struct ClusterView {
     state: Arc<RwLock<ClusterState>>,
+    /// Bumped after every change, so that readers on hot paths can keep a
+    /// copy and take the lock only when it is stale.
+    generation: Arc<AtomicU64>,
 }
 
 impl ClusterView {
     pub(crate) fn new(state: ClusterState) -> ClusterView {
-        ClusterView { state: Arc::new(RwLock::new(state)) }
+        ClusterView { state: Arc::new(RwLock::new(state)), generation: Arc::default() }
     }
 
     /// Runs `f` on the current state. Keep `f` short: applying waits for it.
@@ -28,6 +32,12 @@ impl ClusterView {
         f(&state)
     }
 
+    /// Changes so far; a copy taken at generation `g` is current while this
+    /// still returns `g`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// A copy of the current state.
     pub fn to_state(&self) -> ClusterState {
         self.read(ClusterState::clone)
@@ -36,6 +46,8 @@ impl ClusterView {
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut ClusterState) -> T) -> T {
         let mut state =
             self.state.write().expect("cluster state lock poisoned by a panic in apply");
-        f(&mut state)
+        let result = f(&mut state);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        result
     }
 }

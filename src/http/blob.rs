@@ -18,7 +18,6 @@ use super::error::ApiError;
 use super::range::{parse_range, RangeAnswer};
 use super::RequestBody;
 use crate::cache::{CachedBlob, CACHE_ENTRY_MAX_BYTES};
-use crate::classes;
 use crate::mogile::keys::{KeyOp, KeyOpDone};
 use crate::shard::{PutCommit, Shard};
 
@@ -36,8 +35,8 @@ pub async fn put(
     headers: &HeaderMap,
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
-    let class = class.unwrap_or_else(|| classes::DEFAULT_CLASS.to_string());
-    let replicas = classes::replicas(&class).ok_or_else(|| {
+    let class = class.unwrap_or_else(|| cairn_raft::DEFAULT_CLASS.to_string());
+    let replicas = shard.cluster_state().replicas(&target.domain, &class).ok_or_else(|| {
         ApiError::bad_request("unknown_class", format!("unknown class {class:?}"))
     })?;
     let expected = match headers.get(DIGEST_HEADER) {
@@ -106,6 +105,7 @@ pub async fn put(
     let record = finishing
         .await
         .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))??;
+    shard.ensure_domain(&domain);
     let body = record_json(&domain, &key, &record);
     Ok(Response::builder()
         .status(StatusCode::CREATED)

@@ -1,5 +1,6 @@
 //! The client HTTP API (`/v1/…`, `/metrics`) served by every shard.
 
+mod admin;
 mod blob;
 mod body;
 mod error;
@@ -123,6 +124,10 @@ async fn dispatch(
     match (route, request.method.clone()) {
         (Route::Metrics, Method::GET) => Ok(status::metrics(shard)),
         (Route::Status, Method::GET) => status::status(shard).await,
+        (Route::Cluster, Method::GET) => admin::cluster(shard).await,
+        (Route::Admin { segments }, method) => {
+            admin::admin(shard, &method, &segments, &query, body).await
+        }
         (Route::Domain { domain }, Method::GET) => list::list(shard, &domain, &query),
         (Route::Key { domain, key }, method) => {
             let target = KeyRef { domain, key };

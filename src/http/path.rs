@@ -12,6 +12,11 @@ use super::error::ApiError;
 pub enum Route {
     Status,
     Metrics,
+    Cluster,
+    /// `/v1/admin/…`: the percent-decoded segments after `admin`.
+    Admin {
+        segments: Vec<String>,
+    },
     Domain {
         domain: String,
     },
@@ -42,6 +47,16 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
             Ok(fid) => Ok(Route::MogileUpload { fid }),
             Err(_) => Ok(Route::Unknown),
         };
+    }
+    if rest == "cluster" {
+        return Ok(Route::Cluster);
+    }
+    if let Some(admin) = rest.strip_prefix("admin/") {
+        let segments = admin
+            .split('/')
+            .map(|segment| decode(segment).map(Cow::into_owned))
+            .collect::<Result<_, _>>()?;
+        return Ok(Route::Admin { segments });
     }
     let (domain, key) = match rest.split_once('/') {
         Some((domain, key)) => (domain, Some(key)),
@@ -84,6 +99,11 @@ mod tests {
         assert_eq!(route("/elsewhere").unwrap(), Route::Unknown);
         assert_eq!(route("/v1/_mogile/42").unwrap(), Route::MogileUpload { fid: 42 });
         assert_eq!(route("/v1/_mogile/x").unwrap(), Route::Unknown);
+        assert_eq!(route("/v1/cluster").unwrap(), Route::Cluster);
+        assert_eq!(
+            route("/v1/admin/classes/tri%70le").unwrap(),
+            Route::Admin { segments: vec!["classes".into(), "triple".into()] }
+        );
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub async fn status(shard: &Shard) -> Result<Response<ResBody>, ApiError> {
         }],
         "keys": keys,
         "corrupt_reads": node.stats.corrupt_reads.load(Ordering::Relaxed),
+        "cluster": {
+            "leader": node.control.leader().map(crate::cluster::node_id_text),
+            "term": node.control.term(),
+        },
         "shards": shards,
     });
     Ok(Response::builder()

@@ -12,7 +12,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::admin;
 use super::keys::{KeyOp, KeyOpDone};
-use super::{unix_ms_now, upload_path, DEVICE_ID};
+use super::{unix_ms_now, upload_path};
 use crate::shard::{OpError, Shard};
 
 /// `list_keys` answers at most this many keys (MogileFS's bound).
@@ -164,7 +164,7 @@ fn key_url(shard: &Shard, client: &Client, domain: &str, key: &str) -> String {
 async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answer {
     let domain = check_domain(shard, args)?;
     let key = check_key(args, "key")?;
-    let class = args.nonempty("class").unwrap_or(crate::classes::DEFAULT_CLASS);
+    let class = args.nonempty("class").unwrap_or(cairn_raft::DEFAULT_CLASS);
     if admin::class_replicas(shard, domain, class)?.is_none() {
         return Err(Refusal::new(
             "unreg_class",
@@ -198,15 +198,16 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
     batch.put_pending_upload(fid, &pending);
     meta.commit(batch).await?;
     let path = format!("{}{}", http_base(shard, client), upload_path(fid));
+    let devid = admin::local_device_id(shard).to_string();
     if args.nonempty("multi_dest").is_some_and(|v| v != "0") {
         Ok(pairs([
             ("fid", fid.to_string()),
             ("dev_count", "1".into()),
-            ("devid_1", DEVICE_ID.to_string()),
+            ("devid_1", devid),
             ("path_1", path),
         ]))
     } else {
-        Ok(pairs([("fid", fid.to_string()), ("devid", DEVICE_ID.to_string()), ("path", path)]))
+        Ok(pairs([("fid", fid.to_string()), ("devid", devid), ("path", path)]))
     }
 }
 
@@ -226,10 +227,11 @@ async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
     let Some(pending) = shard.node.meta.pending_upload(fid)? else {
         return Err(Refusal::code("no_temp_file"));
     };
-    if devid != DEVICE_ID {
+    let device = admin::local_device_id(shard);
+    if devid != device {
         return Err(Refusal::new(
             "invalid_destdev",
-            format!("File uploaded to invalid dest {devid}. Valid devices were: {DEVICE_ID}"),
+            format!("File uploaded to invalid dest {devid}. Valid devices were: {device}"),
         ));
     }
     let key = args.nonempty("key").unwrap_or("");
@@ -247,7 +249,7 @@ async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
     // The class may have been deleted since create_open: fall back to default.
     let replicas = match admin::class_replicas(shard, domain, &pending.class)? {
         Some(replicas) => replicas,
-        None => admin::class_replicas(shard, domain, crate::classes::DEFAULT_CLASS)?.unwrap_or(1),
+        None => admin::class_replicas(shard, domain, cairn_raft::DEFAULT_CLASS)?.unwrap_or(1),
     };
     // MogileFS: a size of 0 or none is not checked (zero-byte files exist).
     let size_bytes = number(args, "size")?.filter(|size| *size > 0);
@@ -303,7 +305,7 @@ fn file_info(shard: &Shard, args: &Request) -> Answer {
         ("checksum", format!("SHA-256:{}", record.sha256)),
     ]);
     if args.nonempty("devices").is_some_and(|v| v != "0") {
-        answer.push(("devids".into(), DEVICE_ID.to_string()));
+        answer.push(("devids".into(), admin::local_device_id(shard).to_string()));
     }
     Ok(answer)
 }
@@ -418,50 +420,74 @@ fn get_hosts(shard: &Shard, client: &Client, args: &Request) -> Answer {
             continue;
         }
         n += 1;
-        let ip = if host.local { http_ip(shard, client) } else { host.ip.clone() };
+        let (ip, port) = host_address(shard, client, &host);
         answer.extend(pairs([
             (&format!("host{n}_hostid"), host.hostid.to_string()),
-            (&format!("host{n}_status"), host.status.clone()),
-            (&format!("host{n}_hostname"), host.name.clone()),
+            (&format!("host{n}_status"), host.state.as_str().to_string()),
+            (&format!("host{n}_hostname"), host.name()),
             (&format!("host{n}_hostip"), ip),
-            (&format!("host{n}_http_port"), host.http_port.to_string()),
-            (&format!("host{n}_http_get_port"), host.http_port.to_string()),
+            (&format!("host{n}_http_port"), port.clone()),
+            (&format!("host{n}_http_get_port"), port),
         ]));
     }
     answer.insert(0, ("hosts".into(), n.to_string()));
     Ok(answer)
 }
 
-fn http_ip(shard: &Shard, client: &Client) -> String {
-    let listen = shard.node.config.http_listen;
-    let ip = if listen.ip().is_unspecified() { client.local_ip } else { listen.ip() };
-    ip.to_string()
+/// The IP and port of a host's HTTP API: for this node, the address the
+/// client reached when the API listens on every address.
+fn host_address(shard: &Shard, client: &Client, host: &admin::Host) -> (String, String) {
+    if host.local {
+        let listen = shard.node.config.http_listen;
+        let ip = if listen.ip().is_unspecified() { client.local_ip } else { listen.ip() };
+        return (ip.to_string(), listen.port().to_string());
+    }
+    match host.http.rsplit_once(':') {
+        Some((ip, port)) => (ip.trim_matches(['[', ']']).to_string(), port.to_string()),
+        None => (host.http.clone(), String::new()),
+    }
 }
 
 async fn get_devices(shard: &Shard, args: &Request) -> Answer {
     let wanted = number(args, "devid")?;
+    let hosts = admin::hosts(shard)?;
+    const MIB: u64 = 1 << 20;
     let data = shard.node.data.clone();
-    let usage = glommio::executor()
+    let local = glommio::executor()
         .spawn_blocking(move || data.disk_usage_blocking())
         .await
         .map_err(OpError::from)?;
-    const MIB: u64 = 1 << 20;
-    let (total, free) = (usage.total_bytes / MIB, usage.free_bytes / MIB);
+    // Other nodes' disks as the leader last heard them.
+    let remote =
+        if hosts.iter().any(|h| !h.local) { Some(shard.node.control.report().await) } else { None };
     let mut answer = Vec::new();
     let mut n = 0;
-    for host in admin::hosts(shard)? {
-        if !host.local || wanted.is_some_and(|id| id != DEVICE_ID) {
+    for host in hosts {
+        if wanted.is_some_and(|id| id != host.hostid) {
             continue;
         }
+        let disk = if host.local {
+            Some((local.total_bytes, local.free_bytes))
+        } else {
+            let name = host.name();
+            remote.as_ref().and_then(|report| {
+                let member = report.members.iter().find(|m| m.id == name)?;
+                Some((member.disk_total_bytes?, member.disk_free_bytes?))
+            })
+        };
         n += 1;
+        let mb = |bytes: Option<u64>| bytes.map_or(String::new(), |b| (b / MIB).to_string());
+        let total = disk.map(|d| d.0);
+        let free = disk.map(|d| d.1);
+        let used = disk.map(|(total, free)| (total / MIB).saturating_sub(free / MIB) * MIB);
         answer.extend(pairs([
-            (&format!("dev{n}_devid"), DEVICE_ID.to_string()),
+            (&format!("dev{n}_devid"), host.hostid.to_string()),
             (&format!("dev{n}_hostid"), host.hostid.to_string()),
-            (&format!("dev{n}_status"), host.status.clone()),
-            (&format!("dev{n}_observed_state"), "writeable".into()),
-            (&format!("dev{n}_mb_total"), total.to_string()),
-            (&format!("dev{n}_mb_used"), total.saturating_sub(free).to_string()),
-            (&format!("dev{n}_mb_free"), free.to_string()),
+            (&format!("dev{n}_status"), host.state.as_str().to_string()),
+            (&format!("dev{n}_observed_state"), host.observed_state().to_string()),
+            (&format!("dev{n}_mb_total"), mb(total)),
+            (&format!("dev{n}_mb_used"), mb(used)),
+            (&format!("dev{n}_mb_free"), mb(free)),
             (&format!("dev{n}_weight"), "100".into()),
         ]));
     }

@@ -27,9 +27,6 @@ use keys::KeyOp;
 /// `_` cannot start a domain, so no key's URL looks like this.
 pub const UPLOAD_PATH_PREFIX: &str = "/v1/_mogile/";
 
-/// The one device of a node (its data directory) and the node as a host.
-pub const DEVICE_ID: u64 = 1;
-
 /// Open tracker connections per shard; more are closed at once.
 const CONNECTIONS_PER_SHARD_MAX: usize = 4 * 1024;
 /// Pending uploads looked at per expiry pass.

@@ -16,6 +16,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct TestNode {
     pub dir: PathBuf,
     pub base: String,
+    pub http_port: u16,
+    pub peer_port: u16,
     /// The MogileFS tracker port.
     pub mogile_port: u16,
     child: Option<Child>,
@@ -30,6 +32,8 @@ impl TestNode {
         let mut node = TestNode {
             dir,
             base: String::new(),
+            http_port: 0,
+            peer_port: 0,
             mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -44,6 +48,8 @@ impl TestNode {
         let mut node = TestNode {
             dir: dir.to_path_buf(),
             base: String::new(),
+            http_port: 0,
+            peer_port: 0,
             mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -53,6 +59,8 @@ impl TestNode {
         node
     }
 
+    /// Starts the process; a restart keeps the ports of the first start,
+    /// as a real node's fixed ports would be.
     fn launch(&mut self) {
         let _ = std::fs::remove_file(self.dir.join("ports.json"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
@@ -60,10 +68,11 @@ impl TestNode {
             .arg("serve")
             .arg("--data")
             .arg(&self.dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--mogile-listen", "127.0.0.1:0"])
+            .args(["--listen", &format!("127.0.0.1:{}", self.http_port)])
+            .args(["--peer-listen", &format!("127.0.0.1:{}", self.peer_port)])
+            .args(["--mogile-listen", &format!("127.0.0.1:{}", self.mogile_port)])
             .args(&self.extra_args)
-            .env("CAIRN_LOG", "warn")
+            .env("CAIRN_LOG", "warn,openraft=off")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if !self.extra_args.iter().any(|a| a == "--shards") {
@@ -71,14 +80,15 @@ impl TestNode {
         }
         self.child = Some(command.spawn().expect("spawn cairn"));
         let ports = self.dir.join("ports.json");
-        let (port, mogile_port) = wait_for(START_TIMEOUT, || {
+        let (http, peer, mogile) = wait_for(START_TIMEOUT, || {
             let text = std::fs::read_to_string(&ports).ok()?;
             let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-            Some((value["http"].as_u64()?, value["mogile"].as_u64()?))
+            let port = |name: &str| value[name].as_u64().map(|p| p as u16);
+            Some((port("http")?, port("peer")?, port("mogile")?))
         })
         .expect("node wrote ports.json");
-        self.base = format!("http://127.0.0.1:{port}");
-        self.mogile_port = mogile_port as u16;
+        (self.http_port, self.peer_port, self.mogile_port) = (http, peer, mogile);
+        self.base = format!("http://127.0.0.1:{http}");
         wait_for(START_TIMEOUT, || ureq::get(&self.url("/v1/status")).call().ok())
             .expect("node answers /v1/status");
     }
@@ -99,9 +109,38 @@ impl TestNode {
         }
     }
 
+    /// kill -9, then start again with only the flags a member needs (no
+    /// `--join`: a member rejoins from its data directory).
     pub fn restart(&mut self) {
         self.kill();
+        self.start_again();
+    }
+
+    /// Starts a killed node again (see [`TestNode::restart`]).
+    pub fn start_again(&mut self) {
+        let mut kept = Vec::new();
+        let mut args = std::mem::take(&mut self.extra_args).into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--join" || arg == "--join-token" {
+                args.next();
+            } else {
+                kept.push(arg);
+            }
+        }
+        self.extra_args = kept;
         self.launch();
+    }
+
+    pub fn peer_address(&self) -> String {
+        format!("127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn join_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("join-token")).expect("join-token").trim().to_owned()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,268 @@
+//! The control plane (DESIGN §1, §6–§8): openraft on a thread of its own
+//! with a current-thread tokio runtime, the peer listener, joining, and the
+//! leader's tracker duties. The shards see it only through [`Control`]:
+//! reads of the applied cluster state that never wait, and admin changes
+//! handed to the raft thread.
+
+mod core;
+mod identity;
+mod network;
+mod ops;
+mod peers;
+mod server;
+mod tracker;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener as StdTcpListener;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cairn_engine::DataDir;
+use cairn_raft::{
+    default_raft_config, ClusterState, ClusterView, Command, CommandResult, LogStore, Member,
+    NodeId, Raft, StateMachine,
+};
+use openraft::storage::RaftLogStorage;
+
+use self::core::{Core, Reporter};
+pub use self::core::{LocalReport, Timing};
+use identity::{Identity, Start};
+pub use ops::{node_id_text, ClusterReport, ControlError};
+use ops::{AdminOp, OpReply};
+use peers::Peers;
+
+/// How often a node checks that the cluster knows it as it is.
+const REGISTER_INTERVAL: Duration = Duration::from_secs(1);
+/// Time for a join request to be answered (the learner is added first).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how this node takes part in the cluster.
+pub struct ClusterConfig {
+    pub id: NodeId,
+    pub member: Member,
+    /// Bound already, so that port 0 is resolved before `ports.json`.
+    pub peer_listener: StdTcpListener,
+    pub join: Option<String>,
+    pub join_token: Option<String>,
+    pub timing: Timing,
+    /// The core the raft thread is pinned to, if any.
+    pub cpu: Option<usize>,
+}
+
+/// The shards' handle on the control plane; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    core: Arc<Core>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Control {
+    /// The applied cluster state, read under a short lock; never waits for
+    /// raft.
+    pub fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+        self.core.view.read(f)
+    }
+
+    pub fn view(&self) -> &ClusterView {
+        &self.core.view
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.core.leader()
+    }
+
+    pub fn term(&self) -> u64 {
+        self.core.raft.metrics().borrow().current_term
+    }
+
+    /// Has `command` committed by the leader (forwarded there from a
+    /// follower) and answers what applying it said.
+    pub async fn submit(&self, command: Command) -> Result<CommandResult, ControlError> {
+        match self.run(AdminOp::Command(command)).await? {
+            OpReply::Command(result) => Ok(result),
+            other => Err(ControlError::Raft(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The cluster as the leader sees it (or this node, without a leader).
+    pub async fn report(&self) -> ClusterReport {
+        match self.run(AdminOp::Report).await {
+            Ok(OpReply::Report(report)) => report,
+            _ => self.core.report(),
+        }
+    }
+
+    /// Supplies what this node says about itself in heartbeat answers.
+    pub fn set_reporter(&self, reporter: Reporter) {
+        let _ = self.core.reporter.set(reporter);
+    }
+
+    async fn run(&self, op: AdminOp) -> Result<OpReply, ControlError> {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let core = self.core.clone();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.execute(op, 0).await);
+        });
+        answer.await.map_err(|_| ControlError::Stopped)?
+    }
+}
+
+/// Starts raft and the peer listener on their own thread; returns once
+/// raft is running (bootstrapped, or ready to join).
+pub fn start(
+    data: &DataDir,
+    db: Arc<rocksdb::DB>,
+    config: ClusterConfig,
+) -> anyhow::Result<Control> {
+    let (ready, started) = std::sync::mpsc::channel();
+    let data = data.clone();
+    std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            if let Some(cpu) = config.cpu {
+                pin_to_cpu(cpu);
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = ready.send(Err(anyhow::Error::from(error)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match boot(&data, db, config).await {
+                    Ok(core) => {
+                        let control = Control { core, runtime: tokio::runtime::Handle::current() };
+                        let _ = ready.send(Ok(control));
+                        std::future::pending::<()>().await;
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                    }
+                }
+            });
+        })
+        .context("cannot start the raft thread")?;
+    started.recv().context("the raft thread stopped while starting")?
+}
+
+async fn boot(
+    data: &DataDir,
+    db: Arc<rocksdb::DB>,
+    config: ClusterConfig,
+) -> anyhow::Result<Arc<Core>> {
+    let mut log_store = LogStore::open(db.clone()).context("cannot open the raft log")?;
+    let state_machine = StateMachine::open(db).context("cannot open the cluster state")?;
+    let view = state_machine.view();
+    let initialized = {
+        let vote = log_store.read_vote().await.context("cannot read the raft vote")?;
+        let log = log_store.get_log_state().await.context("cannot read the raft log")?;
+        vote.is_some() || log.last_log_id.is_some() || view.read(|s| s.last_applied().is_some())
+    };
+    let (identity, start) = Identity::load(
+        data,
+        config.id,
+        config.member.clone(),
+        config.join.is_some(),
+        config.join_token.as_deref(),
+        initialized,
+    )?;
+    let identity = Arc::new(identity);
+    let raft_config = Arc::new(default_raft_config());
+    let network = network::Network { identity: identity.clone() };
+    let raft = Raft::new(config.id, raft_config, network, log_store, state_machine)
+        .await
+        .context("cannot start raft")?;
+    let core = Arc::new(Core {
+        identity: identity.clone(),
+        raft,
+        view,
+        peers: Peers::new(identity),
+        timing: config.timing,
+        health: Mutex::default(),
+        reporter: OnceLock::new(),
+    });
+    config.peer_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(config.peer_listener)?;
+    tokio::spawn(server::serve(core.clone(), listener));
+    if start == Start::Bootstrap {
+        let members = BTreeMap::from([(config.id, config.member.clone())]);
+        core.raft.initialize(members).await.context("cannot bootstrap the cluster")?;
+        tracing::info!(node_id = %node_id_text(config.id), "bootstrapped a new one-node cluster");
+    }
+    tokio::spawn(register(core.clone(), config.join));
+    tokio::spawn(tracker::run(core.clone()));
+    Ok(core)
+}
+
+/// Makes sure the cluster knows this node with its current addresses:
+/// asks the `--join` seed until raft has us, then the leader (through any
+/// member) whenever our record is missing or stale.
+async fn register(core: Arc<Core>, seed: Option<String>) {
+    let mut ticker = tokio::time::interval(REGISTER_INTERVAL);
+    let mut attempts = 0u64;
+    loop {
+        ticker.tick().await;
+        let me = &core.identity.member;
+        let id = core.id();
+        let recorded = core.view.read(|s| s.member(id).map(|r| r.member.clone()));
+        let known_to_raft = core.peer_address(id).is_some();
+        if recorded.as_ref() == Some(me)
+            && core.peer_address(id).as_deref() == Some(me.peer.as_str())
+        {
+            continue;
+        }
+        let op = AdminOp::Join { id, member: me.clone() };
+        let result = if core.leader().is_some() {
+            core.execute(op, 0).await
+        } else {
+            // No leader known: ask the seed, or any other member, to pass
+            // the request on to theirs.
+            let others: Vec<String> = core.view.read(|s| {
+                s.members()
+                    .iter()
+                    .filter(|(m, _)| **m != id)
+                    .map(|(_, r)| r.member.peer.clone())
+                    .collect()
+            });
+            let target = match (&seed, known_to_raft) {
+                (Some(seed), false) => Some(seed.clone()),
+                _ if !others.is_empty() => Some(others[attempts as usize % others.len()].clone()),
+                _ => seed.clone(),
+            };
+            let Some(target) = target else { continue };
+            match core.peers.forward(&target, &op, 0, JOIN_TIMEOUT).await {
+                Ok(result) => result,
+                Err(error) => Err(ControlError::LeaderUnreachable {
+                    leader: 0,
+                    reason: format!("{target}: {error}"),
+                }),
+            }
+        };
+        attempts += 1;
+        match result {
+            Ok(OpReply::Joined { cluster_id }) => {
+                core.identity.learn_cluster_id(cluster_id);
+                tracing::info!(node_id = %node_id_text(id), "registered with the cluster");
+            }
+            Ok(_) => {}
+            Err(error) if attempts % 10 == 1 => {
+                tracing::warn!(%error, "cannot register with the cluster yet; retrying");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: `set` is a plain bit set handed to the kernel by pointer for
+    // this thread (pid 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::warn!(cpu, "cannot pin the raft thread");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! What the control plane is asked to do ([`AdminOp`]), what it answers
+//! ([`OpReply`]) and how it fails ([`ControlError`]). All three cross the
+//! wire as JSON inside `Forward`/`ForwardReply` when a follower hands an
+//! operation to the leader.
+
+use cairn_raft::{Command, CommandResult, Member, NodeId, Refusal};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminOp {
+    /// Append a command to the cluster log.
+    Command(Command),
+    /// Add a node (as a learner) or update its addresses.
+    Join { id: NodeId, member: Member },
+    /// The leader's view of the cluster, heartbeats included.
+    Report,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpReply {
+    Command(CommandResult),
+    Joined { cluster_id: u64 },
+    Report(ClusterReport),
+}
+
+/// A forwarded operation; `hops` stops a request from circling between
+/// nodes that each believe another one leads.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub hops: u8,
+    pub op: AdminOp,
+}
+
+/// A node forwards an operation at most this many times.
+pub const FORWARD_HOPS_MAX: u8 = 2;
+
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlError {
+    #[error(
+        "no cluster leader is known (this node may be cut off from a majority of the voters); \
+         admin changes need a leader, reads and writes of blobs do not"
+    )]
+    NoLeader,
+    #[error(
+        "the leader cannot reach a majority of the voters: the change was not committed within \
+         {waited_ms} ms"
+    )]
+    NoQuorum { waited_ms: u64 },
+    #[error("cannot reach the leader {leader:016x}: {reason}")]
+    LeaderUnreachable { leader: NodeId, reason: String },
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("the raft thread has stopped")]
+    Stopped,
+    #[error("raft failed: {0}")]
+    Raft(String),
+}
+
+/// `GET /v1/cluster`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterReport {
+    /// The leader's node id (16 hex digits), `null` when none is known.
+    pub leader: Option<String>,
+    pub term: u64,
+    /// The node that answered (the leader, unless it could not be reached).
+    pub reported_by: String,
+    pub members: Vec<MemberReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberReport {
+    pub id: String,
+    pub http: String,
+    pub peer: String,
+    pub zone: String,
+    pub state: String,
+    pub voter: bool,
+    /// From the last heartbeat answer; `null` where the reporter has none.
+    pub disk_total_bytes: Option<u64>,
+    pub disk_free_bytes: Option<u64>,
+    /// When the leader last heard this member (unix ms).
+    pub last_heartbeat_ms: Option<u64>,
+}
+
+pub fn node_id_text(id: NodeId) -> String {
+    format!("{id:016x}")
+}

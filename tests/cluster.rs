@@ -1,0 +1,397 @@
+//! Several real `cairn` processes on loopback forming one cluster: joining,
+//! agreeing on a leader, admin changes from any node, failover, loss of a
+//! minority and of a majority, full restarts, and hostile peers.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{reply, wait_for, TestNode};
+use serde_json::{json, Value};
+
+/// Time for a cluster to form, or to agree again after a change.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(40);
+
+struct Cluster {
+    nodes: Vec<TestNode>,
+}
+
+impl Cluster {
+    /// One node, then `count - 1` more joining it: one command each.
+    fn start(count: usize, extra: &[&str]) -> Cluster {
+        let mut args = vec!["--shards", "1"];
+        args.extend_from_slice(extra);
+        let first = TestNode::start(&args);
+        let (seed, token) = (first.peer_address(), first.join_token());
+        let mut nodes = vec![first];
+        for _ in 1..count {
+            let mut joining = args.clone();
+            joining.extend_from_slice(&["--join", &seed, "--join-token", &token]);
+            nodes.push(TestNode::start(&joining));
+        }
+        let cluster = Cluster { nodes };
+        let voters = count.min(if count >= 5 { 5 } else { 3 });
+        cluster.settle(count, voters);
+        cluster
+    }
+
+    fn running(&self) -> impl Iterator<Item = &TestNode> {
+        self.nodes.iter().filter(|n| n.is_running())
+    }
+
+    /// Waits until every running node reports the same leader (a running
+    /// node) and `members` members of which `voters` are voters, all
+    /// running ones alive. Returns the agreed report.
+    fn settle(&self, members: usize, voters: usize) -> Value {
+        let ids: Vec<String> = self.running().map(node_id).collect();
+        wait_for(SETTLE_TIMEOUT, || {
+            let reports: Vec<Value> = self.running().map(cluster_report).collect::<Option<_>>()?;
+            let leader = reports[0]["leader"].as_str()?.to_owned();
+            let agreed = reports.iter().all(|r| r["leader"] == leader.as_str());
+            let listed = reports[0]["members"].as_array()?;
+            let voter_count = listed.iter().filter(|m| m["voter"] == true).count();
+            let running_alive = listed
+                .iter()
+                .filter(|m| ids.iter().any(|id| m["id"] == id.as_str()))
+                .all(|m| m["state"] == "alive");
+            (agreed
+                && ids.contains(&leader)
+                && listed.len() == members
+                && voter_count == voters
+                && running_alive)
+                .then(|| reports[0].clone())
+        })
+        .unwrap_or_else(|| {
+            let reports: Vec<_> = self.running().map(cluster_report).collect();
+            panic!("cluster did not settle on {members} members / {voters} voters: {reports:#?}")
+        })
+    }
+
+    fn leader_index(&self) -> usize {
+        let report = cluster_report(self.running().next().expect("a running node")).unwrap();
+        let leader = report["leader"].as_str().expect("a leader").to_owned();
+        self.nodes.iter().position(|n| n.is_running() && node_id(n) == leader).expect("leader runs")
+    }
+}
+
+fn node_id(node: &TestNode) -> String {
+    node.status()["node_id"].as_str().unwrap().to_owned()
+}
+
+fn cluster_report(node: &TestNode) -> Option<Value> {
+    let answer = ureq::get(&node.url("/v1/cluster")).call().ok()?;
+    answer.into_json().ok()
+}
+
+fn post(node: &TestNode, path: &str, body: Value) -> common::Reply {
+    reply(ureq::post(&node.url(path)).send_json(body))
+}
+
+fn put_class(node: &TestNode, domain: &str, key: &str, class: &str, body: &[u8]) -> common::Reply {
+    let url = format!("{}?class={class}", node.key_url(domain, key));
+    reply(ureq::put(&url).send_bytes(body))
+}
+
+fn class_names(node: &TestNode) -> Vec<String> {
+    let listed = reply(ureq::get(&node.url("/v1/admin/classes")).call()).json();
+    listed["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().into())
+        .collect()
+}
+
+#[test]
+fn three_nodes_agree_and_share_classes() {
+    let cluster = Cluster::start(3, &[]);
+    let report = cluster.settle(3, 3);
+    for member in report["members"].as_array().unwrap() {
+        assert!(member["http"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert!(member["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert!(member["disk_total_bytes"].as_u64().unwrap() > 0, "{member}");
+        assert!(member["last_heartbeat_ms"].as_u64().unwrap() > 0, "{member}");
+    }
+    // Every node names itself in /v1/status, and names the same leader.
+    let ids: Vec<String> = cluster.nodes.iter().map(node_id).collect();
+    for id in &ids {
+        assert!(report["members"].as_array().unwrap().iter().any(|m| m["id"] == id.as_str()));
+    }
+
+    // A class made at one node is used by a PUT at another, at once.
+    let (a, b, c) = (&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]);
+    let made = post(c, "/v1/admin/classes", json!({ "name": "triple", "replicas": 3 }));
+    assert_eq!(made.status, 201, "{}", String::from_utf8_lossy(&made.body));
+    let stored = wait_for(SETTLE_TIMEOUT, || {
+        let put = put_class(b, "photos", "cat.jpg", "triple", b"meow");
+        (put.status == 201).then_some(put)
+    })
+    .expect("the class reached the other node");
+    assert_eq!(stored.json()["class"], "triple");
+    assert_eq!(b.get("photos", "cat.jpg").body, b"meow");
+    for node in [a, b, c] {
+        assert!(class_names(node).contains(&"triple".to_owned()));
+    }
+    // The first PUT registered the domain cluster-wide.
+    wait_for(SETTLE_TIMEOUT, || {
+        let domains = reply(ureq::get(&a.url("/v1/admin/domains")).call()).json();
+        domains["domains"].as_array().unwrap().contains(&json!("photos")).then_some(())
+    })
+    .expect("domain registered");
+
+    // Bad admin input: a clear 4xx, and nothing changes.
+    post(a, "/v1/admin/classes", json!({ "name": "none", "replicas": 0 }))
+        .assert_error(400, "bad_replicas");
+    post(a, "/v1/admin/classes", json!({ "name": "bad name", "replicas": 2 }))
+        .assert_error(400, "bad_class");
+    post(a, "/v1/admin/classes", json!({ "nome": "x" })).assert_error(400, "bad_json");
+    post(a, "/v1/admin/nodes/00000000000000ff/state", json!({ "state": "drain" }))
+        .assert_error(404, "unknown_node");
+    post(a, &format!("/v1/admin/nodes/{}/state", ids[1]), json!({ "state": "dead" }))
+        .assert_error(400, "bad_state");
+    reply(ureq::delete(&a.url("/v1/admin/classes/default")).call())
+        .assert_error(409, "default_class");
+    put_class(a, "photos", "dog.jpg", "quadruple", b"woof").assert_error(400, "unknown_class");
+    assert_eq!(class_names(a), ["default", "triple"]);
+
+    // Node states set by the operator are seen everywhere.
+    let drained =
+        post(a, &format!("/v1/admin/nodes/{}/state", ids[2]), json!({ "state": "drain" }));
+    assert_eq!(drained.status, 200, "{}", String::from_utf8_lossy(&drained.body));
+    wait_for(SETTLE_TIMEOUT, || {
+        let report = cluster_report(b)?;
+        let member = report["members"].as_array()?.iter().find(|m| m["id"] == ids[2].as_str())?;
+        (member["state"] == "drain").then_some(())
+    })
+    .expect("drain state visible");
+
+    // Deleting a class works from any node, too.
+    let deleted = reply(ureq::delete(&b.url("/v1/admin/classes/triple")).call());
+    assert_eq!(deleted.status, 204);
+    wait_for(SETTLE_TIMEOUT, || (!class_names(c).contains(&"triple".to_owned())).then_some(()))
+        .expect("class deleted everywhere");
+}
+
+#[test]
+fn leader_failover_then_old_leader_rejoins_as_follower() {
+    let mut cluster = Cluster::start(3, &[]);
+    let old = cluster.leader_index();
+    let old_id = node_id(&cluster.nodes[old]);
+    let killed_at = Instant::now();
+    cluster.nodes[old].kill();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let new_leader = wait_for(SETTLE_TIMEOUT, || {
+        let reports: Vec<Value> =
+            survivors.iter().map(|i| cluster_report(&cluster.nodes[*i])).collect::<Option<_>>()?;
+        let leader = reports[0]["leader"].as_str()?;
+        (leader != old_id && reports.iter().all(|r| r["leader"] == leader))
+            .then(|| leader.to_owned())
+    })
+    .expect("a new leader");
+    let failover = killed_at.elapsed();
+    eprintln!("leader failover after kill -9 took {} ms", failover.as_millis());
+    assert!(failover < Duration::from_secs(15), "failover took {failover:?}");
+
+    // A minority is gone: admin changes still work, at either survivor.
+    for i in &survivors {
+        let name = format!("after-failover-{i}");
+        let made =
+            post(&cluster.nodes[*i], "/v1/admin/classes", json!({ "name": name, "replicas": 2 }));
+        assert_eq!(made.status, 201, "{}", String::from_utf8_lossy(&made.body));
+    }
+
+    // The old leader comes back with only --data and follows.
+    cluster.nodes[old].start_again();
+    let report = cluster.settle(3, 3);
+    assert_eq!(report["leader"], new_leader.as_str());
+    let names = class_names(&cluster.nodes[old]);
+    assert!(
+        wait_for(SETTLE_TIMEOUT, || {
+            let names = class_names(&cluster.nodes[old]);
+            names.iter().filter(|n| n.starts_with("after-failover")).count().eq(&2).then_some(())
+        })
+        .is_some(),
+        "old leader caught up: {names:?}"
+    );
+}
+
+#[test]
+fn majority_loss_stops_admin_changes_but_not_reads_and_writes() {
+    let mut cluster = Cluster::start(3, &[]);
+    let made =
+        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "pair", "replicas": 2 }));
+    assert_eq!(made.status, 201);
+    let survivor = 2;
+    wait_for(SETTLE_TIMEOUT, || {
+        class_names(&cluster.nodes[survivor]).contains(&"pair".into()).then_some(())
+    })
+    .expect("class replicated");
+    cluster.nodes[0].kill();
+    cluster.nodes[1].kill();
+    let node = &cluster.nodes[survivor];
+
+    // Admin changes: 503 with a reason, within the commit timeout.
+    let refused = wait_for(SETTLE_TIMEOUT, || {
+        let started = Instant::now();
+        let answer = post(node, "/v1/admin/classes", json!({ "name": "lonely", "replicas": 1 }));
+        (answer.status == 503).then_some((answer, started.elapsed()))
+    })
+    .expect("admin refused without a majority");
+    let (answer, took) = refused;
+    assert!(
+        ["no_leader", "no_quorum", "leader_unreachable"]
+            .contains(&answer.json()["error"].as_str().unwrap()),
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(!answer.json()["message"].as_str().unwrap().is_empty());
+    assert!(took < Duration::from_secs(12), "refusal took {took:?}");
+    assert!(!class_names(node).contains(&"lonely".to_owned()));
+
+    // Blobs: PUT of a known class, GET, DELETE, all without raft.
+    let put = put_class(node, "docs", "a.txt", "pair", b"still here");
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    assert_eq!(node.get("docs", "a.txt").body, b"still here");
+    assert_eq!(reply(ureq::delete(&node.key_url("docs", "a.txt")).call()).status, 204);
+    // The cluster view still answers, from what this node knows.
+    let report = cluster_report(node).expect("cluster report without a leader");
+    assert_eq!(report["members"].as_array().unwrap().len(), 3);
+
+    // The majority returns: admin changes work again.
+    cluster.nodes[0].start_again();
+    cluster.nodes[1].start_again();
+    cluster.settle(3, 3);
+    let node = &cluster.nodes[survivor];
+    let made = post(node, "/v1/admin/classes", json!({ "name": "back", "replicas": 1 }));
+    assert_eq!(made.status, 201, "{}", String::from_utf8_lossy(&made.body));
+}
+
+#[test]
+fn five_nodes_have_five_voters_and_survive_two_losses() {
+    let mut cluster = Cluster::start(5, &[]);
+    let leader = cluster.leader_index();
+    let victims: Vec<usize> = (0..5).filter(|i| *i != leader).take(2).collect();
+    for i in &victims {
+        cluster.nodes[*i].kill();
+    }
+    let node = &cluster.nodes[leader];
+    let made = post(node, "/v1/admin/classes", json!({ "name": "five", "replicas": 3 }));
+    assert_eq!(made.status, 201, "{}", String::from_utf8_lossy(&made.body));
+    // The two killed ones are reported down.
+    wait_for(SETTLE_TIMEOUT, || {
+        let report = cluster_report(node)?;
+        let down = report["members"].as_array()?.iter().filter(|m| m["state"] == "down").count();
+        (down == 2).then_some(())
+    })
+    .expect("two members down");
+    for i in victims {
+        cluster.nodes[i].start_again();
+    }
+    cluster.settle(5, 5);
+}
+
+#[test]
+fn membership_and_classes_survive_a_full_restart() {
+    let mut cluster = Cluster::start(3, &[]);
+    let made =
+        post(&cluster.nodes[1], "/v1/admin/classes", json!({ "name": "kept", "replicas": 3 }));
+    assert_eq!(made.status, 201);
+    let made = post(&cluster.nodes[2], "/v1/admin/domains", json!({ "name": "archive" }));
+    assert_eq!(made.status, 201);
+    let before = cluster.settle(3, 3);
+    let ids = |report: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    for node in &mut cluster.nodes {
+        node.kill();
+    }
+    for node in &mut cluster.nodes {
+        node.start_again();
+    }
+    let after = cluster.settle(3, 3);
+    assert_eq!(ids(&before), ids(&after));
+    for node in &cluster.nodes {
+        assert!(class_names(node).contains(&"kept".to_owned()));
+        let domains = reply(ureq::get(&node.url("/v1/admin/domains")).call()).json();
+        assert!(domains["domains"].as_array().unwrap().contains(&json!("archive")));
+    }
+}
+
+#[test]
+fn a_dead_voter_is_replaced_by_a_learner() {
+    let mut cluster = Cluster::start(4, &["--down-after", "1s", "--dead-after", "3s"]);
+    let report = cluster.settle(4, 3);
+    let learner =
+        report["members"].as_array().unwrap().iter().find(|m| m["voter"] == false).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let leader = cluster.leader_index();
+    let victim = (0..4)
+        .find(|i| *i != leader && node_id(&cluster.nodes[*i]) != learner)
+        .expect("a follower voter");
+    let victim_id = node_id(&cluster.nodes[victim]);
+    cluster.nodes[victim].kill();
+    let node = &cluster.nodes[leader];
+    wait_for(SETTLE_TIMEOUT, || {
+        let report = cluster_report(node)?;
+        let members = report["members"].as_array()?;
+        let victim = members.iter().find(|m| m["id"] == victim_id.as_str())?;
+        let promoted = members.iter().find(|m| m["id"] == learner.as_str())?;
+        (victim["state"] == "dead" && victim["voter"] == false && promoted["voter"] == true)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("dead voter not replaced: {:#?}", cluster_report(node)));
+    // Back from the dead: alive again, as a learner (3 voters are enough).
+    cluster.nodes[victim].start_again();
+    cluster.settle(4, 3);
+}
+
+#[test]
+fn a_wrong_token_or_a_bad_frame_is_turned_away() {
+    let cluster = Cluster::start(1, &[]);
+    let seed = &cluster.nodes[0];
+    // A node with the wrong token never gets in.
+    let intruder = TestNode::start(&[
+        "--shards",
+        "1",
+        "--join",
+        &seed.peer_address(),
+        "--join-token",
+        "not-the-token",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let report = cluster_report(seed).unwrap();
+    assert_eq!(report["members"].as_array().unwrap().len(), 1, "{report:#}");
+    drop(intruder);
+
+    // Garbage, a truncated frame and a frame with a bad CRC each close
+    // their own connection and nothing else.
+    let mut garbage = vec![0xAB; 64];
+    garbage[..4].copy_from_slice(b"JUNK");
+    let mut truncated = b"CRN1".to_vec();
+    truncated.extend_from_slice(&[1, 1, 0, 0]);
+    let mut bad_crc = b"CRN1".to_vec();
+    bad_crc.extend_from_slice(&[1, 1, 0, 0, 16, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
+    bad_crc.extend_from_slice(&[0u8; 16]);
+    for bytes in [garbage, truncated, bad_crc] {
+        let mut stream = TcpStream::connect(seed.peer_address()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        stream.write_all(&bytes).unwrap();
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        assert!(answer.is_empty(), "no answer to a bad frame: {answer:?}");
+    }
+    let made = post(seed, "/v1/admin/classes", json!({ "name": "fine", "replicas": 1 }));
+    assert_eq!(made.status, 201, "the node still works");
+}
