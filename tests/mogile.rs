@@ -330,8 +330,14 @@ fn upload_errors() {
     // A PUT to a closed (or never opened) upload finds nothing.
     assert_eq!(reply(ureq::put(path).send_bytes(b"x")).status, 404);
     assert_eq!(reply(ureq::put(&node.url("/v1/_mogile/12345")).send_bytes(b"x")).status, 404);
-    // An explicit fid in use is refused.
+    // An explicit fid is used as given, and refused while in use; 0 asks
+    // for a new one (what MogileFS clients send).
     tracker.err("create_open", &[("domain", "d"), ("key", "k2"), ("fid", fid)], "fid_in_use");
+    let chosen = tracker.ok("create_open", &[("domain", "d"), ("key", "k2"), ("fid", "424242")]);
+    assert_eq!(chosen["fid"], "424242");
+    tracker.err("create_open", &[("domain", "d"), ("key", "k3"), ("fid", "424242")], "fid_in_use");
+    let auto = tracker.ok("create_open", &[("domain", "d"), ("key", "k3"), ("fid", "0")]);
+    assert!(auto["fid"].parse::<u64>().unwrap() > 424242);
 }
 
 #[test]

@@ -175,10 +175,11 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
         return Err(Refusal::code("no_devices"));
     }
     let meta = &shard.node.meta;
-    let fid = match number(args, "fid")? {
+    // Clients send `fid=0` to mean "pick one".
+    let fid = match number(args, "fid")?.filter(|fid| *fid != 0) {
         Some(fid) => {
-            if fid == 0 || fid > i64::MAX as u64 {
-                return Err(Refusal::new("bad_params", "fid must be between 1 and 2^63 - 1"));
+            if fid > i64::MAX as u64 {
+                return Err(Refusal::new("bad_params", "fid must be below 2^63"));
             }
             if meta.pending_upload(fid)?.is_some() || meta.fid_key(fid)?.is_some() {
                 return Err(Refusal::new("fid_in_use", format!("fid {fid} is in use")));
