@@ -277,6 +277,7 @@ fn answers_are_byte_exact() {
     assert_eq!(tracker.raw(b"delete_class domain=e&class=gold\r\n"), "OK domain=e&class=gold\r\n");
     // A key with characters eurl escapes comes back escaped that way.
     store(&mut tracker, "d", "x y&z", b"abc");
+    assert_eq!(fetch(&mut tracker, "d", "x y&z"), b"abc");
     assert_eq!(
         tracker.raw(b"list_keys domain=d\r\n"),
         "OK key_count=1&next_after=x+y%26z&key_1=x+y%26z\r\n"

@@ -38,7 +38,7 @@ pub enum LineError {
     /// The line has no command word (`^\w+`).
     #[error("no command on the line")]
     NoCommand,
-    #[error("bad %-encoding at byte {at} of the arguments")]
+    #[error("bad %-encoding at byte {at} of the line")]
     BadEncoding { at: usize },
     #[error("argument {name:?} is not UTF-8 once decoded")]
     NotUtf8 { name: String },
@@ -382,6 +382,51 @@ mod tests {
             let request = parse_line(&line).unwrap();
             let expected: Vec<_> = unique.into_iter().filter(|(n, _)| !n.is_empty()).collect();
             prop_assert_eq!(request.args, expected);
+        }
+
+        /// The reader, fed in arbitrary pieces, hands out what splitting
+        /// the whole input on `\n` does, with over-long lines reported once.
+        #[test]
+        fn reader_matches_a_split_on_newlines(
+            lines in proptest::collection::vec((0..LINE_LEN_MAX_BYTES + 300, any::<bool>()), 1..5),
+            tail in 0..LINE_LEN_MAX_BYTES + 300,
+            chunk in 1..40_000usize,
+        ) {
+            let mut input = Vec::new();
+            let mut expected = Vec::new();
+            for (i, (len, crlf)) in lines.iter().enumerate() {
+                let mut line = vec![b'a' + (i % 26) as u8; *len];
+                if *crlf {
+                    line.push(b'\r');
+                }
+                input.extend_from_slice(&line);
+                input.push(b'\n');
+                expected.push(if line.len() > LINE_LEN_MAX_BYTES + 1 { None } else { Some(line) });
+            }
+            input.extend(std::iter::repeat_n(b'z', tail));
+            if tail > LINE_LEN_MAX_BYTES + 1 {
+                expected.push(None);
+            }
+            let mut reader = LineReader::new();
+            let mut got = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                // A read takes what arrived, up to the room offered.
+                let room = reader.buffer_mut();
+                let n = rest.len().min(room.len()).min(chunk);
+                room[..n].copy_from_slice(&rest[..n]);
+                reader.filled(n);
+                rest = &rest[n..];
+                loop {
+                    match reader.next_line() {
+                        Line::Incomplete => break,
+                        Line::TooLong => got.push(None),
+                        Line::Complete(line) => got.push(Some(line.to_vec())),
+                    }
+                }
+                prop_assert!(reader.pending_bytes() <= LINE_LEN_MAX_BYTES + 1 + READ_CHUNK_BYTES);
+            }
+            prop_assert_eq!(got, expected);
         }
 
         #[test]
