@@ -252,7 +252,18 @@ fn answers_are_byte_exact() {
         tracker.raw(b"get_paths domain=nowhere&key=k\r\n"),
         "ERR unreg_domain Domain+name+invalid/not+found\r\n"
     );
-    tracker.ok("create_domain", &[("domain", "d")]);
+    // Codes MogileFS has no message for carry the code as their message.
+    assert_eq!(tracker.raw(b"create_domain domain=d\r\n"), "OK domain=d\r\n");
+    assert_eq!(tracker.raw(b"get_paths domain=d&key=k\r\n"), "ERR unknown_key unknown_key\r\n");
+    assert_eq!(tracker.raw(b"get_paths domain=d\r\n"), "ERR no_key no_key\r\n");
+    assert_eq!(
+        tracker.raw(b"create_open domain=d&key=k&class=x\r\n"),
+        "ERR unreg_class unreg_class\r\n"
+    );
+    assert_eq!(
+        tracker.raw(b"delete_domain domain=gone\r\n"),
+        "ERR domain_not_found Domain+not+found\r\n"
+    );
     let open = tracker.raw(b"create_open domain=d&key=k\r\n");
     let answer = parse_answer(&open).unwrap();
     let (fid, dev) = (&answer["fid"], &answer["devid"]);

@@ -37,7 +37,8 @@ impl Refusal {
         Refusal { code, message: message.into() }
     }
 
-    /// With MogileFS's own message for the code (the code itself when it has none).
+    /// With MogileFS's own message for the code, or the code itself where
+    /// MogileFS has none (as MogileFS answers), so such answers are byte-exact.
     pub fn code(code: &'static str) -> Refusal {
         Refusal::new(code, standard_message(code).unwrap_or(code))
     }
@@ -135,7 +136,7 @@ pub fn check_domain<'a>(shard: &Shard, args: &'a Request) -> Result<&'a str, Ref
 
 /// A key argument: present, not empty, and a key cairn can store.
 fn check_key<'a>(args: &'a Request, name: &str) -> Result<&'a str, Refusal> {
-    let key = args.nonempty(name).ok_or_else(|| Refusal::new("no_key", "No key provided"))?;
+    let key = args.nonempty(name).ok_or_else(|| Refusal::code("no_key"))?;
     validate_key(key).map_err(|error| Refusal::new("no_key", error.to_string()))?;
     Ok(key)
 }
@@ -166,10 +167,7 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
     let key = check_key(args, "key")?;
     let class = args.nonempty("class").unwrap_or(cairn_raft::DEFAULT_CLASS);
     if admin::class_replicas(shard, domain, class)?.is_none() {
-        return Err(Refusal::new(
-            "unreg_class",
-            format!("no class {class:?} in domain {domain:?}"),
-        ));
+        return Err(Refusal::code("unreg_class"));
     }
     if !admin::device_writable(shard)? {
         return Err(Refusal::code("no_devices"));
@@ -182,7 +180,7 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
                 return Err(Refusal::new("bad_params", "fid must be below 2^63"));
             }
             if meta.pending_upload(fid)?.is_some() || meta.fid_key(fid)?.is_some() {
-                return Err(Refusal::new("fid_in_use", format!("fid {fid} is in use")));
+                return Err(Refusal::code("fid_in_use"));
             }
             fid
         }
@@ -214,16 +212,15 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
 
 async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
     let domain = check_domain(shard, args)?;
-    let fid = number(args, "fid")?.ok_or_else(|| Refusal::new("no_fid", "No fid provided"))?;
-    let devid =
-        number(args, "devid")?.ok_or_else(|| Refusal::new("no_devid", "No devid provided"))?;
-    let path = args.nonempty("path").ok_or_else(|| Refusal::new("no_path", "No path provided"))?;
+    let fid = number(args, "fid")?.ok_or_else(|| Refusal::code("no_fid"))?;
+    let devid = number(args, "devid")?.ok_or_else(|| Refusal::code("no_devid"))?;
+    let path = args.nonempty("path").ok_or_else(|| Refusal::code("no_path"))?;
     let sha256 = match args.nonempty("checksum") {
         None => None,
         Some(text) => parse_checksum(text)?,
     };
     if !path.ends_with(&upload_path(fid)) {
-        return Err(Refusal::new("bogus_args", format!("path {path:?} is not fid {fid}'s")));
+        return Err(Refusal::code("bogus_args"));
     }
     let Some(pending) = shard.node.meta.pending_upload(fid)? else {
         return Err(Refusal::code("no_temp_file"));
@@ -237,7 +234,7 @@ async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
     }
     let key = args.nonempty("key").unwrap_or("");
     if pending.domain != domain || (!key.is_empty() && pending.key != key) {
-        return Err(Refusal::new("bogus_args", format!("fid {fid} was opened for another key")));
+        return Err(Refusal::code("bogus_args"));
     }
     let target = (pending.domain.clone(), pending.key.clone());
     if key.is_empty() {
@@ -270,7 +267,7 @@ async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
 /// `SHA-256:<hex>` is checked against the bytes; `MD5:<hex>` (the only
 /// other hash MogileFS knows) cannot be, and is accepted unchecked.
 fn parse_checksum(text: &str) -> Result<Option<Digest>, Refusal> {
-    let invalid = || Refusal::new("invalid_checksum_format", format!("bad checksum {text:?}"));
+    let invalid = || Refusal::code("invalid_checksum_format");
     let (name, hex) = text.split_once(':').ok_or_else(invalid)?;
     match name.to_ascii_uppercase().as_str() {
         "SHA-256" | "SHA256" => Digest::from_hex(hex).map(Some).ok_or_else(invalid),
@@ -280,7 +277,7 @@ fn parse_checksum(text: &str) -> Result<Option<Digest>, Refusal> {
 }
 
 fn existing(shard: &Shard, domain: &str, key: &str) -> Result<KeyRecord, Refusal> {
-    shard.node.meta.key(domain, key)?.ok_or_else(|| Refusal::new("unknown_key", "unknown_key"))
+    shard.node.meta.key(domain, key)?.ok_or_else(|| Refusal::code("unknown_key"))
 }
 
 fn get_paths(shard: &Shard, client: &Client, args: &Request) -> Answer {
@@ -321,7 +318,7 @@ async fn delete(shard: &Rc<Shard>, args: &Request) -> Answer {
         .ok_or_else(|| Refusal::new("failure", "delete task was cancelled"))?;
     match deleted {
         Ok(_) => Ok(Vec::new()),
-        Err(OpError::NotFound) => Err(Refusal::new("unknown_key", "unknown_key")),
+        Err(OpError::NotFound) => Err(Refusal::code("unknown_key")),
         Err(error) => Err(error.into()),
     }
 }

@@ -102,7 +102,7 @@ pub async fn run(shard: &Shard, op: KeyOp) -> Result<KeyOpDone, OpError> {
                 return refused("no_temp_file", "No tempfile or file already closed");
             };
             if pending.domain != domain || pending.key != key {
-                return refused("bogus_args", format!("fid {fid} was opened for another key"));
+                return refused("bogus_args", "bogus_args");
             }
             let Some(stored) = pending.stored else {
                 let expected = size_bytes.map_or(-1, |n| n as i64);
@@ -195,7 +195,7 @@ pub async fn run(shard: &Shard, op: KeyOp) -> Result<KeyOpDone, OpError> {
         }
         KeyOp::UpdateClass { domain, key, class, replicas } => {
             let Some(old) = meta.key(&domain, &key)? else {
-                return refused("invalid_key", format!("no key {key:?} in domain {domain:?}"));
+                return refused("invalid_key", "invalid_key");
             };
             if old.class == class {
                 return Ok(KeyOpDone::Done);
