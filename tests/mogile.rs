@@ -595,3 +595,51 @@ fn open_uploads_survive_a_restart() {
     tracker.ok("create_close", &close);
     assert_eq!(fetch(&mut tracker, "d", "k"), data);
 }
+
+#[test]
+fn domains_classes_and_hosts_are_cluster_wide() {
+    let first = start(&["--shards", "1"]);
+    let (seed, token) = (first.peer_address(), first.join_token());
+    let second = TestNode::start(&["--shards", "1", "--join", &seed, "--join-token", &token]);
+    let mut on_first = Tracker::connect(&first);
+    let mut on_second = Tracker::connect(&second);
+    let joined = wait_for(Duration::from_secs(40), || {
+        let hosts = on_second.ok("get_hosts", &[]);
+        (hosts["hosts"] == "2").then_some(hosts)
+    });
+    let hosts = joined.expect("the second node joined");
+    // Admin changes from a follower go to the leader (once one is known).
+    let created = wait_for(Duration::from_secs(40), || {
+        match on_second.call("create_domain", &[("domain", "shared")]) {
+            Ok(_) => Some(()),
+            Err((code, _)) if code == "domain_exists" => Some(()),
+            Err(_) => None,
+        }
+    });
+    assert!(created.is_some(), "the second node can change the cluster state");
+    assert_ne!(hosts["host1_hostid"], hosts["host2_hostid"]);
+    let ports = [hosts["host1_http_port"].as_str(), hosts["host2_http_port"].as_str()];
+    assert!(ports.contains(&first.http_port.to_string().as_str()), "{hosts:?}");
+    assert!(ports.contains(&second.http_port.to_string().as_str()), "{hosts:?}");
+
+    // A change made on one node is seen on the other.
+    let seen = |tracker: &mut Tracker, name: &str| {
+        wait_for(WAIT, || {
+            let domains = tracker.ok("get_domains", &[]);
+            domains.values().any(|v| v == name).then_some(domains)
+        })
+    };
+    let domains = seen(&mut on_first, "shared").expect("the domain reached the first node");
+    assert_eq!(domains["domains"], "1");
+    on_first.ok("create_class", &[("domain", "shared"), ("class", "gold"), ("mindevcount", "2")]);
+    assert!(seen(&mut on_second, "gold").is_some(), "the class reached the second node");
+    on_second.err("create_domain", &[("domain", "shared")], "domain_exists");
+
+    // Each node stores what it is given.
+    let fid = store(&mut on_second, "shared", "k", b"on the second node");
+    let info = on_second.ok("file_info", &[("domain", "shared"), ("key", "k")]);
+    assert_eq!(info["fid"], fid.to_string());
+    assert_eq!(fetch(&mut on_second, "shared", "k"), b"on the second node");
+    let devices = on_first.ok("get_devices", &[]);
+    assert_eq!(devices["devices"], "2");
+}
