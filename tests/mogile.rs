@@ -350,6 +350,18 @@ fn upload_errors() {
     tracker.err("create_open", &[("domain", "d"), ("key", "k3"), ("fid", "424242")], "fid_in_use");
     let auto = tracker.ok("create_open", &[("domain", "d"), ("key", "k3"), ("fid", "0")]);
     assert!(auto["fid"].parse::<u64>().unwrap() > 424242);
+    // A size of -1 (unknown) is not checked, as in MogileFS.
+    assert_eq!(reply(ureq::put(&auto["path"]).send_bytes(b"four")).status, 201);
+    let unknown_size = [
+        ("domain", "d"),
+        ("key", "k3"),
+        ("fid", auto["fid"].as_str()),
+        ("devid", auto["devid"].as_str()),
+        ("path", auto["path"].as_str()),
+        ("size", "-1"),
+    ];
+    tracker.ok("create_close", &unknown_size);
+    assert_eq!(fetch(&mut tracker, "d", "k3"), b"four");
 }
 
 #[test]

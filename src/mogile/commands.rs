@@ -249,8 +249,12 @@ async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
         Some(replicas) => replicas,
         None => admin::class_replicas(shard, domain, cairn_raft::DEFAULT_CLASS)?.unwrap_or(1),
     };
-    // MogileFS: a size of 0 or none is not checked (zero-byte files exist).
-    let size_bytes = number(args, "size")?.filter(|size| *size > 0);
+    // MogileFS: a size of 0, -1 or none is not checked (zero-byte files exist).
+    let size_bytes = match args.nonempty("size").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(size)) => u64::try_from(size).ok().filter(|size| *size > 0),
+        Some(Err(_)) => return Err(Refusal::new("bad_params", "size must be a number")),
+    };
     let op = KeyOp::Close { fid, domain: target.0, key: target.1, size_bytes, sha256, replicas };
     // Detached: a client that goes away must not cancel a commit half done.
     let shard = shard.clone();
