@@ -17,6 +17,7 @@ fn record(i: u64) -> KeyRecord {
         size_bytes: 4096,
         class: "default".into(),
         content_type: String::new(),
+        fid: i,
     }
 }
 

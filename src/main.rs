@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod http;
 mod metrics;
+mod mogile;
 mod node;
 mod serve;
 mod shard;

@@ -23,6 +23,10 @@ pub struct NodeConfig {
     /// A connection whose client takes no response bytes for this long ends.
     pub write_timeout: Duration,
     pub shard_count: usize,
+    /// Where the HTTP API listens (URLs given to tracker clients point here).
+    pub http_listen: std::net::SocketAddr,
+    /// A MogileFS upload not closed within this time is dropped.
+    pub mogile_upload_ttl: Duration,
 }
 
 pub struct Node {

@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// Client HTTP API address; port 0 picks a free port (see DATA/ports.json).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7500")]
     pub listen: SocketAddr,
+    /// MogileFS tracker protocol address; port 0 picks a free port (see DATA/ports.json).
+    #[arg(long, env = "CAIRN_MOGILE_LISTEN", default_value = "127.0.0.1:7001")]
+    pub mogile_listen: SocketAddr,
+    /// A MogileFS upload opened (`create_open`) and not closed within this
+    /// time is dropped with its bytes (`90s`, `30m`, `1h`, `500ms`).
+    #[arg(long, env = "CAIRN_MOGILE_UPLOAD_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub mogile_upload_ttl: Duration,
     /// Executors (one per core by default).
     #[arg(long, env = "CAIRN_SHARDS")]
     pub shards: Option<usize>,
@@ -118,6 +125,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http = ReusePortListeners::bind(args.listen, shard_count)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let http_addr = http.local_addr;
+    let mogile = ReusePortListeners::bind(args.mogile_listen, shard_count)
+        .with_context(|| format!("cannot listen on {}", args.mogile_listen))?;
+    let mogile_addr = mogile.local_addr;
     let peer_listener = std::net::TcpListener::bind(args.peer_listen)
         .with_context(|| format!("cannot listen for peers on {}", args.peer_listen))?;
     let peer_addr = peer_listener.local_addr()?;
@@ -158,16 +168,26 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             write_timeout: Duration::from_millis(args.write_timeout_ms),
             shard_count,
+            http_listen: http_addr,
+            mogile_upload_ttl: args.mogile_upload_ttl,
         },
         stats,
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
     });
 
     set_reporter(&node);
-    let ports = serde_json::json!({ "http": http_addr.port(), "peer": peer_addr.port() });
+    let ports = serde_json::json!({
+        "http": http_addr.port(),
+        "peer": peer_addr.port(),
+        "mogile": mogile_addr.port(),
+    });
     node.data.write_file_durably("ports.json", ports.to_string().as_bytes())?;
     tracing::info!(
-        node_id = %node.node_id_hex(), http = %http_addr, peer = %peer_addr, shards = shard_count,
+        node_id = %node.node_id_hex(),
+        http = %http_addr,
+        peer = %peer_addr,
+        mogile = %mogile_addr,
+        shards = shard_count,
         "cairn is serving"
     );
 
@@ -176,7 +196,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let io_memory = args.io_memory.map_or_else(|| default_io_memory(shard_count), |b| b as usize);
     let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
     let mut executors = Vec::with_capacity(shard_count);
-    for (id, socket) in http.into_sockets().into_iter().enumerate() {
+    let sockets = http.into_sockets().into_iter().zip(mogile.into_sockets());
+    for (id, sockets) in sockets.enumerate() {
         let (node, mesh) = (node.clone(), mesh.clone());
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))
@@ -185,7 +206,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             builder = builder.spin_before_park(Duration::from_micros(args.spin_before_park_us));
         }
         let executor = builder
-            .spawn(move || run_shard(id, node, mesh, socket))
+            .spawn(move || run_shard(id, node, mesh, sockets))
             .map_err(|error| anyhow::anyhow!("cannot start shard {id}: {error}"))?;
         executors.push(executor);
     }
@@ -279,7 +300,7 @@ async fn run_shard(
     id: usize,
     node: Arc<Node>,
     mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
-    socket: OwnedFd,
+    (socket, mogile_socket): (OwnedFd, OwnedFd),
 ) {
     if let Err(error) = warm_up_direct_io(&node.data.probe_path()).await {
         tracing::warn!(%error, "direct I/O warm-up failed");
@@ -291,6 +312,8 @@ async fn run_shard(
     let shard = Shard::new(id, node, senders);
     shard.serve_mesh(receivers);
     glommio::spawn_local(shard.clone().collect_garbage()).detach();
+    glommio::spawn_local(crate::mogile::serve(shard.clone(), glommio_listener(mogile_socket)))
+        .detach();
 
     let listener = glommio_listener(socket);
     let open = Rc::new(std::cell::Cell::new(0usize));

@@ -56,16 +56,39 @@ pub struct PutCommit {
     pub class: String,
     pub replicas: u32,
     pub content_type: String,
+    /// The MogileFS fid of the new version; its clock value when `None`.
+    pub fid: Option<u64>,
+    /// A MogileFS upload this commit closes: its pending record and the
+    /// reference it held on the blob go in the same batch.
+    pub closes_upload: Option<u64>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, OpError>>;
 
 /// Work one shard asks of another.
 pub enum ShardRequest {
-    Place { tmp: Option<PathBuf>, sha256: Digest, reply: Reply<()> },
-    Unpin { sha256: Digest },
-    CommitPut { put: Box<PutCommit>, reply: Reply<KeyRecord> },
-    Delete { domain: String, key: String, reply: Reply<KeyRecord> },
+    Place {
+        tmp: Option<PathBuf>,
+        sha256: Digest,
+        reply: Reply<()>,
+    },
+    Unpin {
+        sha256: Digest,
+    },
+    CommitPut {
+        put: Box<PutCommit>,
+        reply: Reply<KeyRecord>,
+    },
+    Delete {
+        domain: String,
+        key: String,
+        reply: Reply<KeyRecord>,
+    },
+    /// A change the MogileFS tracker protocol makes to one key.
+    Mogile {
+        op: Box<crate::mogile::keys::KeyOp>,
+        reply: Reply<crate::mogile::keys::KeyOpDone>,
+    },
 }
 
 pub struct Shard {
@@ -183,6 +206,9 @@ impl Shard {
             ShardRequest::Delete { domain, key, reply } => {
                 let _ = reply.send(self.delete_local(&domain, &key).await);
             }
+            ShardRequest::Mogile { op, reply } => {
+                let _ = reply.send(crate::mogile::keys::run(self, *op).await);
+            }
         }
     }
 
@@ -236,6 +262,19 @@ impl Shard {
         self.ask(target, |reply| ShardRequest::Delete { domain, key, reply }).await
     }
 
+    /// Runs a tracker-protocol change of one key on the key's shard.
+    pub async fn mogile(
+        &self,
+        op: crate::mogile::keys::KeyOp,
+    ) -> Result<crate::mogile::keys::KeyOpDone, OpError> {
+        let (domain, key) = op.target();
+        let target = self.key_shard(domain, key);
+        if target == self.id {
+            return crate::mogile::keys::run(self, op).await;
+        }
+        self.ask(target, |reply| ShardRequest::Mogile { op: Box::new(op), reply }).await
+    }
+
     async fn place_local(&self, tmp: Option<PathBuf>, sha256: Digest) -> Result<(), OpError> {
         // Pinned before the first await: from here the collector leaves
         // this blob alone. A removal it already decided on is finished
@@ -271,15 +310,21 @@ impl Shard {
 
     async fn commit_put_local(&self, put: PutCommit) -> Result<KeyRecord, OpError> {
         let _turn = self.key_turn(&put.domain, &put.key).await;
+        self.commit_put_in_turn(put).await
+    }
+
+    /// Commits a new version of a key; the caller holds the key's turn.
+    pub async fn commit_put_in_turn(&self, put: PutCommit) -> Result<KeyRecord, OpError> {
         let old = self.node.meta.key(&put.domain, &put.key)?;
-        let state = if put.replicas <= 1 { KeyState::Stored } else { KeyState::NeedReplication };
+        let version = self.node.clock.now();
         let record = KeyRecord {
-            state,
-            version: self.node.clock.now(),
+            state: state_for(put.replicas),
+            version,
             sha256: put.written.sha256,
             size_bytes: put.written.size_bytes,
             class: put.class,
             content_type: put.content_type,
+            fid: put.fid.unwrap_or(version.hlc),
         };
         let mut batch = Batch::default();
         batch.put_domain(&put.domain);
@@ -293,13 +338,21 @@ impl Shard {
             },
         );
         batch.add_ref(&record.sha256, &put.domain, &put.key);
+        batch.put_fid(record.fid, &put.domain, &put.key);
         if let Some(upload_id) = &put.upload_id {
             batch.delete_upload(&put.domain, &put.key, upload_id);
+        }
+        if let Some(fid) = put.closes_upload {
+            batch.remove_upload_ref(&record.sha256, fid);
+            batch.delete_pending_upload(fid);
         }
         if let Some(old) = &old {
             if old.sha256 != record.sha256 {
                 batch.remove_ref(&old.sha256, &put.domain, &put.key);
                 batch.add_gc_candidate(&old.sha256);
+            }
+            if old.fid != record.fid {
+                self.forget_fid(&mut batch, old.fid, &put.domain, &put.key)?;
             }
         }
         self.node.meta.commit(batch).await?;
@@ -314,13 +367,30 @@ impl Shard {
         batch.delete_key(domain, key);
         batch.remove_ref(&old.sha256, domain, key);
         batch.add_gc_candidate(&old.sha256);
+        self.forget_fid(&mut batch, old.fid, domain, key)?;
         self.node.meta.commit(batch).await?;
         self.node.stats.replace(Some(&old), None);
         Ok(old)
     }
 
+    /// Drops the fid index entry of a version leaving `domain`/`key`, unless
+    /// it already names another key (the version was renamed there).
+    pub fn forget_fid(
+        &self,
+        batch: &mut Batch,
+        fid: u64,
+        domain: &str,
+        key: &str,
+    ) -> Result<(), OpError> {
+        let indexed = self.node.meta.fid_key(fid)?;
+        if indexed.is_none_or(|(d, k)| d == domain && k == key) {
+            batch.delete_fid(fid);
+        }
+        Ok(())
+    }
+
     /// Waits until no other change of this key runs on this shard.
-    async fn key_turn(&self, domain: &str, key: &str) -> KeyTurn<'_> {
+    pub async fn key_turn(&self, domain: &str, key: &str) -> KeyTurn<'_> {
         let id = (domain.to_string(), key.to_string());
         let lock = self
             .key_locks
@@ -401,8 +471,18 @@ impl Drop for ActiveRequest<'_> {
     }
 }
 
+/// The state of a freshly committed version: a class that wants one copy
+/// is satisfied by this node's.
+pub fn state_for(replicas: u32) -> KeyState {
+    if replicas <= 1 {
+        KeyState::Stored
+    } else {
+        KeyState::NeedReplication
+    }
+}
+
 /// A turn to change one key; ends when dropped.
-struct KeyTurn<'a> {
+pub struct KeyTurn<'a> {
     shard: &'a Shard,
     id: (String, String),
     _permit: glommio::sync::StaticPermit,

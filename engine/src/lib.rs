@@ -23,6 +23,6 @@ pub use integrity::{Integrity, Written};
 pub use meta::{Meta, MetaError};
 pub use names::{validate_domain, validate_key, NameError};
 pub use reader::{BlobReader, ReadError};
-pub use record::{BlobRecord, KeyRecord, KeyState, RecordError};
+pub use record::{BlobRecord, KeyRecord, KeyState, PendingUpload, RecordError, StoredUpload};
 pub use version::{Clock, Version};
 pub use writer::BlobWriter;

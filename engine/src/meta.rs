@@ -20,7 +20,7 @@ use rocksdb::{
 use thiserror::Error;
 
 use crate::digest::Digest;
-use crate::record::{BlobRecord, KeyRecord, RecordError};
+use crate::record::{BlobRecord, KeyRecord, PendingUpload, RecordError};
 
 const TAG_KEY: u8 = b'k';
 const TAG_BLOB: u8 = b'b';
@@ -28,6 +28,12 @@ const TAG_REF: u8 = b'r';
 const TAG_GC: u8 = b'g';
 const TAG_UPLOAD: u8 = b'u';
 const TAG_DOMAIN: u8 = b'd';
+const TAG_FID: u8 = b'f';
+const TAG_PENDING: u8 = b'm';
+
+/// The domain part of a reference held by a MogileFS upload that has its
+/// bytes but is not closed yet; no real domain can start with `_`.
+const UPLOAD_REF_DOMAIN: &str = "_mogile";
 
 /// Commits waiting for the commit thread; past this a commit is refused
 /// (the caller answers 503) rather than queued without bound.
@@ -90,6 +96,36 @@ impl Batch {
 
     pub fn put_domain(&mut self, domain: &str) {
         self.inner.put(tagged(TAG_DOMAIN, domain.as_bytes()), []);
+    }
+
+    /// Records which key holds the version with this MogileFS fid.
+    pub fn put_fid(&mut self, fid: u64, domain: &str, key: &str) {
+        let mut value = domain.as_bytes().to_vec();
+        value.push(0);
+        value.extend_from_slice(key.as_bytes());
+        self.inner.put(tagged(TAG_FID, &fid.to_be_bytes()), value);
+    }
+
+    pub fn delete_fid(&mut self, fid: u64) {
+        self.inner.delete(tagged(TAG_FID, &fid.to_be_bytes()));
+    }
+
+    pub fn put_pending_upload(&mut self, fid: u64, pending: &PendingUpload) {
+        self.inner.put(tagged(TAG_PENDING, &fid.to_be_bytes()), pending.encode());
+    }
+
+    pub fn delete_pending_upload(&mut self, fid: u64) {
+        self.inner.delete(tagged(TAG_PENDING, &fid.to_be_bytes()));
+    }
+
+    /// A pending MogileFS upload's bytes are a reference to their blob, so
+    /// the collector keeps the blob until the upload is closed or expires.
+    pub fn add_upload_ref(&mut self, sha256: &Digest, fid: u64) {
+        self.inner.put(upload_ref_id(sha256, fid), []);
+    }
+
+    pub fn remove_upload_ref(&mut self, sha256: &Digest, fid: u64) {
+        self.inner.delete(upload_ref_id(sha256, fid));
     }
 
     pub fn put_upload(&mut self, domain: &str, key: &str, upload_id: &str) {
@@ -225,6 +261,77 @@ impl Meta {
 
     pub fn domain_exists(&self, domain: &str) -> Result<bool, MetaError> {
         Ok(self.db.get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?.is_some())
+    }
+
+    pub fn domain_has_keys(&self, domain: &str) -> Result<bool, MetaError> {
+        self.any_with_prefix(&key_id(domain, ""))
+    }
+
+    /// The domain and key whose current version has this fid.
+    pub fn fid_key(&self, fid: u64) -> Result<Option<(String, String)>, MetaError> {
+        let id = tagged(TAG_FID, &fid.to_be_bytes());
+        match self.db.get_pinned(&id)? {
+            None => Ok(None),
+            Some(value) => decode(&id, split_domain_key(&value)).map(Some),
+        }
+    }
+
+    /// Up to `limit` fids above `after`, in numeric order, with their keys.
+    pub fn list_fids(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String, String)>, MetaError> {
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        let start = tagged(TAG_FID, &start.to_be_bytes());
+        let mut out = Vec::new();
+        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (id, value) = entry?;
+            if id.first() != Some(&TAG_FID) || out.len() >= limit {
+                break;
+            }
+            let Ok(fid) = <[u8; 8]>::try_from(&id[1..]) else {
+                continue;
+            };
+            let (domain, key) = decode(&id, split_domain_key(&value))?;
+            out.push((u64::from_be_bytes(fid), domain, key));
+        }
+        Ok(out)
+    }
+
+    pub fn pending_upload(&self, fid: u64) -> Result<Option<PendingUpload>, MetaError> {
+        let id = tagged(TAG_PENDING, &fid.to_be_bytes());
+        match self.db.get_pinned(&id)? {
+            None => Ok(None),
+            Some(bytes) => decode(&id, PendingUpload::decode(&bytes)).map(Some),
+        }
+    }
+
+    /// Up to `limit` pending MogileFS uploads with a fid above `after`.
+    pub fn pending_uploads_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, PendingUpload)>, MetaError> {
+        let start = match after.map(|fid| fid.checked_add(1)) {
+            None => vec![TAG_PENDING],
+            Some(Some(next)) => tagged(TAG_PENDING, &next.to_be_bytes()),
+            Some(None) => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (id, value) = entry?;
+            if id.first() != Some(&TAG_PENDING) || out.len() >= limit {
+                break;
+            }
+            let Ok(fid) = <[u8; 8]>::try_from(&id[1..]) else {
+                continue;
+            };
+            out.push((u64::from_be_bytes(fid), decode(&id, PendingUpload::decode(&value))?));
+        }
+        Ok(out)
     }
 
     pub fn upload_in_progress(&self, domain: &str, key: &str) -> Result<bool, MetaError> {
@@ -406,6 +513,16 @@ fn ref_id(sha256: &Digest, domain: &str, key: &str) -> Vec<u8> {
     out
 }
 
+fn upload_ref_id(sha256: &Digest, fid: u64) -> Vec<u8> {
+    ref_id(sha256, UPLOAD_REF_DOMAIN, &format!("{fid:016x}"))
+}
+
+fn split_domain_key(value: &[u8]) -> Result<(String, String), RecordError> {
+    let nul = value.iter().position(|c| *c == 0).ok_or(RecordError::Truncated)?;
+    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|_| RecordError::BadText);
+    Ok((text(&value[..nul])?, text(&value[nul + 1..])?))
+}
+
 fn upload_id_key(domain: &str, key: &str, upload_id: &str) -> Vec<u8> {
     let mut out = tagged(TAG_UPLOAD, domain.as_bytes());
     out.push(0);
@@ -441,6 +558,7 @@ mod tests {
             size_bytes: 3,
             class: "default".into(),
             content_type: String::new(),
+            fid: u64::from(sha),
         }
     }
 
@@ -534,6 +652,29 @@ mod tests {
         let third = meta.gc_candidates_after(second.last(), 4).unwrap();
         let seen: Vec<u8> = [first, second, third].concat().iter().map(|d| d.0[0]).collect();
         assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn fids_list_in_numeric_order_and_upload_refs_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = Meta::open(dir.path()).expect("open");
+        let mut batch = Batch::default();
+        for fid in [300u64, 2, 1 << 40, 7] {
+            batch.put_fid(fid, "d", &format!("k{fid}"));
+        }
+        batch.add_upload_ref(&Digest([5; 32]), 9);
+        block_on(meta.commit(batch)).expect("commit");
+        let fids: Vec<u64> = meta.list_fids(2, 10).unwrap().iter().map(|f| f.0).collect();
+        assert_eq!(fids, [7, 300, 1 << 40]);
+        assert_eq!(meta.list_fids(0, 2).unwrap()[1], (7, "d".into(), "k7".into()));
+        assert_eq!(meta.fid_key(300).unwrap(), Some(("d".into(), "k300".into())));
+        assert!(meta.has_refs(&Digest([5; 32])).unwrap());
+        let mut batch = Batch::default();
+        batch.remove_upload_ref(&Digest([5; 32]), 9);
+        batch.delete_fid(300);
+        block_on(meta.commit(batch)).expect("commit");
+        assert!(!meta.has_refs(&Digest([5; 32])).unwrap());
+        assert_eq!(meta.fid_key(300).unwrap(), None);
     }
 
     #[test]

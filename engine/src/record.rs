@@ -7,7 +7,13 @@ use crate::blocks::BLOCK_SIZE_BYTES;
 use crate::digest::Digest;
 use crate::version::Version;
 
-const KEY_RECORD_FORMAT: u8 = 1;
+/// Format 1 had no fid (it reads as the version's clock value); format 2
+/// appends it. Records are always written in the newest format.
+const KEY_RECORD_FORMAT_V1: u8 = 1;
+const KEY_RECORD_FORMAT: u8 = 2;
+const PENDING_UPLOAD_FORMAT: u8 = 1;
+/// Keys are at most this long (`names::KEY_LEN_MAX_BYTES`, with room).
+const LONG_TEXT_LEN_MAX: usize = u16::MAX as usize;
 const BLOB_RECORD_FORMAT: u8 = 1;
 /// Names stored in records (class, content type) are at most this long.
 const SHORT_TEXT_LEN_MAX: usize = 255;
@@ -79,6 +85,9 @@ pub struct KeyRecord {
     pub size_bytes: u64,
     pub class: String,
     pub content_type: String,
+    /// The MogileFS file id of this version: given by `create_open` for a
+    /// tracker upload, the version's clock value (`version.hlc`) otherwise.
+    pub fid: u64,
 }
 
 impl KeyRecord {
@@ -92,13 +101,14 @@ impl KeyRecord {
         out.extend_from_slice(&self.size_bytes.to_le_bytes());
         put_short_text(&mut out, &self.class);
         put_short_text(&mut out, &self.content_type);
+        out.extend_from_slice(&self.fid.to_le_bytes());
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<KeyRecord, RecordError> {
         let mut reader = Reader(bytes);
         let format = reader.u8()?;
-        if format != KEY_RECORD_FORMAT {
+        if format != KEY_RECORD_FORMAT && format != KEY_RECORD_FORMAT_V1 {
             return Err(RecordError::UnknownFormat(format));
         }
         let state = KeyState::from_u8(reader.u8()?)?;
@@ -108,6 +118,7 @@ impl KeyRecord {
         let size_bytes = reader.u64()?;
         let class = reader.short_text()?;
         let content_type = reader.short_text()?;
+        let fid = if format == KEY_RECORD_FORMAT_V1 { hlc } else { reader.u64()? };
         reader.finish()?;
         Ok(KeyRecord {
             state,
@@ -116,7 +127,71 @@ impl KeyRecord {
             size_bytes,
             class,
             content_type,
+            fid,
         })
+    }
+}
+
+/// A MogileFS upload between `create_open` and `create_close` (or its
+/// expiry): which key it is for, when it was opened, and, once the client
+/// has sent the bytes, the blob that holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingUpload {
+    pub domain: String,
+    pub key: String,
+    pub class: String,
+    /// Wall-clock milliseconds since the Unix epoch at `create_open`.
+    pub opened_unix_ms: u64,
+    /// The bytes received so far, once a PUT to the upload's path finished.
+    pub stored: Option<StoredUpload>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredUpload {
+    pub sha256: Digest,
+    pub size_bytes: u64,
+}
+
+impl PendingUpload {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.domain.len() + self.key.len());
+        out.push(PENDING_UPLOAD_FORMAT);
+        out.extend_from_slice(&self.opened_unix_ms.to_le_bytes());
+        match &self.stored {
+            None => out.push(0),
+            Some(stored) => {
+                out.push(1);
+                out.extend_from_slice(&stored.sha256.0);
+                out.extend_from_slice(&stored.size_bytes.to_le_bytes());
+            }
+        }
+        put_short_text(&mut out, &self.domain);
+        put_short_text(&mut out, &self.class);
+        assert!(self.key.len() <= LONG_TEXT_LEN_MAX, "keys are validated before encoding");
+        out.extend_from_slice(&(self.key.len() as u16).to_le_bytes());
+        out.extend_from_slice(self.key.as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<PendingUpload, RecordError> {
+        let mut reader = Reader(bytes);
+        let format = reader.u8()?;
+        if format != PENDING_UPLOAD_FORMAT {
+            return Err(RecordError::UnknownFormat(format));
+        }
+        let opened_unix_ms = reader.u64()?;
+        let stored = match reader.u8()? {
+            0 => None,
+            1 => Some(StoredUpload { sha256: Digest(reader.array()?), size_bytes: reader.u64()? }),
+            other => return Err(RecordError::UnknownPlacement(other)),
+        };
+        let domain = reader.short_text()?;
+        let class = reader.short_text()?;
+        let key_len = usize::from(u16::from_le_bytes(reader.array()?));
+        let key =
+            String::from_utf8(reader.take(key_len)?.to_vec()).map_err(|_| RecordError::BadText)?;
+        reader.finish()?;
+        Ok(PendingUpload { domain, key, class, opened_unix_ms, stored })
     }
 }
 
@@ -252,6 +327,7 @@ mod tests {
             size_bytes: 1 << 40,
             class: "default".into(),
             content_type: "image/jpeg".into(),
+            fid: 77,
         }
     }
 
@@ -259,8 +335,36 @@ mod tests {
     fn key_record_round_trips() {
         let record = sample();
         let bytes = record.encode();
-        assert_eq!(bytes.len(), 1 + 1 + 8 + 8 + 32 + 8 + 1 + 7 + 1 + 10);
+        assert_eq!(bytes.len(), 1 + 1 + 8 + 8 + 32 + 8 + 1 + 7 + 1 + 10 + 8);
         assert_eq!(KeyRecord::decode(&bytes), Ok(record));
+    }
+
+    #[test]
+    fn format_1_key_records_read_with_the_version_as_fid() {
+        let record = sample();
+        let mut bytes = record.encode();
+        bytes.truncate(bytes.len() - 8);
+        bytes[0] = 1;
+        let decoded = KeyRecord::decode(&bytes).expect("format 1 still reads");
+        assert_eq!(decoded, KeyRecord { fid: record.version.hlc, ..record });
+    }
+
+    #[test]
+    fn pending_upload_round_trips_and_rejects_damage() {
+        let mut pending = PendingUpload {
+            domain: "photos".into(),
+            key: "a/b é".into(),
+            class: "default".into(),
+            opened_unix_ms: 1_700_000_000_000,
+            stored: None,
+        };
+        assert_eq!(PendingUpload::decode(&pending.encode()), Ok(pending.clone()));
+        pending.stored = Some(StoredUpload { sha256: Digest([3; 32]), size_bytes: 9 });
+        let bytes = pending.encode();
+        assert_eq!(PendingUpload::decode(&bytes), Ok(pending));
+        for cut in 0..bytes.len() {
+            assert!(PendingUpload::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]
@@ -276,8 +380,8 @@ mod tests {
         bad_state[1] = 99;
         assert_eq!(KeyRecord::decode(&bad_state), Err(RecordError::UnknownState(99)));
         let mut bad_format = bytes;
-        bad_format[0] = 2;
-        assert_eq!(KeyRecord::decode(&bad_format), Err(RecordError::UnknownFormat(2)));
+        bad_format[0] = 3;
+        assert_eq!(KeyRecord::decode(&bad_format), Err(RecordError::UnknownFormat(3)));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! policy and no storage.
 //!
 //! Also owns the peer-RPC wire format (`frame`, `message`, `peer_io`;
-//! byte by byte in net/PROTOCOL.md).
+//! byte by byte in net/PROTOCOL.md), and the MogileFS tracker protocol's
+//! line format (`tracker`; described in docs/mogilefs.md).
 
 pub mod frame;
 pub mod io;
@@ -15,6 +16,7 @@ pub mod message;
 pub mod peer_client;
 pub mod peer_io;
 pub mod rt;
+pub mod tracker;
 
 pub use io::GlommioIo;
 pub use listener::{glommio_listener, ReusePortListeners};

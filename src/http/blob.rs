@@ -18,6 +18,7 @@ use super::error::ApiError;
 use super::range::{parse_range, RangeAnswer};
 use super::RequestBody;
 use crate::cache::{CachedBlob, CACHE_ENTRY_MAX_BYTES};
+use crate::mogile::keys::{KeyOp, KeyOpDone};
 use crate::shard::{PutCommit, Shard};
 
 const DIGEST_HEADER: &str = "x-content-sha256";
@@ -74,21 +75,34 @@ pub async fn put(
             ));
         }
     }
+    let (domain, key) = (target.domain, target.key);
     let commit = PutCommit {
-        domain: target.domain,
-        key: target.key,
+        domain: domain.clone(),
+        key: key.clone(),
         upload_id: upload.recorded.then(|| upload.id.clone()),
         written,
         inline,
         class,
         replicas,
         content_type,
+        fid: None,
+        closes_upload: None,
     };
-    // From here the upload is the shards' to finish: a client that goes
-    // away now must not cancel a commit half done.
-    let tmp = upload.hand_over();
-    let finishing = glommio::spawn_local(finish_upload(shard.clone(), tmp, commit)).detach();
-    let (domain, key, record) = finishing
+    let landed = Landed {
+        sha256: commit.written.sha256,
+        domain: domain.clone(),
+        key: key.clone(),
+        upload_id: commit.upload_id.clone(),
+        // From here the upload is the shards' to finish: a client that goes
+        // away now must not cancel a commit half done.
+        tmp: upload.hand_over(),
+    };
+    let finishing =
+        glommio::spawn_local(finish_upload(shard.clone(), landed, |shard| async move {
+            shard.commit_put(commit).await.map_err(ApiError::from)
+        }))
+        .detach();
+    let record = finishing
         .await
         .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))??;
     shard.ensure_domain(&domain);
@@ -101,14 +115,29 @@ pub async fn put(
         .expect("valid headers"))
 }
 
-async fn finish_upload(
-    shard: Rc<Shard>,
+/// A received upload on its way to the shards: its blob, the key it is
+/// for, its upload record and temp file (if it has them).
+struct Landed {
+    sha256: Digest,
+    domain: String,
+    key: String,
+    upload_id: Option<String>,
     tmp: Option<std::path::PathBuf>,
-    commit: PutCommit,
-) -> Result<(String, String, KeyRecord), ApiError> {
-    let sha256 = commit.written.sha256;
-    let (domain, key, upload_id) =
-        (commit.domain.clone(), commit.key.clone(), commit.upload_id.clone());
+}
+
+/// Places a received upload's blob (pinned meanwhile) and runs `commit`,
+/// which makes a key or a pending MogileFS upload refer to it. On failure
+/// the blob is left to the collector and the upload's traces are removed.
+async fn finish_upload<T, F, Fut>(
+    shard: Rc<Shard>,
+    landed: Landed,
+    commit: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(Rc<Shard>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let Landed { sha256, domain, key, upload_id, tmp } = landed;
     if let Err(error) = shard.place(tmp.clone(), sha256).await {
         forget_upload(&shard, &domain, &key, upload_id.as_deref(), tmp.as_deref());
         // The rename may have happened before the failure: if so, the
@@ -120,9 +149,9 @@ async fn finish_upload(
         }
         return Err(error.into());
     }
-    let committed = shard.commit_put(commit).await;
+    let committed = commit(shard.clone()).await;
     if committed.is_err() {
-        // The blob is placed but no key refers to it: let the collector decide.
+        // The blob is placed but nothing refers to it: let the collector decide.
         let mut batch = Batch::default();
         batch.add_gc_candidate(&sha256);
         if let Some(upload_id) = &upload_id {
@@ -133,7 +162,68 @@ async fn finish_upload(
         }
     }
     shard.unpin(sha256).await;
-    Ok((domain, key, committed?))
+    committed
+}
+
+/// `PUT` to the path `create_open` answered: the bytes stream, are hashed
+/// and stored exactly like a key's, then become the pending upload's; the
+/// key changes only at `create_close`.
+pub async fn put_pending(
+    shard: &Rc<Shard>,
+    fid: u64,
+    headers: &HeaderMap,
+    body: &mut RequestBody,
+) -> Result<Response<ResBody>, ApiError> {
+    let pending = shard
+        .node
+        .meta
+        .pending_upload(fid)?
+        .ok_or_else(|| ApiError::not_found(format!("fid {fid} is not an open upload")))?;
+    let max = shard.node.config.max_object_size_bytes;
+    let declared = content_length(headers)?;
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large(max));
+    }
+    let target = KeyRef { domain: pending.domain, key: pending.key };
+    let visible = declared.is_none_or(|len| len > shard.node.config.inline_max_bytes);
+    let mut upload = Upload::begin(shard, &target, visible)?;
+    let Received { written, inline } = upload.receive(body, max, declared).await?;
+    let (sha256, size_bytes) = (written.sha256, written.size_bytes);
+    let upload_id = upload.recorded.then(|| upload.id.clone());
+    let landed = Landed {
+        sha256,
+        domain: target.domain.clone(),
+        key: target.key.clone(),
+        upload_id: upload_id.clone(),
+        tmp: upload.hand_over(),
+    };
+    let KeyRef { domain, key } = target;
+    let finishing =
+        glommio::spawn_local(finish_upload(shard.clone(), landed, move |shard| async move {
+            let op =
+                KeyOp::Attach { fid, domain: domain.clone(), key: key.clone(), written, inline };
+            let done = shard.mogile(op).await?;
+            if let Some(upload_id) = &upload_id {
+                let mut batch = Batch::default();
+                batch.delete_upload(&domain, &key, upload_id);
+                shard.node.meta.write_unsynced(batch)?;
+            }
+            match done {
+                KeyOpDone::Done => Ok(()),
+                KeyOpDone::Refused { message, .. } => Err(ApiError::not_found(message)),
+            }
+        }))
+        .detach();
+    finishing
+        .await
+        .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))??;
+    let body = json!({ "fid": fid, "sha256": sha256.to_hex(), "size": size_bytes });
+    Ok(Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ETAG, etag(&sha256))
+        .body(ResBody::json(&body))
+        .expect("valid headers"))
 }
 
 /// Drops what an upload left: its temp file (if it had one) and its record.

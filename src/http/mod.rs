@@ -144,6 +144,9 @@ async fn dispatch(
                 _ => Err(ApiError::method_not_allowed()),
             }
         }
+        (Route::MogileUpload { fid }, Method::PUT) => {
+            blob::put_pending(shard, fid, &request.headers, body).await
+        }
         (Route::Unknown, _) => Err(ApiError::not_found("no such endpoint")),
         _ => Err(ApiError::method_not_allowed()),
     }

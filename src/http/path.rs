@@ -24,6 +24,10 @@ pub enum Route {
         domain: String,
         key: String,
     },
+    /// The target of a MogileFS `create_open` (`/v1/_mogile/{fid}`).
+    MogileUpload {
+        fid: u64,
+    },
     Unknown,
 }
 
@@ -36,6 +40,13 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
     };
     if rest == "status" {
         return Ok(Route::Status);
+    }
+    if let Some(fid) = path.strip_prefix(crate::mogile::UPLOAD_PATH_PREFIX) {
+        // `_` cannot start a domain name, so this never hides a key.
+        return match fid.parse() {
+            Ok(fid) => Ok(Route::MogileUpload { fid }),
+            Err(_) => Ok(Route::Unknown),
+        };
     }
     if rest == "cluster" {
         return Ok(Route::Cluster);
@@ -86,6 +97,8 @@ mod tests {
         assert_eq!(route("/v1/photos/a%20b%2Fc").unwrap(), key("photos", "a b/c"));
         assert_eq!(route("/v1/photos/../x").unwrap(), key("photos", "../x"));
         assert_eq!(route("/elsewhere").unwrap(), Route::Unknown);
+        assert_eq!(route("/v1/_mogile/42").unwrap(), Route::MogileUpload { fid: 42 });
+        assert_eq!(route("/v1/_mogile/x").unwrap(), Route::Unknown);
         assert_eq!(route("/v1/cluster").unwrap(), Route::Cluster);
         assert_eq!(
             route("/v1/admin/classes/tri%70le").unwrap(),

@@ -18,6 +18,8 @@ pub struct TestNode {
     pub base: String,
     pub http_port: u16,
     pub peer_port: u16,
+    /// The MogileFS tracker port.
+    pub mogile_port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
     _tempdir: Option<tempfile::TempDir>,
@@ -32,6 +34,7 @@ impl TestNode {
             base: String::new(),
             http_port: 0,
             peer_port: 0,
+            mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _tempdir: Some(tempdir),
@@ -47,6 +50,7 @@ impl TestNode {
             base: String::new(),
             http_port: 0,
             peer_port: 0,
+            mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _tempdir: None,
@@ -66,6 +70,7 @@ impl TestNode {
             .arg(&self.dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--peer-listen", &format!("127.0.0.1:{}", self.peer_port)])
+            .args(["--mogile-listen", &format!("127.0.0.1:{}", self.mogile_port)])
             .args(&self.extra_args)
             .env("CAIRN_LOG", "warn,openraft=off")
             .stdout(Stdio::null())
@@ -75,13 +80,14 @@ impl TestNode {
         }
         self.child = Some(command.spawn().expect("spawn cairn"));
         let ports = self.dir.join("ports.json");
-        let (http, peer) = wait_for(START_TIMEOUT, || {
+        let (http, peer, mogile) = wait_for(START_TIMEOUT, || {
             let text = std::fs::read_to_string(&ports).ok()?;
             let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-            Some((value["http"].as_u64()? as u16, value["peer"].as_u64()? as u16))
+            let port = |name: &str| value[name].as_u64().map(|p| p as u16);
+            Some((port("http")?, port("peer")?, port("mogile")?))
         })
         .expect("node wrote ports.json");
-        (self.http_port, self.peer_port) = (http, peer);
+        (self.http_port, self.peer_port, self.mogile_port) = (http, peer, mogile);
         self.base = format!("http://127.0.0.1:{http}");
         wait_for(START_TIMEOUT, || ureq::get(&self.url("/v1/status")).call().ok())
             .expect("node answers /v1/status");

@@ -1,0 +1,657 @@
+//! The MogileFS tracker protocol (docs/mogilefs.md), driven from the
+//! outside by a small client written from the protocol's description:
+//! one `command k=v&k=v` line per request over TCP, one `OK …` or
+//! `ERR code message` line per answer.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{bytes, reply, sha256_hex, wait_for, TestNode};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Starts a node and waits until it leads its one-node cluster (domain
+/// and class changes need a leader).
+fn start(args: &[&str]) -> TestNode {
+    let node = TestNode::start(args);
+    wait_for_leader(&node);
+    node
+}
+
+fn wait_for_leader(node: &TestNode) {
+    let led = wait_for(WAIT, || {
+        let cluster = ureq::get(&node.url("/v1/cluster"))
+            .call()
+            .ok()?
+            .into_json::<serde_json::Value>()
+            .ok()?;
+        cluster["leader"].as_str().map(|_| ())
+    });
+    assert!(led.is_some(), "the node became leader");
+}
+
+/// A tracker connection.
+struct Tracker {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+/// `Ok(arguments)` or `Err((code, message))`.
+type Answer = Result<HashMap<String, String>, (String, String)>;
+
+impl Tracker {
+    fn connect(node: &TestNode) -> Tracker {
+        let stream = TcpStream::connect(("127.0.0.1", node.mogile_port)).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        Tracker { reader: BufReader::new(stream.try_clone().expect("clone")), stream }
+    }
+
+    /// Sends raw bytes and reads one answer line, `\r\n` included.
+    fn raw(&mut self, request: &[u8]) -> String {
+        self.stream.write_all(request).expect("send");
+        self.read_line()
+    }
+
+    fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("answer");
+        assert!(line.ends_with("\r\n"), "answers end in CRLF: {line:?}");
+        line
+    }
+
+    fn call(&mut self, command: &str, args: &[(&str, &str)]) -> Answer {
+        let encoded: Vec<String> =
+            args.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        let line = self.raw(format!("{command} {}\r\n", encoded.join("&")).as_bytes());
+        parse_answer(&line)
+    }
+
+    fn ok(&mut self, command: &str, args: &[(&str, &str)]) -> HashMap<String, String> {
+        self.call(command, args).unwrap_or_else(|e| panic!("{command} {args:?} failed: {e:?}"))
+    }
+
+    /// Asserts an `ERR` answer with `code`.
+    fn err(&mut self, command: &str, args: &[(&str, &str)], code: &str) {
+        match self.call(command, args) {
+            Err((got, _)) => assert_eq!(got, code, "{command} {args:?}"),
+            Ok(answer) => panic!("{command} {args:?} answered OK {answer:?}, not {code}"),
+        }
+    }
+}
+
+fn parse_answer(line: &str) -> Answer {
+    let line = line.strip_suffix("\r\n").expect("CRLF");
+    if let Some(args) = line.strip_prefix("OK ") {
+        let mut out = HashMap::new();
+        for pair in args.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            out.insert(decode(k), decode(v));
+        }
+        return Ok(out);
+    }
+    let rest = line.strip_prefix("ERR ").unwrap_or_else(|| panic!("not an answer: {line:?}"));
+    let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+    Err((code.to_string(), decode(message)))
+}
+
+/// Form encoding: letters, digits and `-_.` as they are, space as `+`.
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(byte as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
+                out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).expect("utf-8")
+}
+
+/// create_open → PUT → create_close; answers the fid.
+fn store(tracker: &mut Tracker, domain: &str, key: &str, data: &[u8]) -> u64 {
+    let open = tracker.ok("create_open", &[("domain", domain), ("key", key)]);
+    let path = &open["path"];
+    let put = reply(ureq::put(path).send_bytes(data));
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let size = data.len().to_string();
+    let close = [
+        ("domain", domain),
+        ("key", key),
+        ("fid", open["fid"].as_str()),
+        ("devid", open["devid"].as_str()),
+        ("path", path.as_str()),
+        ("size", size.as_str()),
+    ];
+    tracker.ok("create_close", &close);
+    open["fid"].parse().expect("numeric fid")
+}
+
+fn fetch(tracker: &mut Tracker, domain: &str, key: &str) -> Vec<u8> {
+    let paths = tracker.ok("get_paths", &[("domain", domain), ("key", key)]);
+    assert_eq!(paths["paths"], "1");
+    let got = reply(ureq::get(&paths["path1"]).call());
+    assert_eq!(got.status, 200);
+    got.body
+}
+
+#[test]
+fn store_fetch_describe_rename_and_delete_a_file() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    assert_eq!(tracker.raw(b"noop\r\n"), "OK \r\n");
+    assert_eq!(tracker.ok("create_domain", &[("domain", "photos")])["domain"], "photos");
+    tracker.err("create_domain", &[("domain", "photos")], "domain_exists");
+    tracker.err("create_domain", &[], "no_domain");
+    let domains = tracker.ok("get_domains", &[]);
+    assert!(domains.values().any(|v| v == "photos"), "{domains:?}");
+
+    // Large enough for a blob file, small enough to be kept in the record.
+    for (key, len) in [("a/big file.bin", 300_000usize), ("a/small", 1000), ("a/empty", 0)] {
+        let data = bytes(len, len as u64);
+        let fid = store(&mut tracker, "photos", key, &data);
+        assert_eq!(fetch(&mut tracker, "photos", key), data);
+        let info = tracker.ok("file_info", &[("domain", "photos"), ("key", key)]);
+        assert_eq!(info["fid"], fid.to_string());
+        assert_eq!(info["length"], len.to_string());
+        assert_eq!(info["class"], "default");
+        assert_eq!(info["domain"], "photos");
+        assert_eq!(info["key"], key);
+        assert_eq!(info["devcount"], "1");
+        assert_eq!(info["checksum"], format!("SHA-256:{}", sha256_hex(&data)));
+    }
+
+    // A new version replaces the old one, with a new fid.
+    let old_fid =
+        tracker.ok("file_info", &[("domain", "photos"), ("key", "a/small")])["fid"].clone();
+    let newer = bytes(2000, 99);
+    let new_fid = store(&mut tracker, "photos", "a/small", &newer);
+    assert_ne!(old_fid, new_fid.to_string());
+    assert_eq!(fetch(&mut tracker, "photos", "a/small"), newer);
+
+    // The same key over HTTP is the same key.
+    assert_eq!(node.get("photos", "a/small").body, newer);
+
+    // list_fids walks the fids in order, from a fid on.
+    let fids = tracker.ok("list_fids", &[("from", "0"), ("to", "10")]);
+    assert_eq!(fids["fid_count"], "3");
+    let listed: Vec<u64> =
+        (1..=3).map(|n| fids[&format!("fid_{n}_fid")].parse().unwrap()).collect();
+    assert!(listed.windows(2).all(|w| w[0] < w[1]), "{listed:?}");
+    assert!(listed.contains(&new_fid));
+    assert!((1..=3).any(|n| fids[&format!("fid_{n}_key")] == "a/big file.bin"));
+    let after = tracker.ok("list_fids", &[("from", &listed[1].to_string())]);
+    assert_eq!(after["fid_count"], "1");
+    assert_eq!(after["fid_1_fid"], listed[2].to_string());
+
+    // rename keeps the fid and refuses to overwrite.
+    tracker.ok("rename", &[("domain", "photos"), ("from_key", "a/small"), ("to_key", "b/small")]);
+    tracker.err("get_paths", &[("domain", "photos"), ("key", "a/small")], "unknown_key");
+    assert_eq!(fetch(&mut tracker, "photos", "b/small"), newer);
+    let info = tracker.ok("file_info", &[("domain", "photos"), ("key", "b/small")]);
+    assert_eq!(info["fid"], new_fid.to_string());
+    let clash = [("domain", "photos"), ("from_key", "b/small"), ("to_key", "a/empty")];
+    tracker.err("rename", &clash, "key_exists");
+    let missing = [("domain", "photos"), ("from_key", "nope"), ("to_key", "x")];
+    tracker.err("rename", &missing, "unknown_key");
+    tracker.err("rename", &[("domain", "photos"), ("from_key", "b/small")], "no_key");
+
+    // updateclass
+    let to_default = [("domain", "photos"), ("key", "b/small"), ("class", "default")];
+    tracker.ok("updateclass", &to_default);
+    let unknown_class = [("domain", "photos"), ("key", "b/small"), ("class", "nope")];
+    tracker.err("updateclass", &unknown_class, "class_not_found");
+    let unknown_key = [("domain", "photos"), ("key", "nope"), ("class", "default")];
+    tracker.err("updateclass", &unknown_key, "invalid_key");
+    tracker.err("updateclass", &[("domain", "photos"), ("key", "b/small")], "no_class");
+
+    // delete
+    tracker.ok("delete", &[("domain", "photos"), ("key", "b/small")]);
+    tracker.err("delete", &[("domain", "photos"), ("key", "b/small")], "unknown_key");
+    tracker.err("file_info", &[("domain", "photos"), ("key", "b/small")], "unknown_key");
+    assert_eq!(node.get("photos", "b/small").status, 404);
+
+    // delete_domain refuses a domain with files, removes an empty one.
+    tracker.err("delete_domain", &[("domain", "photos")], "domain_has_files");
+    tracker.ok("create_domain", &[("domain", "spare")]);
+    tracker.ok("delete_domain", &[("domain", "spare")]);
+    tracker.err("delete_domain", &[("domain", "spare")], "domain_not_found");
+    tracker.err("get_paths", &[("domain", "spare"), ("key", "x")], "unreg_domain");
+}
+
+#[test]
+fn answers_are_byte_exact() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    assert_eq!(tracker.raw(b"noop\n"), "OK \r\n");
+    assert_eq!(tracker.raw(b"NOOP\r\n"), "OK \r\n");
+    assert_eq!(tracker.raw(b"frobnicate\r\n"), "ERR unknown_command Unknown+server+command\r\n");
+    assert_eq!(
+        tracker.raw(b"get_paths domain=nowhere&key=k\r\n"),
+        "ERR unreg_domain Domain+name+invalid/not+found\r\n"
+    );
+    // Codes MogileFS has no message for carry the code as their message.
+    assert_eq!(tracker.raw(b"create_domain domain=d\r\n"), "OK domain=d\r\n");
+    assert_eq!(tracker.raw(b"get_paths domain=d&key=k\r\n"), "ERR unknown_key unknown_key\r\n");
+    assert_eq!(tracker.raw(b"get_paths domain=d\r\n"), "ERR no_key no_key\r\n");
+    assert_eq!(
+        tracker.raw(b"create_open domain=d&key=k&class=x\r\n"),
+        "ERR unreg_class unreg_class\r\n"
+    );
+    assert_eq!(
+        tracker.raw(b"delete_domain domain=gone\r\n"),
+        "ERR domain_not_found Domain+not+found\r\n"
+    );
+    let open = tracker.raw(b"create_open domain=d&key=k\r\n");
+    let answer = parse_answer(&open).unwrap();
+    let (fid, dev) = (&answer["fid"], &answer["devid"]);
+    let port = node.http_port;
+    assert_eq!(
+        open,
+        format!("OK fid={fid}&devid={dev}&path=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n")
+    );
+    let multi = tracker.raw(b"create_open domain=d&key=k&multi_dest=1\r\n");
+    let fid = parse_answer(&multi).unwrap()["fid"].clone();
+    assert_eq!(
+        multi,
+        format!(
+            "OK fid={fid}&dev_count=1&devid_1={dev}&path_1=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n"
+        )
+    );
+    assert_eq!(tracker.raw(b"create_domain domain=e\r\n"), "OK domain=e\r\n");
+    assert_eq!(
+        tracker.raw(b"create_class domain=e&class=gold&mindevcount=3\r\n"),
+        "OK class=gold&mindevcount=3&domain=e\r\n"
+    );
+    assert_eq!(tracker.raw(b"delete_class domain=e&class=gold\r\n"), "OK domain=e&class=gold\r\n");
+    // A key with characters eurl escapes comes back escaped that way.
+    store(&mut tracker, "d", "x y&z", b"abc");
+    assert_eq!(fetch(&mut tracker, "d", "x y&z"), b"abc");
+    assert_eq!(
+        tracker.raw(b"list_keys domain=d\r\n"),
+        "OK key_count=1&next_after=x+y%26z&key_1=x+y%26z\r\n"
+    );
+}
+
+#[test]
+fn upload_errors() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    tracker.ok("create_domain", &[("domain", "d")]);
+    tracker.err("create_open", &[("key", "k")], "no_domain");
+    tracker.err("create_open", &[("domain", "nope"), ("key", "k")], "unreg_domain");
+    tracker.err("create_open", &[("domain", "d")], "no_key");
+    tracker.err("create_open", &[("domain", "d"), ("key", "k"), ("class", "gold")], "unreg_class");
+
+    let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
+    let (fid, path, devid) = (open["fid"].as_str(), open["path"].as_str(), open["devid"].as_str());
+    let close = |size: &'static str| {
+        vec![
+            ("domain", "d"),
+            ("key", "k"),
+            ("fid", fid),
+            ("devid", devid),
+            ("path", path),
+            ("size", size),
+        ]
+    };
+    // Closed before any byte arrived.
+    tracker.err("create_close", &close("3"), "size_verify_error");
+    assert_eq!(reply(ureq::put(path).send_bytes(b"abc")).status, 201);
+    tracker.err("create_close", &close("4"), "size_mismatch");
+    let mut wrong_sum = close("3");
+    let zeros = format!("SHA-256:{}", "0".repeat(64));
+    wrong_sum.push(("checksum", &zeros));
+    tracker.err("create_close", &wrong_sum, "checksum_mismatch");
+    let mut bad_sum = close("3");
+    bad_sum.push(("checksum", "CRC32:1234"));
+    tracker.err("create_close", &bad_sum, "invalid_checksum_format");
+    tracker.err("create_close", &[("domain", "d"), ("key", "k"), ("devid", devid)], "no_fid");
+    let mut wrong_dev = close("3");
+    wrong_dev[3] = ("devid", "7");
+    tracker.err("create_close", &wrong_dev, "invalid_destdev");
+    // Refusals changed nothing: the right close still works, once.
+    let mut right_sum = close("3");
+    let sum = format!("SHA-256:{}", sha256_hex(b"abc"));
+    right_sum.push(("checksum", &sum));
+    tracker.ok("create_close", &right_sum);
+    tracker.err("create_close", &close("3"), "no_temp_file");
+    assert_eq!(fetch(&mut tracker, "d", "k"), b"abc");
+    // A PUT to a closed (or never opened) upload finds nothing.
+    assert_eq!(reply(ureq::put(path).send_bytes(b"x")).status, 404);
+    assert_eq!(reply(ureq::put(&node.url("/v1/_mogile/12345")).send_bytes(b"x")).status, 404);
+    // An explicit fid is used as given, and refused while in use; 0 asks
+    // for a new one (what MogileFS clients send).
+    tracker.err("create_open", &[("domain", "d"), ("key", "k2"), ("fid", fid)], "fid_in_use");
+    let chosen = tracker.ok("create_open", &[("domain", "d"), ("key", "k2"), ("fid", "424242")]);
+    assert_eq!(chosen["fid"], "424242");
+    tracker.err("create_open", &[("domain", "d"), ("key", "k3"), ("fid", "424242")], "fid_in_use");
+    let auto = tracker.ok("create_open", &[("domain", "d"), ("key", "k3"), ("fid", "0")]);
+    assert!(auto["fid"].parse::<u64>().unwrap() > 424242);
+    // A size of -1 (unknown) is not checked, as in MogileFS.
+    assert_eq!(reply(ureq::put(&auto["path"]).send_bytes(b"four")).status, 201);
+    let unknown_size = [
+        ("domain", "d"),
+        ("key", "k3"),
+        ("fid", auto["fid"].as_str()),
+        ("devid", auto["devid"].as_str()),
+        ("path", auto["path"].as_str()),
+        ("size", "-1"),
+    ];
+    tracker.ok("create_close", &unknown_size);
+    assert_eq!(fetch(&mut tracker, "d", "k3"), b"four");
+}
+
+#[test]
+fn list_keys_pages_with_prefix_and_after() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    tracker.ok("create_domain", &[("domain", "d")]);
+    for key in ["a/1", "a/2", "a/3", "a/4", "a/5", "b/1"] {
+        store(&mut tracker, "d", key, key.as_bytes());
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let mut args = vec![("domain", "d"), ("prefix", "a/"), ("limit", "2")];
+        if !after.is_empty() {
+            args.push(("after", after.as_str()));
+        }
+        match tracker.call("list_keys", &args) {
+            Ok(page) => {
+                let count: usize = page["key_count"].parse().unwrap();
+                assert!(count <= 2);
+                seen.extend((1..=count).map(|n| page[&format!("key_{n}")].clone()));
+                after = page["next_after"].clone();
+                assert_eq!(&after, seen.last().unwrap());
+            }
+            Err((code, _)) => {
+                assert_eq!(code, "none_match");
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, ["a/1", "a/2", "a/3", "a/4", "a/5"]);
+    let all = tracker.ok("list_keys", &[("domain", "d")]);
+    assert_eq!(all["key_count"], "6");
+    assert_eq!(all["key_6"], "b/1");
+    let mismatch = [("domain", "d"), ("prefix", "a/"), ("after", "b/1")];
+    tracker.err("list_keys", &mismatch, "after_mismatch");
+    tracker.err("list_keys", &[("domain", "d"), ("prefix", "zzz")], "none_match");
+    tracker.err("list_keys", &[], "no_domain");
+}
+
+#[test]
+fn hosts_and_devices_describe_this_node_and_set_state_changes_it() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    let hosts = tracker.ok("get_hosts", &[]);
+    assert_eq!(hosts["hosts"], "1");
+    let hostid = hosts["host1_hostid"].clone();
+    assert!(hostid.parse::<u32>().unwrap() > 0, "host ids fit 32 bits");
+    assert_eq!(hosts["host1_status"], "alive");
+    assert_eq!(hosts["host1_hostip"], "127.0.0.1");
+    assert_eq!(hosts["host1_http_port"], node.http_port.to_string());
+    assert_eq!(tracker.ok("get_hosts", &[("hostid", &hostid)])["hosts"], "1");
+    let devices = tracker.ok("get_devices", &[]);
+    assert_eq!(devices["devices"], "1");
+    assert_eq!(devices["dev1_devid"], hostid);
+    assert_eq!(devices["dev1_hostid"], hostid);
+    assert_eq!(devices["dev1_status"], "alive");
+    assert_eq!(devices["dev1_observed_state"], "writeable");
+    let number = |name: &str| devices[name].parse::<u64>().expect(name);
+    assert!(number("dev1_mb_total") > 0);
+    assert_eq!(number("dev1_mb_used") + number("dev1_mb_free"), number("dev1_mb_total"));
+    assert_eq!(tracker.ok("get_devices", &[("devid", "2")])["devices"], "0");
+    let open = tracker.call("create_open", &[("domain", "nope"), ("key", "k")]);
+    assert_eq!(open.unwrap_err().0, "unreg_domain");
+
+    // A read-only device takes no new files.
+    let hostname = hosts["host1_hostname"].clone();
+    let readonly =
+        [("host", hostname.as_str()), ("device", hostid.as_str()), ("state", "readonly")];
+    tracker.ok("set_state", &readonly);
+    assert_eq!(tracker.ok("get_devices", &[])["dev1_status"], "readonly");
+    tracker.ok("create_domain", &[("domain", "d")]);
+    tracker.err("create_open", &[("domain", "d"), ("key", "k")], "no_devices");
+    let alive = [("host", hostname.as_str()), ("device", hostid.as_str()), ("state", "alive")];
+    tracker.ok("set_state", &alive);
+    tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
+    let unknown = [("host", hostname.as_str()), ("device", hostid.as_str()), ("state", "sleepy")];
+    tracker.err("set_state", &unknown, "bad_params");
+    let elsewhere = [("host", "other"), ("device", hostid.as_str()), ("state", "alive")];
+    tracker.err("set_state", &elsewhere, "host_mismatch");
+    let no_device = [("host", hostname.as_str()), ("device", "3"), ("state", "alive")];
+    tracker.err("set_state", &no_device, "no_device");
+}
+
+#[test]
+fn domains_and_classes() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    tracker.ok("create_domain", &[("domain", "d")]);
+    tracker.err("create_domain", &[("domain", "Bad Name")], "bad_params");
+    let gold = [("domain", "d"), ("class", "gold"), ("mindevcount", "3")];
+    let answer = tracker.ok("create_class", &gold);
+    assert_eq!((answer["class"].as_str(), answer["mindevcount"].as_str()), ("gold", "3"));
+    tracker.err("create_class", &gold, "class_exists");
+    tracker.err(
+        "create_class",
+        &[("domain", "d"), ("class", "x"), ("mindevcount", "0")],
+        "invalid_mindevcount",
+    );
+    tracker.err("create_class", &[("domain", "d"), ("mindevcount", "1")], "no_class");
+    tracker.err("create_class", &[("class", "x"), ("mindevcount", "1")], "no_domain");
+    tracker.err(
+        "create_class",
+        &[("domain", "nope"), ("class", "x"), ("mindevcount", "1")],
+        "domain_not_found",
+    );
+    tracker.err(
+        "update_class",
+        &[("domain", "d"), ("class", "silver"), ("mindevcount", "1")],
+        "class_not_found",
+    );
+    tracker.ok("update_class", &[("domain", "d"), ("class", "gold"), ("mindevcount", "1")]);
+
+    let domains = tracker.ok("get_domains", &[]);
+    assert_eq!(domains["domains"], "1");
+    assert_eq!(domains["domain1"], "d");
+    let classes: usize = domains["domain1classes"].parse().unwrap();
+    let listed: HashMap<String, String> = (1..=classes)
+        .map(|n| {
+            let name = domains[&format!("domain1class{n}name")].clone();
+            (name, domains[&format!("domain1class{n}mindevcount")].clone())
+        })
+        .collect();
+    assert_eq!(listed.get("gold").map(String::as_str), Some("1"));
+    assert_eq!(listed.get("default").map(String::as_str), Some("2"));
+
+    // A file of the class, and a class change of a file.
+    let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k"), ("class", "gold")]);
+    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(b"gold")).status, 201);
+    let close = [
+        ("domain", "d"),
+        ("key", "k"),
+        ("fid", open["fid"].as_str()),
+        ("devid", open["devid"].as_str()),
+        ("path", open["path"].as_str()),
+    ];
+    tracker.ok("create_close", &close);
+    assert_eq!(tracker.ok("file_info", &[("domain", "d"), ("key", "k")])["class"], "gold");
+    // One copy wanted, one held: the key is stored, not waiting for replication.
+    let stat = reply(ureq::get(&node.url("/v1/d/k?stat")).call()).json();
+    assert_eq!(stat["state"], "stored");
+    tracker.err("delete_class", &[("domain", "d"), ("class", "gold")], "class_has_files");
+    tracker.err("delete_class", &[("domain", "d"), ("class", "default")], "nodel_default_class");
+    tracker.err("delete_class", &[("domain", "d"), ("class", "tin")], "class_not_found");
+    tracker.err("delete_domain", &[("domain", "d")], "domain_not_empty");
+    tracker.ok("updateclass", &[("domain", "d"), ("key", "k"), ("class", "default")]);
+    assert_eq!(tracker.ok("file_info", &[("domain", "d"), ("key", "k")])["class"], "default");
+    tracker.ok("delete_class", &[("domain", "d"), ("class", "gold")]);
+    tracker.err("create_open", &[("domain", "d"), ("key", "k"), ("class", "gold")], "unreg_class");
+    tracker.err("delete_domain", &[("domain", "d")], "domain_has_files");
+    tracker.ok("delete", &[("domain", "d"), ("key", "k")]);
+    tracker.ok("delete_domain", &[("domain", "d")]);
+    tracker.err("create_open", &[("domain", "d"), ("key", "k")], "unreg_domain");
+}
+
+#[test]
+fn malformed_lines_get_errors_and_the_connection_goes_on() {
+    let node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    tracker.ok("create_domain", &[("domain", "d")]);
+    let code = |line: String| parse_answer(&line).map(|_| "OK".to_string()).unwrap_or_else(|e| e.0);
+
+    assert_eq!(code(tracker.raw(b"get_paths domain=d&key=a%2\r\n")), "bad_params");
+    assert_eq!(code(tracker.raw(b"get_paths domain=d&key=%zz\r\n")), "bad_params");
+    assert_eq!(code(tracker.raw(b"get_paths domain=d&key=%ff%fe\r\n")), "bad_params");
+    assert_eq!(code(tracker.raw(b"get_paths domain=d\r\n")), "no_key");
+    assert_eq!(code(tracker.raw(b"get_paths key=k\r\n")), "no_domain");
+    assert_eq!(code(tracker.raw(b"&&&\r\n")), "unknown_command");
+    assert_eq!(code(tracker.raw(b"no_such_thing a=b\r\n")), "unknown_command");
+
+    // Over 64 KiB: one ERR, the rest of the line is skipped, even when it
+    // arrives in pieces.
+    let mut long = b"get_paths domain=d&key=".to_vec();
+    long.extend(std::iter::repeat_n(b'k', 100 * 1024));
+    tracker.stream.write_all(&long[..50_000]).unwrap();
+    tracker.stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    tracker.stream.write_all(&long[50_000..]).unwrap();
+    assert_eq!(code(tracker.raw(b"\r\n")), "line_too_long");
+    assert_eq!(tracker.raw(b"noop\r\n"), "OK \r\n");
+
+    // Blank lines are ignored; pipelined requests are answered in order.
+    tracker.stream.write_all(b"\r\n\nnoop\r\nfrob\r\nlist_keys domain=d\r\n").unwrap();
+    assert_eq!(tracker.read_line(), "OK \r\n");
+    assert_eq!(code(tracker.read_line()), "unknown_command");
+    assert_eq!(code(tracker.read_line()), "none_match");
+
+    // A key just under the limit is an ordinary (unknown) key.
+    let mut near = b"get_paths domain=d&key=".to_vec();
+    near.extend(std::iter::repeat_n(b'k', 1000));
+    near.extend_from_slice(b"\r\n");
+    assert_eq!(code(tracker.raw(&near)), "unknown_key");
+    assert_eq!(tracker.raw(b"noop\n"), "OK \r\n");
+}
+
+#[test]
+fn unclosed_upload_expires_and_leaves_nothing() {
+    let node = start(&["--mogile-upload-ttl", "1s"]);
+    let mut tracker = Tracker::connect(&node);
+    tracker.ok("create_domain", &[("domain", "d")]);
+    let data = bytes(200_000, 7);
+    let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
+    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(&data)).status, 201);
+    let blob = node.fid_path(&sha256_hex(&data));
+    assert!(blob.exists(), "the bytes are stored while the upload is open");
+    let gone = wait_for(WAIT, || (!blob.exists()).then_some(()));
+    assert!(gone.is_some(), "the expired upload's blob is collected");
+    let size = data.len().to_string();
+    let close = [
+        ("domain", "d"),
+        ("key", "k"),
+        ("fid", open["fid"].as_str()),
+        ("devid", open["devid"].as_str()),
+        ("path", open["path"].as_str()),
+        ("size", size.as_str()),
+    ];
+    tracker.err("create_close", &close, "no_temp_file");
+    tracker.err("get_paths", &[("domain", "d"), ("key", "k")], "unknown_key");
+    assert_eq!(node.tmp_entries(), 0);
+}
+
+#[test]
+fn open_uploads_survive_a_restart() {
+    let mut node = start(&[]);
+    let mut tracker = Tracker::connect(&node);
+    tracker.ok("create_domain", &[("domain", "d")]);
+    let data = bytes(150_000, 3);
+    let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
+    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(&data)).status, 201);
+    node.restart();
+    wait_for_leader(&node);
+    let mut tracker = Tracker::connect(&node);
+    let size = data.len().to_string();
+    let close = [
+        ("domain", "d"),
+        ("key", "k"),
+        ("fid", open["fid"].as_str()),
+        ("devid", open["devid"].as_str()),
+        ("path", open["path"].as_str()),
+        ("size", size.as_str()),
+    ];
+    tracker.ok("create_close", &close);
+    assert_eq!(fetch(&mut tracker, "d", "k"), data);
+}
+
+#[test]
+fn domains_classes_and_hosts_are_cluster_wide() {
+    let first = start(&["--shards", "1"]);
+    let (seed, token) = (first.peer_address(), first.join_token());
+    let second = TestNode::start(&["--shards", "1", "--join", &seed, "--join-token", &token]);
+    let mut on_first = Tracker::connect(&first);
+    let mut on_second = Tracker::connect(&second);
+    let joined = wait_for(Duration::from_secs(40), || {
+        let hosts = on_second.ok("get_hosts", &[]);
+        (hosts["hosts"] == "2").then_some(hosts)
+    });
+    let hosts = joined.expect("the second node joined");
+    // Admin changes from a follower go to the leader (once one is known).
+    let created = wait_for(Duration::from_secs(40), || {
+        match on_second.call("create_domain", &[("domain", "shared")]) {
+            Ok(_) => Some(()),
+            Err((code, _)) if code == "domain_exists" => Some(()),
+            Err(_) => None,
+        }
+    });
+    assert!(created.is_some(), "the second node can change the cluster state");
+    assert_ne!(hosts["host1_hostid"], hosts["host2_hostid"]);
+    let ports = [hosts["host1_http_port"].as_str(), hosts["host2_http_port"].as_str()];
+    assert!(ports.contains(&first.http_port.to_string().as_str()), "{hosts:?}");
+    assert!(ports.contains(&second.http_port.to_string().as_str()), "{hosts:?}");
+
+    // A change made on one node is seen on the other.
+    let seen = |tracker: &mut Tracker, name: &str| {
+        wait_for(WAIT, || {
+            let domains = tracker.ok("get_domains", &[]);
+            domains.values().any(|v| v == name).then_some(domains)
+        })
+    };
+    let domains = seen(&mut on_first, "shared").expect("the domain reached the first node");
+    assert_eq!(domains["domains"], "1");
+    on_first.ok("create_class", &[("domain", "shared"), ("class", "gold"), ("mindevcount", "2")]);
+    assert!(seen(&mut on_second, "gold").is_some(), "the class reached the second node");
+    on_second.err("create_domain", &[("domain", "shared")], "domain_exists");
+
+    // Each node stores what it is given.
+    let fid = store(&mut on_second, "shared", "k", b"on the second node");
+    let info = on_second.ok("file_info", &[("domain", "shared"), ("key", "k")]);
+    assert_eq!(info["fid"], fid.to_string());
+    assert_eq!(fetch(&mut on_second, "shared", "k"), b"on the second node");
+    let devices = on_first.ok("get_devices", &[]);
+    assert_eq!(devices["devices"], "2");
+}
