@@ -4,6 +4,7 @@
 mod cache;
 mod classes;
 mod client;
+mod dav;
 mod http;
 mod metrics;
 mod node;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cairn_engine::{Clock, DataDir, Meta};
 
+use crate::dav::LockTable;
 use crate::metrics::{NodeStats, ShardMetrics};
 
 /// Settings fixed at start.
@@ -31,6 +32,8 @@ pub struct Node {
     pub config: NodeConfig,
     pub stats: NodeStats,
     pub shard_metrics: Vec<Arc<ShardMetrics>>,
+    /// WebDAV locks: in memory, per node (see `dav::locks`).
+    pub dav_locks: LockTable,
 }
 
 impl Node {

@@ -654,7 +654,10 @@ mod tests {
         let names = |items: Vec<(String, CollectionRecord)>| -> Vec<String> {
             items.into_iter().map(|(k, _)| k).collect()
         };
-        assert_eq!(names(meta.list_collections_from("d", "a/", "", 10).unwrap()), ["a/", "a/b/", "a/c/d/"]);
+        assert_eq!(
+            names(meta.list_collections_from("d", "a/", "", 10).unwrap()),
+            ["a/", "a/b/", "a/c/d/"]
+        );
         assert_eq!(names(meta.list_collections_from("d", "a/", "a/b0", 10).unwrap()), ["a/c/d/"]);
         assert_eq!(names(meta.list_collections_from("d", "a/", "", 1).unwrap()), ["a/"]);
         assert!(meta.any_collection_under("d", "a/c/").unwrap());

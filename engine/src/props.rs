@@ -77,8 +77,7 @@ impl PropsRecord {
 
     /// Sets a property, replacing one of the same name in place.
     pub fn set(&mut self, prop: DeadProp) {
-        match self.props.iter_mut().find(|p| p.namespace == prop.namespace && p.name == prop.name)
-        {
+        match self.props.iter_mut().find(|p| p.namespace == prop.namespace && p.name == prop.name) {
             Some(existing) => existing.value = prop.value,
             None => self.props.push(prop),
         }
@@ -89,7 +88,10 @@ impl PropsRecord {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        assert!(self.props.len() <= usize::from(u16::MAX), "props count is bounded before encoding");
+        assert!(
+            self.props.len() <= usize::from(u16::MAX),
+            "props count is bounded before encoding"
+        );
         let mut out = Vec::with_capacity(self.encoded_len());
         out.push(PROPS_RECORD_FORMAT);
         out.extend_from_slice(&(self.props.len() as u16).to_le_bytes());
@@ -115,8 +117,8 @@ impl PropsRecord {
             let namespace = reader.text16()?;
             let name = reader.text16()?;
             let len = reader.u32()? as usize;
-            let value = String::from_utf8(reader.take(len)?.to_vec())
-                .map_err(|_| RecordError::BadText)?;
+            let value =
+                String::from_utf8(reader.take(len)?.to_vec()).map_err(|_| RecordError::BadText)?;
             props.push(DeadProp { namespace, name, value });
         }
         reader.finish()?;
@@ -136,7 +138,8 @@ mod tests {
 
     #[test]
     fn collection_record_round_trips_and_rejects_damage() {
-        let record = CollectionRecord { created: Version { hlc: 0x1122_3344_5566_7788, node_id: 9 } };
+        let record =
+            CollectionRecord { created: Version { hlc: 0x1122_3344_5566_7788, node_id: 9 } };
         let bytes = record.encode();
         assert_eq!(bytes.len(), 17);
         assert_eq!(CollectionRecord::decode(&bytes), Ok(record));
@@ -153,7 +156,8 @@ mod tests {
         let mut record = PropsRecord::default();
         record.set(DeadProp { namespace: "urn:x".into(), name: "a".into(), value: "1".into() });
         record.set(DeadProp { namespace: String::new(), name: "b".into(), value: "<c/>".into() });
-        record.set(DeadProp { namespace: "urn:x".into(), name: "a".into(), value: "ü𐀀".into() });
+        record
+            .set(DeadProp { namespace: "urn:x".into(), name: "a".into(), value: "ü𐀀".into() });
         assert_eq!(record.props.len(), 2);
         assert_eq!(record.find("urn:x", "a").unwrap().value, "ü𐀀");
         let bytes = record.encode();
@@ -167,6 +171,9 @@ mod tests {
         assert_eq!(PropsRecord::decode(&bad_format), Err(RecordError::UnknownFormat(7)));
         record.remove("urn:x", "a");
         assert_eq!(record.props.len(), 1);
-        assert_eq!(PropsRecord::decode(&PropsRecord::default().encode()), Ok(PropsRecord::default()));
+        assert_eq!(
+            PropsRecord::decode(&PropsRecord::default().encode()),
+            Ok(PropsRecord::default())
+        );
     }
 }

@@ -90,6 +90,14 @@ impl From<OpError> for ApiError {
             OpError::NotFound => ApiError::not_found("no such key"),
             OpError::Meta(error) => error.into(),
             OpError::Io(error) => error.into(),
+            OpError::Changed => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "changed",
+                "the key changed while this request ran",
+            ),
+            OpError::Full(message) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "too_many_props", message)
+            }
             OpError::ShardGone(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shard_gone", error.to_string())
             }

@@ -1,6 +1,6 @@
 //! The client HTTP API (`/v1/…`, `/metrics`) served by every shard.
 
-mod blob;
+pub(crate) mod blob;
 mod body;
 mod error;
 mod list;
@@ -118,6 +118,9 @@ async fn dispatch(
     request: &Parts,
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
+    if request.uri.path() == "/dav" || request.uri.path().starts_with(crate::dav::PREFIX) {
+        return crate::dav::handle(shard, request, body).await;
+    }
     let route = path::route(request.uri.path())?;
     let query = Query::parse(request.uri.query());
     match (route, request.method.clone()) {
