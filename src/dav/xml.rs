@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use quick_xml::escape::escape;
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
+use quick_xml::name::{PrefixDeclaration, ResolveResult};
 use quick_xml::NsReader;
 
 pub const DAV_NS: &str = "DAV:";
@@ -109,12 +109,11 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
     loop {
-        let (resolved, event) = reader.read_resolved_event().map_err(|e| malformed(e))?;
+        let (resolved, event) = reader.read_resolved_event().map_err(malformed)?;
         let namespace = namespace_of(resolved)?;
         match event {
             Event::DocType(_) => return Err(XmlError::DocType),
-            Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                let _ = start;
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(malformed("content after the root element"));
             }
             Event::Start(start) => {
@@ -132,18 +131,18 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 close(&mut stack, &mut root, element);
             }
             Event::Text(text) => {
-                let text = text.xml10_content().map_err(|e| malformed(e))?;
+                let text = text.xml10_content().map_err(malformed)?;
                 push_text(&mut stack, &text)?;
             }
             Event::CData(data) => {
-                let text = data.xml10_content().map_err(|e| malformed(e))?;
+                let text = data.xml10_content().map_err(malformed)?;
                 push_text(&mut stack, &text)?;
             }
             Event::GeneralRef(reference) => {
-                let character = match reference.resolve_char_ref().map_err(|e| malformed(e))? {
+                let character = match reference.resolve_char_ref().map_err(malformed)? {
                     Some(character) => character,
                     None => {
-                        let name = reference.decode().map_err(|e| malformed(e))?;
+                        let name = reference.decode().map_err(malformed)?;
                         match &*name {
                             "lt" => '<',
                             "gt" => '>',
@@ -197,17 +196,16 @@ fn element(
     }
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
-        let attribute = attribute.map_err(|e| malformed(e))?;
+        let attribute = attribute.map_err(malformed)?;
         let key = attribute.key;
-        if key.as_namespace_binding().is_some() {
-            if let Some(quick_xml::name::PrefixDeclaration::Named(_)) = key.as_namespace_binding() {
-                if attribute.value.is_empty() {
-                    return Err(malformed("a namespace prefix bound to no namespace"));
-                }
+        match key.as_namespace_binding() {
+            Some(PrefixDeclaration::Named(_)) if attribute.value.is_empty() => {
+                return Err(malformed("a namespace prefix bound to no namespace"));
             }
-            continue;
+            Some(_) => continue,
+            None => {}
         }
-        let value = attribute.unescape_value().map_err(|e| malformed(e))?;
+        let value = attribute.unescape_value().map_err(malformed)?;
         let key_text =
             std::str::from_utf8(key.as_ref()).map_err(|_| malformed("attribute name"))?;
         let (resolved, _) = reader.resolve_attribute(key);
