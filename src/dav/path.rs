@@ -207,4 +207,28 @@ mod tests {
         assert_eq!(at("ftp://127.0.0.1:80/dav/d/x", &mut headers).unwrap(), Destination::Elsewhere);
         assert!(at("http://127.0.0.1:80/dav/d/../x", &mut headers).is_err());
     }
+
+    proptest::proptest! {
+        /// Any path either is refused or names a key of the domain it
+        /// starts with, with no dot segment, and maps back to itself.
+        #[test]
+        fn parsing_never_escapes_the_domain(tail in "[a-z./%25 \\\\2eEfF0-9]{0,40}") {
+            let url = format!("/dav/d/{tail}");
+            if let Ok(parsed) = parse(&url) {
+                proptest::prop_assert_eq!(&parsed.domain, "d");
+                for segment in parsed.name.split('/').filter(|_| !parsed.name.is_empty()) {
+                    proptest::prop_assert!(segment != ".." && segment != "." && !segment.is_empty());
+                }
+                if !parsed.name.is_empty() {
+                    let again = parse(&href("d", &parsed.name)).unwrap();
+                    proptest::prop_assert_eq!(again.name, parsed.name);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_paths_never_panic(path in "\\PC{0,60}") {
+            let _ = parse(&format!("/dav/{path}"));
+        }
+    }
 }

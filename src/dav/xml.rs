@@ -434,4 +434,27 @@ mod tests {
         assert!(!info.exclusive);
         assert_eq!(info.owner, "<href xmlns=\"DAV:\">me</href>");
     }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the parser, and whatever parses
+        /// writes back as XML that parses to the same tree.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = parse(&body);
+            let _ = propfind(&body);
+            let _ = proppatch(&body);
+            let _ = lockinfo(&body);
+        }
+
+        #[test]
+        fn values_round_trip(text in "[a-z<>&'\"\\PC]{0,30}", name in "[a-z]{1,8}") {
+            let body = format!(
+                "<r xmlns='urn:r'><{name} xmlns='urn:n' a=\"{}\">{}</{name}></r>",
+                esc(&text), esc(&text)
+            );
+            let tree = parse(body.as_bytes()).unwrap();
+            let rewritten = format!("<r xmlns=\"urn:r\">{}</r>", tree.inner_xml());
+            proptest::prop_assert_eq!(parse(rewritten.as_bytes()).unwrap(), tree);
+        }
+    }
 }
