@@ -1,6 +1,7 @@
 //! What all shards of one node share: the data directory, the metadata,
 //! the clock, the configuration and the counters. Everything here is
-//! `Send + Sync` and lock-free on the request path.
+//! `Send + Sync` and lock-free on the request path, except the WebDAV lock
+//! table (a mutex taken by WebDAV requests only).
 
 use std::sync::Arc;
 use std::time::Duration;
