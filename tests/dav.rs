@@ -59,6 +59,22 @@ fn raw(node: &TestNode, method: &str, path: &str, extra: &str, body: &[u8]) -> (
     (status, body)
 }
 
+/// Reads a whole XML answer with quick-xml; panics unless it is well-formed.
+fn assert_well_formed(xml: &str) {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut depth = 0i32;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(error) => panic!("not well-formed XML ({error}): {xml}"),
+        }
+    }
+    assert_eq!(depth, 0, "unbalanced XML: {xml}");
+}
+
 fn keys_of(node: &TestNode, domain: &str) -> Vec<String> {
     let listing = reply(ureq::get(&node.url(&format!("/v1/{domain}"))).call());
     if listing.status == 404 {
@@ -131,6 +147,7 @@ fn collections_exist_empty_and_delete_as_trees() {
     assert_eq!(node.put("d", "tree/sub/deep/x", b"x").status, 201);
     assert_eq!(node.put("d", "treex", b"neighbour").status, 201);
     let listing = text(&propfind(&node, "d/tree/", "1"));
+    assert_well_formed(&listing);
     // Itself, its files and one sub-collection.
     assert_eq!(listing.matches("<D:response>").count(), member_count as usize + 2);
     assert_eq!(listing.matches("<D:href>/dav/d/tree/sub/</D:href>").count(), 1);
@@ -215,6 +232,7 @@ fn dead_properties_follow_copies_and_die_with_their_key() {
     let ask =
         br#"<D:propfind xmlns:D="DAV:"><D:prop><Z:colour xmlns:Z="urn:z"/></D:prop></D:propfind>"#;
     let found = text(&send(&node, "PROPFIND", "d/k", &[("Depth", "0")], ask));
+    assert_well_formed(&found);
     assert!(found.contains(">blue &amp; green</P:colour>"), "{found}");
 
     let copied = send(&node, "COPY", "d/k", &[("Destination", &dav_url(&node, "d/k2"))], b"");
