@@ -107,6 +107,7 @@ struct Source {
 /// further `/`, and sub-collections found through keys or records below.
 pub struct Members {
     meta: Meta,
+    page_len: usize,
     domain: String,
     prefix: String,
     keys: Source,
@@ -123,6 +124,7 @@ impl Members {
         };
         Members {
             meta,
+            page_len: PAGE_LEN,
             domain: domain.to_string(),
             prefix: prefix.to_string(),
             keys: source(false),
@@ -131,22 +133,23 @@ impl Members {
     }
 
     fn fill(&mut self, collections: bool) -> Result<(), MetaError> {
-        let (meta, domain, prefix) = (&self.meta, &self.domain, &self.prefix);
+        let (meta, domain, prefix, page_len) =
+            (&self.meta, &self.domain, &self.prefix, self.page_len);
         let source = if collections { &mut self.collections } else { &mut self.keys };
         while source.ready.is_empty() && !source.done {
             let page: Vec<(String, Option<KeyRecord>, Option<CollectionRecord>)> =
                 if source.collections {
-                    meta.list_collections_from(domain, prefix, &source.start, PAGE_LEN)?
+                    meta.list_collections_from(domain, prefix, &source.start, page_len)?
                         .into_iter()
                         .map(|(name, record)| (name, None, Some(record)))
                         .collect()
                 } else {
-                    meta.list_keys_from(domain, prefix, &source.start, PAGE_LEN)?
+                    meta.list_keys_from(domain, prefix, &source.start, page_len)?
                         .into_iter()
                         .map(|(name, record)| (name, Some(record), None))
                         .collect()
                 };
-            source.done = page.len() < PAGE_LEN;
+            source.done = page.len() < page_len;
             let last = page.last().map(|(name, _, _)| format!("{name}\0"));
             for (name, key, marker) in page {
                 if name < source.start {
@@ -250,4 +253,81 @@ pub async fn settle(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use cairn_engine::meta::Batch;
+    use cairn_engine::{Digest, KeyState, Version};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            state: KeyState::Stored,
+            version: Version { hlc: 1, node_id: 1 },
+            sha256: Digest([0; 32]),
+            size_bytes: 0,
+            class: "default".into(),
+            content_type: String::new(),
+        }
+    }
+
+    /// The members of `prefix` computed naively from every name.
+    fn model(keys: &BTreeSet<String>, markers: &BTreeSet<String>, prefix: &str) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        for (name, is_key) in
+            keys.iter().map(|k| (k, true)).chain(markers.iter().map(|m| (m, false)))
+        {
+            let Some(rest) = name.strip_prefix(prefix) else { continue };
+            match rest.find('/') {
+                _ if rest.is_empty() => {}
+                Some(at) => {
+                    out.insert(format!("{prefix}{}", &rest[..=at]));
+                }
+                None if is_key => {
+                    out.insert(name.clone());
+                }
+                None => {}
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Members, read a page of 3 at a time, are exactly those of a
+        /// model built from all the names.
+        #[test]
+        fn members_match_a_model(
+            keys in proptest::collection::btree_set("[ab/]{1,6}", 0..40),
+            markers in proptest::collection::btree_set("[ab/]{0,4}/", 0..10),
+            prefix in "([ab]{1,2}/){0,2}",
+        ) {
+            let keys: BTreeSet<String> = keys.into_iter().filter(|k| !k.contains("//")).collect();
+            let markers: BTreeSet<String> =
+                markers.into_iter().filter(|m| m != "/" && !m.contains("//")).collect();
+            let dir = tempfile::tempdir().unwrap();
+            let meta = Meta::open(dir.path()).unwrap();
+            let mut batch = Batch::default();
+            for key in &keys {
+                batch.put_key("d", key, &record());
+            }
+            for marker in &markers {
+                let made = CollectionRecord { created: Version { hlc: 2, node_id: 1 } };
+                batch.put_collection("d", marker, &made);
+            }
+            futures_lite::future::block_on(meta.commit(batch)).unwrap();
+            let mut members = Members::new(meta, "d", &prefix);
+            members.page_len = 3;
+            let mut listed = Vec::new();
+            while let Some(member) = members.next_member().unwrap() {
+                listed.push(member.path().to_string());
+            }
+            prop_assert_eq!(listed, model(&keys, &markers, &prefix));
+        }
+    }
 }
