@@ -123,6 +123,17 @@ fn v1_and_dav_name_the_same_keys() {
     }
     let options = send(&node, "OPTIONS", "d/", &[], b"");
     assert_eq!(options.header("dav"), Some("1, 2"));
+    let root_options = reply(ureq::request("OPTIONS", &node.url("/")).call());
+    assert_eq!(root_options.header("dav"), Some("1, 2"));
+
+    // `/dav/` lists the domains.
+    assert_eq!(node.put("e", "k", b"x").status, 201);
+    let domains = text(&send(&node, "PROPFIND", "", &[("Depth", "1")], b""));
+    assert_well_formed(&domains);
+    for href in ["/dav/", "/dav/d/", "/dav/e/"] {
+        assert!(domains.contains(&format!("<D:href>{href}</D:href>")), "{domains}");
+    }
+    assert!(domains.contains("<D:displayname>e</D:displayname>"), "{domains}");
     assert_eq!(propfind(&node, "d/nothing", "0").status, 404);
 }
 

@@ -238,6 +238,25 @@ impl Meta {
         Ok(self.db.get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?.is_some())
     }
 
+    /// Domains strictly after `after`, in byte order, at most `limit`.
+    pub fn list_domains(&self, after: &str, limit: usize) -> Result<Vec<String>, MetaError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(vec![TAG_DOMAIN + 1]);
+        let start = tagged(TAG_DOMAIN, after.as_bytes());
+        let mut out = Vec::new();
+        for entry in self.db.iterator_opt(IteratorMode::From(&start, Direction::Forward), options) {
+            let (id, _) = entry?;
+            if out.len() >= limit {
+                break;
+            }
+            match std::str::from_utf8(&id[1..]) {
+                Ok(domain) if domain != after => out.push(domain.to_string()),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     pub fn upload_in_progress(&self, domain: &str, key: &str) -> Result<bool, MetaError> {
         let mut prefix = tagged(TAG_UPLOAD, domain.as_bytes());
         prefix.push(0);
@@ -557,7 +576,13 @@ mod tests {
             batch.add_ref(&Digest([1; 32]), "photos", key);
         }
         batch.put_key("photosx", "a/9", &record(2));
+        for domain in ["photos", "photosx", "a"] {
+            batch.put_domain(domain);
+        }
         block_on(meta.commit(batch)).expect("commit");
+        assert_eq!(meta.list_domains("", 10).unwrap(), ["a", "photos", "photosx"]);
+        assert_eq!(meta.list_domains("a", 1).unwrap(), ["photos"]);
+        assert_eq!(meta.list_domains("photosx", 10).unwrap(), Vec::<String>::new());
 
         let names = |items: Vec<(String, KeyRecord)>| -> Vec<String> {
             items.into_iter().map(|(k, _)| k).collect()

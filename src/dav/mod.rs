@@ -10,6 +10,7 @@
 
 mod copymove;
 mod dates;
+mod domains;
 pub mod locks;
 mod multistatus;
 mod path;
@@ -61,6 +62,9 @@ pub async fn handle(
             .header(header::CONTENT_LENGTH, 0)
             .body(ResBody::empty())
             .expect("valid headers"));
+    }
+    if matches!(request.uri.path(), "/dav" | "/dav/") {
+        return domains::handle(shard, request, body).await;
     }
     let path = path::parse(request.uri.path())?;
     match method {
@@ -400,19 +404,33 @@ async fn mkcol(
     Ok(Response::builder().status(StatusCode::CREATED).body(ResBody::empty()).expect("valid"))
 }
 
+/// A PROPFIND's Depth; none means infinity (RFC 4918 §9.1).
+enum Depth {
+    Zero,
+    One,
+    Infinity,
+}
+
+fn depth(headers: &HeaderMap) -> Result<Depth, ApiError> {
+    match headers.get("depth").map(|v| v.as_bytes()) {
+        Some(b"0") => Ok(Depth::Zero),
+        Some(b"1") => Ok(Depth::One),
+        None => Ok(Depth::Infinity),
+        Some(value) if value.eq_ignore_ascii_case(b"infinity") => Ok(Depth::Infinity),
+        Some(_) => Err(ApiError::bad_request("bad_depth", "Depth must be 0, 1 or infinity")),
+    }
+}
+
 async fn propfind(
     shard: &Rc<Shard>,
     request: &Parts,
     path: DavPath,
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
-    let with_members = match request.headers.get("depth").map(|v| v.as_bytes()) {
-        Some(b"0") => false,
-        Some(b"1") => true,
-        Some(value) if !value.eq_ignore_ascii_case(b"infinity") => {
-            return Err(ApiError::bad_request("bad_depth", "Depth must be 0, 1 or infinity"));
-        }
-        _ => return Ok(propfind::depth_refused()),
+    let with_members = match depth(&request.headers)? {
+        Depth::Zero => false,
+        Depth::One => true,
+        Depth::Infinity => return Ok(propfind::depth_refused()),
     };
     let asked = xml::propfind(&read_body(shard, body, &request.headers).await?).map_err(bad_xml)?;
     let resource = resolve(&shard.node.meta, &path)?.ok_or_else(|| not_found(&path))?;

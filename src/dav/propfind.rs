@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_engine::{Meta, PropsRecord};
+use cairn_engine::{MetaError, PropsRecord};
 use http::{Response, StatusCode};
 
 use super::dates::{rfc1123, rfc3339};
@@ -17,6 +17,7 @@ use super::multistatus::{
     dav_error, href, lock_discovery, propstat, supported_lock, MULTISTATUS_CLOSE, MULTISTATUS_OPEN,
     XML_CONTENT_TYPE,
 };
+use super::path::PREFIX;
 use super::resource::{Members, Resource, PAGE_LEN};
 use super::xml::{esc, PropName, Propfind, DAV_NS};
 use crate::http::{ApiError, ResBody};
@@ -63,6 +64,7 @@ fn live_value(
         }),
         "displayname" => match props.find(DAV_NS, "displayname") {
             Some(dead) => Some(dead.value.clone()),
+            None if resource.path().is_empty() => Some(esc(domain).into_owned()),
             None => Some(esc(resource.display_name()).into_owned()),
         },
         "getcontentlength" => match resource {
@@ -85,7 +87,7 @@ fn live_value(
     }
 }
 
-/// One `D:response` element for a resource.
+/// One `D:response` element for a resource of `domain`.
 pub fn response(
     out: &mut String,
     domain: &str,
@@ -95,7 +97,8 @@ pub fn response(
     locks: &LockTable,
 ) {
     out.push_str("<D:response>");
-    href(out, &resource.href(domain));
+    // A domain's root is `/dav/{domain}/`; `/dav/` itself has no domain.
+    href(out, &if domain.is_empty() { PREFIX.to_string() } else { resource.href(domain) });
     let dav = |name: &str| (DAV_NS.to_string(), name.to_string());
     let dead_names = props
         .props
@@ -149,6 +152,9 @@ pub fn depth_refused() -> Response<ResBody> {
     dav_error(StatusCode::FORBIDDEN, "propfind-finite-depth")
 }
 
+/// The next member to list: its domain and what it is.
+pub type NextMember = Box<dyn FnMut() -> Result<Option<(String, Resource)>, MetaError>>;
+
 /// The 207 answer: the resource itself, then (Depth 1) its members a page
 /// per body chunk.
 pub fn answer(
@@ -158,22 +164,43 @@ pub fn answer(
     asked: Propfind,
     with_members: bool,
 ) -> Result<Response<ResBody>, ApiError> {
-    let meta = &node.meta;
+    let members = match &resource {
+        Resource::Collection { prefix, .. } if with_members => {
+            let mut members = Members::new(node.meta.clone(), &domain, prefix);
+            let member_domain = domain.clone();
+            let next: NextMember =
+                Box::new(move || Ok(members.next_member()?.map(|m| (member_domain.clone(), m))));
+            Some(next)
+        }
+        _ => None,
+    };
+    multistatus(node, &domain, &resource, asked, members)
+}
+
+/// A 207 of one resource (of `domain`; none for `/dav/` itself) and the
+/// members `next` yields, streamed a page per chunk.
+pub fn multistatus(
+    node: Arc<Node>,
+    domain: &str,
+    resource: &Resource,
+    asked: Propfind,
+    members: Option<NextMember>,
+) -> Result<Response<ResBody>, ApiError> {
     let mut first = String::from(MULTISTATUS_OPEN);
-    let props = meta.props(&domain, resource.path())?;
-    response(&mut first, &domain, &resource, &props, &asked, &node.dav_locks);
+    let props = if domain.is_empty() {
+        PropsRecord::default()
+    } else {
+        node.meta.props(domain, resource.path())?
+    };
+    response(&mut first, domain, resource, &props, &asked, &node.dav_locks);
     let builder = Response::builder()
         .status(StatusCode::MULTI_STATUS)
         .header(http::header::CONTENT_TYPE, XML_CONTENT_TYPE);
-    let prefix = match &resource {
-        Resource::Collection { prefix, .. } if with_members => prefix.clone(),
-        _ => {
-            first.push_str(MULTISTATUS_CLOSE);
-            return Ok(builder.body(ResBody::bytes(first)).expect("valid headers"));
-        }
+    let Some(next) = members else {
+        first.push_str(MULTISTATUS_CLOSE);
+        return Ok(builder.body(ResBody::bytes(first)).expect("valid headers"));
     };
-    let members = Members::new(meta.clone(), &domain, &prefix);
-    let state = Page { node, domain, asked: Rc::new(asked), members: Some(members) };
+    let state = Page { node, asked: Rc::new(asked), next: Some(next) };
     let head = futures_lite::stream::once(Ok(Bytes::from(first)));
     let pages = futures_lite::stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk()?;
@@ -185,29 +212,31 @@ pub fn answer(
 
 struct Page {
     node: Arc<Node>,
-    domain: String,
     asked: Rc<Propfind>,
     /// `None` once the closing tag went out.
-    members: Option<Members>,
+    next: Option<NextMember>,
 }
 
 impl Page {
     fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
-        let members = self.members.as_mut()?;
+        let next = self.next.as_mut()?;
         let mut out = String::new();
         for _ in 0..PAGE_LEN {
-            match members.next_member() {
-                Ok(Some(member)) => {
-                    let props = match props_of(&self.node.meta, &self.domain, &member) {
-                        Ok(props) => props,
-                        Err(error) => return Some(Err(error)),
-                    };
+            let member = next().and_then(|member| match member {
+                Some((domain, member)) => {
+                    let props = self.node.meta.props(&domain, member.path())?;
+                    Ok(Some((domain, member, props)))
+                }
+                None => Ok(None),
+            });
+            match member {
+                Ok(Some((domain, member, props))) => {
                     let locks = &self.node.dav_locks;
-                    response(&mut out, &self.domain, &member, &props, &self.asked, locks);
+                    response(&mut out, &domain, &member, &props, &self.asked, locks);
                 }
                 Ok(None) => {
                     out.push_str(MULTISTATUS_CLOSE);
-                    self.members = None;
+                    self.next = None;
                     break;
                 }
                 Err(error) => return Some(Err(std::io::Error::other(error.to_string()))),
@@ -215,8 +244,4 @@ impl Page {
         }
         Some(Ok(Bytes::from(out)))
     }
-}
-
-fn props_of(meta: &Meta, domain: &str, member: &Resource) -> std::io::Result<PropsRecord> {
-    meta.props(domain, member.path()).map_err(|error| std::io::Error::other(error.to_string()))
 }

@@ -38,7 +38,9 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<ResBody> {
-        if self.status.is_server_error() {
+        // 502s are logged where they arise (a corrupt copy) or are the
+        // client's doing (a WebDAV Destination on another server).
+        if self.status.is_server_error() && self.status != StatusCode::BAD_GATEWAY {
             tracing::error!(status = %self.status, code = self.code, message = %self.message);
         }
         let body = serde_json::json!({ "error": self.code, "message": self.message });

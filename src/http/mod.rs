@@ -118,7 +118,10 @@ async fn dispatch(
     request: &Parts,
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
-    if request.uri.path() == "/dav" || request.uri.path().starts_with(crate::dav::PREFIX) {
+    let path = request.uri.path();
+    // Some clients (Windows, office suites) ask the server's root first.
+    let root_options = path == "/" && request.method == Method::OPTIONS;
+    if path == "/dav" || path.starts_with(crate::dav::PREFIX) || root_options {
         return crate::dav::handle(shard, request, body).await;
     }
     let route = path::route(request.uri.path())?;
