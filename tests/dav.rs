@@ -163,8 +163,8 @@ fn collections_exist_empty_and_delete_as_trees() {
     assert_eq!(listing.matches("<D:response>").count(), member_count as usize + 2);
     assert_eq!(listing.matches("<D:href>/dav/d/tree/sub/</D:href>").count(), 1);
 
-    let locked = send(&node, "DELETE", "d/tree/", &[], b"");
-    assert_eq!(locked.status, 204, "{}", text(&locked));
+    let deleted = send(&node, "DELETE", "d/tree/", &[], b"");
+    assert_eq!(deleted.status, 204, "{}", text(&deleted));
     assert_eq!(keys_of(&node, "d"), ["treex"]);
     assert_eq!(propfind(&node, "d/tree", "0").status, 404);
     assert_eq!(send(&node, "DELETE", "d/empty", &[], b"").status, 204);
