@@ -4,6 +4,7 @@
 mod cache;
 mod client;
 mod cluster;
+mod dav;
 mod http;
 mod metrics;
 mod mogile;

@@ -1,6 +1,7 @@
 //! What all shards of one node share: the data directory, the metadata,
 //! the clock, the configuration and the counters. Everything here is
-//! `Send + Sync` and lock-free on the request path.
+//! `Send + Sync` and lock-free on the request path, except the WebDAV lock
+//! table (a mutex taken by WebDAV requests only).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use cairn_engine::{Clock, DataDir, Meta};
 
 use crate::cluster::Control;
+use crate::dav::LockTable;
 use crate::metrics::{NodeStats, ShardMetrics};
 
 /// Settings fixed at start.
@@ -37,6 +39,8 @@ pub struct Node {
     pub config: NodeConfig,
     pub stats: NodeStats,
     pub shard_metrics: Vec<Arc<ShardMetrics>>,
+    /// WebDAV locks: in memory, per node (see `dav::locks`).
+    pub dav_locks: LockTable,
 }
 
 impl Node {

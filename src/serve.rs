@@ -173,6 +173,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         stats,
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
+        dav_locks: Default::default(),
     });
 
     set_reporter(&node);

@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_engine::meta::Batch;
-use cairn_engine::{BlobRecord, Digest, KeyRecord, KeyState, MetaError, Written};
+use cairn_engine::props::{PROPS_BYTES_MAX, PROPS_COUNT_MAX};
+use cairn_engine::{
+    BlobRecord, CollectionRecord, DeadProp, Digest, KeyRecord, KeyState, Meta, MetaError,
+    PropsRecord, Version, Written,
+};
 use cairn_raft::{ClusterState, Command};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
@@ -42,6 +46,12 @@ pub enum OpError {
     Io(#[from] io::Error),
     #[error("shard {0} did not answer")]
     ShardGone(usize),
+    /// The key changed since the caller read it (a MOVE's source).
+    #[error("the key changed meanwhile")]
+    Changed,
+    /// A record would exceed its bound (dead properties).
+    #[error("{0}")]
+    Full(&'static str),
 }
 
 /// The commit of a finished upload, sent to the key's shard.
@@ -63,6 +73,32 @@ pub struct PutCommit {
     pub closes_upload: Option<u64>,
 }
 
+/// A COPY of a key that refers to the same blob (no bytes are copied).
+pub struct CopyCommit {
+    pub domain: String,
+    pub key: String,
+    /// The source's record, read before the copy; its blob is pinned.
+    pub source: KeyRecord,
+    /// The dead properties the target gets (replacing its own).
+    pub props: PropsRecord,
+}
+
+/// A change of a WebDAV collection's record, made on the prefix's shard.
+pub enum CollectionOp {
+    /// MKCOL: made only if nothing exists at the prefix yet.
+    Make,
+    /// Makes (or keeps) the record and sets its dead properties.
+    Copy(PropsRecord),
+    /// Drops the record and its dead properties.
+    Remove,
+}
+
+/// One step of a PROPPATCH, applied in order.
+pub enum PropOp {
+    Set(DeadProp),
+    Remove { namespace: String, name: String },
+}
+
 type Reply<T> = oneshot::Sender<Result<T, OpError>>;
 
 /// Work one shard asks of another.
@@ -82,7 +118,24 @@ pub enum ShardRequest {
     Delete {
         domain: String,
         key: String,
+        expected: Option<Version>,
         reply: Reply<KeyRecord>,
+    },
+    CommitCopy {
+        copy: Box<CopyCommit>,
+        reply: Reply<Option<KeyRecord>>,
+    },
+    Collection {
+        domain: String,
+        prefix: String,
+        op: CollectionOp,
+        reply: Reply<bool>,
+    },
+    PatchProps {
+        domain: String,
+        path: String,
+        ops: Vec<PropOp>,
+        reply: Reply<()>,
     },
     /// A change the MogileFS tracker protocol makes to one key.
     Mogile {
@@ -203,8 +256,17 @@ impl Shard {
             ShardRequest::CommitPut { put, reply } => {
                 let _ = reply.send(self.commit_put_local(*put).await);
             }
-            ShardRequest::Delete { domain, key, reply } => {
-                let _ = reply.send(self.delete_local(&domain, &key).await);
+            ShardRequest::Delete { domain, key, expected, reply } => {
+                let _ = reply.send(self.delete_local(&domain, &key, expected).await);
+            }
+            ShardRequest::CommitCopy { copy, reply } => {
+                let _ = reply.send(self.commit_copy_local(*copy).await);
+            }
+            ShardRequest::Collection { domain, prefix, op, reply } => {
+                let _ = reply.send(self.collection_local(&domain, &prefix, op).await);
+            }
+            ShardRequest::PatchProps { domain, path, ops, reply } => {
+                let _ = reply.send(self.patch_props_local(&domain, &path, ops).await);
             }
             ShardRequest::Mogile { op, reply } => {
                 let _ = reply.send(crate::mogile::keys::run(self, *op).await);
@@ -255,11 +317,62 @@ impl Shard {
 
     /// Removes a key (on the key's shard); answers the record it had.
     pub async fn delete(&self, domain: String, key: String) -> Result<KeyRecord, OpError> {
+        self.delete_if(domain, key, None).await
+    }
+
+    /// Removes a key if its version is still `expected` (any when `None`).
+    pub async fn delete_if(
+        &self,
+        domain: String,
+        key: String,
+        expected: Option<Version>,
+    ) -> Result<KeyRecord, OpError> {
         let target = self.key_shard(&domain, &key);
         if target == self.id {
-            return self.delete_local(&domain, &key).await;
+            return self.delete_local(&domain, &key, expected).await;
         }
-        self.ask(target, |reply| ShardRequest::Delete { domain, key, reply }).await
+        self.ask(target, |reply| ShardRequest::Delete { domain, key, expected, reply }).await
+    }
+
+    /// Makes `copy.key` refer to the source's blob (on the target key's
+    /// shard); answers the record it replaced. The caller keeps the blob
+    /// pinned (see [`Shard::place`]) until this returns.
+    pub async fn commit_copy(&self, copy: CopyCommit) -> Result<Option<KeyRecord>, OpError> {
+        let target = self.key_shard(&copy.domain, &copy.key);
+        if target == self.id {
+            return self.commit_copy_local(copy).await;
+        }
+        self.ask(target, |reply| ShardRequest::CommitCopy { copy: Box::new(copy), reply }).await
+    }
+
+    /// Changes a collection record on the prefix's shard; for `Make`,
+    /// answers whether it was made (false: something exists there).
+    pub async fn collection(
+        &self,
+        domain: String,
+        prefix: String,
+        op: CollectionOp,
+    ) -> Result<bool, OpError> {
+        let target = self.key_shard(&domain, &prefix);
+        if target == self.id {
+            return self.collection_local(&domain, &prefix, op).await;
+        }
+        self.ask(target, |reply| ShardRequest::Collection { domain, prefix, op, reply }).await
+    }
+
+    /// Applies a PROPPATCH to the dead properties of a key or (`path`
+    /// ending in `/`) a collection, all or nothing, on the path's shard.
+    pub async fn patch_props(
+        &self,
+        domain: String,
+        path: String,
+        ops: Vec<PropOp>,
+    ) -> Result<(), OpError> {
+        let target = self.key_shard(&domain, &path);
+        if target == self.id {
+            return self.patch_props_local(&domain, &path, ops).await;
+        }
+        self.ask(target, |reply| ShardRequest::PatchProps { domain, path, ops, reply }).await
     }
 
     /// Runs a tracker-protocol change of one key on the key's shard.
@@ -360,11 +473,20 @@ impl Shard {
         Ok(record)
     }
 
-    async fn delete_local(&self, domain: &str, key: &str) -> Result<KeyRecord, OpError> {
+    async fn delete_local(
+        &self,
+        domain: &str,
+        key: &str,
+        expected: Option<Version>,
+    ) -> Result<KeyRecord, OpError> {
         let _turn = self.key_turn(domain, key).await;
         let old = self.node.meta.key(domain, key)?.ok_or(OpError::NotFound)?;
+        if expected.is_some_and(|version| version != old.version) {
+            return Err(OpError::Changed);
+        }
         let mut batch = Batch::default();
         batch.delete_key(domain, key);
+        batch.delete_props(domain, key);
         batch.remove_ref(&old.sha256, domain, key);
         batch.add_gc_candidate(&old.sha256);
         self.forget_fid(&mut batch, old.fid, domain, key)?;
@@ -387,6 +509,113 @@ impl Shard {
             batch.delete_fid(fid);
         }
         Ok(())
+    }
+
+    async fn commit_copy_local(&self, copy: CopyCommit) -> Result<Option<KeyRecord>, OpError> {
+        let _turn = self.key_turn(&copy.domain, &copy.key).await;
+        let meta = &self.node.meta;
+        // Pinned by the caller: if the record is here now, the collector
+        // leaves the blob alone until the new reference is committed.
+        if meta.blob(&copy.source.sha256)?.is_none() {
+            return Err(OpError::NotFound);
+        }
+        let old = meta.key(&copy.domain, &copy.key)?;
+        // A copy is a new version of its own, with a fid of its own.
+        let version = self.node.clock.now();
+        let record = KeyRecord { version, fid: version.hlc, ..copy.source };
+        let mut batch = Batch::default();
+        batch.put_domain(&copy.domain);
+        batch.put_key(&copy.domain, &copy.key, &record);
+        batch.put_fid(record.fid, &copy.domain, &copy.key);
+        batch.add_ref(&record.sha256, &copy.domain, &copy.key);
+        batch.put_props(&copy.domain, &copy.key, &copy.props);
+        if let Some(old) = &old {
+            if old.sha256 != record.sha256 {
+                batch.remove_ref(&old.sha256, &copy.domain, &copy.key);
+                batch.add_gc_candidate(&old.sha256);
+            }
+            self.forget_fid(&mut batch, old.fid, &copy.domain, &copy.key)?;
+        }
+        meta.commit(batch).await?;
+        self.node.stats.replace(old.as_ref(), Some(&record));
+        Ok(old)
+    }
+
+    async fn collection_local(
+        &self,
+        domain: &str,
+        prefix: &str,
+        op: CollectionOp,
+    ) -> Result<bool, OpError> {
+        assert!(prefix.ends_with('/'), "collection prefixes end with a slash");
+        let _turn = self.key_turn(domain, prefix).await;
+        let meta = &self.node.meta;
+        let mut batch = Batch::default();
+        match op {
+            CollectionOp::Make => {
+                let file = prefix.strip_suffix('/').unwrap_or(prefix);
+                if collection_exists(meta, domain, prefix)? || meta.key(domain, file)?.is_some() {
+                    return Ok(false);
+                }
+                batch.put_domain(domain);
+                batch.put_collection(domain, prefix, &self.made_now());
+            }
+            CollectionOp::Copy(props) => {
+                batch.put_domain(domain);
+                let made = meta.collection(domain, prefix)?.unwrap_or_else(|| self.made_now());
+                batch.put_collection(domain, prefix, &made);
+                batch.put_props(domain, prefix, &props);
+            }
+            CollectionOp::Remove => {
+                batch.delete_collection(domain, prefix);
+                batch.delete_props(domain, prefix);
+            }
+        }
+        meta.commit(batch).await?;
+        Ok(true)
+    }
+
+    async fn patch_props_local(
+        &self,
+        domain: &str,
+        path: &str,
+        ops: Vec<PropOp>,
+    ) -> Result<(), OpError> {
+        let _turn = self.key_turn(domain, path).await;
+        let meta = &self.node.meta;
+        let mut batch = Batch::default();
+        if path.ends_with('/') {
+            if !collection_exists(meta, domain, path)? {
+                return Err(OpError::NotFound);
+            }
+            // Props of a collection that exists only through its keys would
+            // outlive it; a record makes it exist on its own.
+            if meta.collection(domain, path)?.is_none() {
+                batch.put_collection(domain, path, &self.made_now());
+            }
+        } else if meta.key(domain, path)?.is_none() {
+            return Err(OpError::NotFound);
+        }
+        let mut props = meta.props(domain, path)?;
+        for op in ops {
+            match op {
+                PropOp::Set(prop) => props.set(prop),
+                PropOp::Remove { namespace, name } => props.remove(&namespace, &name),
+            }
+        }
+        if props.props.len() > PROPS_COUNT_MAX {
+            return Err(OpError::Full("too many dead properties on one resource"));
+        }
+        if props.encoded_len() > PROPS_BYTES_MAX {
+            return Err(OpError::Full("dead properties of one resource exceed 64 KiB"));
+        }
+        batch.put_props(domain, path, &props);
+        meta.commit(batch).await?;
+        Ok(())
+    }
+
+    fn made_now(&self) -> CollectionRecord {
+        CollectionRecord { created: self.node.clock.now() }
     }
 
     /// Waits until no other change of this key runs on this shard.
@@ -496,6 +725,14 @@ impl Drop for KeyTurn<'_> {
             locks.remove(&self.id);
         }
     }
+}
+
+/// Whether a WebDAV collection exists: the domain's root always does;
+/// any other while a key or a collection record starts with its prefix.
+pub fn collection_exists(meta: &Meta, domain: &str, prefix: &str) -> Result<bool, MetaError> {
+    Ok(prefix.is_empty()
+        || meta.any_key_under(domain, prefix)?
+        || meta.any_collection_under(domain, prefix)?)
 }
 
 /// FNV-1a of `domain NUL key`: stable, cheap, and good enough to spread

@@ -20,6 +20,7 @@ use rocksdb::{
 use thiserror::Error;
 
 use crate::digest::Digest;
+use crate::props::{CollectionRecord, PropsRecord};
 use crate::record::{BlobRecord, KeyRecord, PendingUpload, RecordError};
 
 const TAG_KEY: u8 = b'k';
@@ -34,6 +35,8 @@ const TAG_PENDING: u8 = b'm';
 /// The domain part of a reference held by a MogileFS upload that has its
 /// bytes but is not closed yet; no real domain can start with `_`.
 const UPLOAD_REF_DOMAIN: &str = "_mogile";
+const TAG_COLLECTION: u8 = b'c';
+const TAG_PROPS: u8 = b'p';
 
 /// Commits waiting for the commit thread; past this a commit is refused
 /// (the caller answers 503) rather than queued without bound.
@@ -134,6 +137,29 @@ impl Batch {
 
     pub fn delete_upload(&mut self, domain: &str, key: &str, upload_id: &str) {
         self.inner.delete(upload_id_key(domain, key, upload_id));
+    }
+
+    /// Records an explicitly made collection; `prefix` ends with `/`.
+    pub fn put_collection(&mut self, domain: &str, prefix: &str, record: &CollectionRecord) {
+        self.inner.put(named_id(TAG_COLLECTION, domain, prefix), record.encode());
+    }
+
+    pub fn delete_collection(&mut self, domain: &str, prefix: &str) {
+        self.inner.delete(named_id(TAG_COLLECTION, domain, prefix));
+    }
+
+    /// Stores the dead properties of a key or (with a trailing `/`) a
+    /// collection; an empty set removes the record.
+    pub fn put_props(&mut self, domain: &str, path: &str, record: &PropsRecord) {
+        if record.props.is_empty() {
+            self.delete_props(domain, path);
+        } else {
+            self.inner.put(named_id(TAG_PROPS, domain, path), record.encode());
+        }
+    }
+
+    pub fn delete_props(&mut self, domain: &str, path: &str) {
+        self.inner.delete(named_id(TAG_PROPS, domain, path));
     }
 }
 
@@ -334,6 +360,25 @@ impl Meta {
         Ok(out)
     }
 
+    /// Domains strictly after `after`, in byte order, at most `limit`.
+    pub fn list_domains(&self, after: &str, limit: usize) -> Result<Vec<String>, MetaError> {
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(vec![TAG_DOMAIN + 1]);
+        let start = tagged(TAG_DOMAIN, after.as_bytes());
+        let mut out = Vec::new();
+        for entry in self.db.iterator_opt(IteratorMode::From(&start, Direction::Forward), options) {
+            let (id, _) = entry?;
+            if out.len() >= limit {
+                break;
+            }
+            match std::str::from_utf8(&id[1..]) {
+                Ok(domain) if domain != after => out.push(domain.to_string()),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     pub fn upload_in_progress(&self, domain: &str, key: &str) -> Result<bool, MetaError> {
         let mut prefix = tagged(TAG_UPLOAD, domain.as_bytes());
         prefix.push(0);
@@ -370,6 +415,89 @@ impl Meta {
                 continue;
             }
             out.push((key.to_string(), decode(&id, KeyRecord::decode(&value))?));
+        }
+        Ok(out)
+    }
+
+    /// Keys of `domain` starting with `prefix` and not below `start`, in
+    /// byte order, at most `limit`.
+    pub fn list_keys_from(
+        &self,
+        domain: &str,
+        prefix: &str,
+        start: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, KeyRecord)>, MetaError> {
+        self.scan(TAG_KEY, domain, prefix, start, limit, KeyRecord::decode)
+    }
+
+    /// Collection markers of `domain` starting with `prefix` and not below
+    /// `start`, in byte order, at most `limit`.
+    pub fn list_collections_from(
+        &self,
+        domain: &str,
+        prefix: &str,
+        start: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, CollectionRecord)>, MetaError> {
+        self.scan(TAG_COLLECTION, domain, prefix, start, limit, CollectionRecord::decode)
+    }
+
+    pub fn collection(
+        &self,
+        domain: &str,
+        prefix: &str,
+    ) -> Result<Option<CollectionRecord>, MetaError> {
+        let id = named_id(TAG_COLLECTION, domain, prefix);
+        match self.db.get_pinned(&id)? {
+            None => Ok(None),
+            Some(bytes) => decode(&id, CollectionRecord::decode(&bytes)).map(Some),
+        }
+    }
+
+    /// The dead properties of a key or collection (empty when it has none).
+    pub fn props(&self, domain: &str, path: &str) -> Result<PropsRecord, MetaError> {
+        let id = named_id(TAG_PROPS, domain, path);
+        match self.db.get_pinned(&id)? {
+            None => Ok(PropsRecord::default()),
+            Some(bytes) => decode(&id, PropsRecord::decode(&bytes)),
+        }
+    }
+
+    /// Whether any key of `domain` starts with `prefix`.
+    pub fn any_key_under(&self, domain: &str, prefix: &str) -> Result<bool, MetaError> {
+        self.any_with_prefix(&key_id(domain, prefix))
+    }
+
+    /// Whether any collection marker of `domain` starts with `prefix`.
+    pub fn any_collection_under(&self, domain: &str, prefix: &str) -> Result<bool, MetaError> {
+        self.any_with_prefix(&named_id(TAG_COLLECTION, domain, prefix))
+    }
+
+    fn scan<T>(
+        &self,
+        tag: u8,
+        domain: &str,
+        prefix: &str,
+        start: &str,
+        limit: usize,
+        decode_value: impl Fn(&[u8]) -> Result<T, RecordError>,
+    ) -> Result<Vec<(String, T)>, MetaError> {
+        let scope = named_id(tag, domain, prefix);
+        let from = named_id(tag, domain, start).max(scope.clone());
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(prefix_successor(&scope));
+        let domain_len = 1 + domain.len() + 1;
+        let mut out = Vec::new();
+        for entry in self.db.iterator_opt(IteratorMode::From(&from, Direction::Forward), options) {
+            let (id, value) = entry?;
+            if !id.starts_with(&scope) || out.len() >= limit {
+                break;
+            }
+            let Ok(name) = std::str::from_utf8(&id[domain_len..]) else {
+                continue;
+            };
+            out.push((name.to_string(), decode(&id, decode_value(&value))?));
         }
         Ok(out)
     }
@@ -499,9 +627,14 @@ fn tagged(tag: u8, rest: &[u8]) -> Vec<u8> {
 
 /// `k domain NUL key`: keys sort by domain, then by key bytes.
 fn key_id(domain: &str, key: &str) -> Vec<u8> {
-    let mut out = tagged(TAG_KEY, domain.as_bytes());
+    named_id(TAG_KEY, domain, key)
+}
+
+/// `tag domain NUL name`, the shape of key, collection and props ids.
+fn named_id(tag: u8, domain: &str, name: &str) -> Vec<u8> {
+    let mut out = tagged(tag, domain.as_bytes());
     out.push(0);
-    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(name.as_bytes());
     out
 }
 
@@ -576,7 +709,13 @@ mod tests {
             batch.add_ref(&Digest([1; 32]), "photos", key);
         }
         batch.put_key("photosx", "a/9", &record(2));
+        for domain in ["photos", "photosx", "a"] {
+            batch.put_domain(domain);
+        }
         block_on(meta.commit(batch)).expect("commit");
+        assert_eq!(meta.list_domains("", 10).unwrap(), ["a", "photos", "photosx"]);
+        assert_eq!(meta.list_domains("a", 1).unwrap(), ["photos"]);
+        assert_eq!(meta.list_domains("photosx", 10).unwrap(), Vec::<String>::new());
 
         let names = |items: Vec<(String, KeyRecord)>| -> Vec<String> {
             items.into_iter().map(|(k, _)| k).collect()
@@ -675,6 +814,45 @@ mod tests {
         block_on(meta.commit(batch)).expect("commit");
         assert!(!meta.has_refs(&Digest([5; 32])).unwrap());
         assert_eq!(meta.fid_key(300).unwrap(), None);
+    }
+
+    #[test]
+    fn collections_and_props_list_by_prefix() {
+        use crate::props::DeadProp;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = Meta::open(dir.path()).expect("open");
+        let made = CollectionRecord { created: Version { hlc: 5, node_id: 1 } };
+        let mut batch = Batch::default();
+        for prefix in ["a/", "a/b/", "a/c/d/", "ab/"] {
+            batch.put_collection("d", prefix, &made);
+        }
+        batch.put_collection("e", "a/x/", &made);
+        batch.put_key("d", "a/k", &record(1));
+        let mut props = PropsRecord::default();
+        props.set(DeadProp { namespace: "urn:x".into(), name: "n".into(), value: "v".into() });
+        batch.put_props("d", "a/k", &props);
+        block_on(meta.commit(batch)).expect("commit");
+        let names = |items: Vec<(String, CollectionRecord)>| -> Vec<String> {
+            items.into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(
+            names(meta.list_collections_from("d", "a/", "", 10).unwrap()),
+            ["a/", "a/b/", "a/c/d/"]
+        );
+        assert_eq!(names(meta.list_collections_from("d", "a/", "a/b0", 10).unwrap()), ["a/c/d/"]);
+        assert_eq!(names(meta.list_collections_from("d", "a/", "", 1).unwrap()), ["a/"]);
+        assert!(meta.any_collection_under("d", "a/c/").unwrap());
+        assert!(!meta.any_collection_under("d", "a/x/").unwrap());
+        assert!(meta.any_key_under("d", "a/").unwrap());
+        assert!(!meta.any_key_under("d", "a/b/").unwrap());
+        assert_eq!(meta.collection("d", "a/b/").unwrap(), Some(made));
+        assert_eq!(meta.collection("d", "a/c/").unwrap(), None);
+        assert_eq!(meta.props("d", "a/k").unwrap(), props);
+        assert_eq!(meta.list_keys_from("d", "a/", "a/k\0", 10).unwrap().len(), 0);
+        let mut batch = Batch::default();
+        batch.put_props("d", "a/k", &PropsRecord::default());
+        block_on(meta.commit(batch)).expect("commit");
+        assert_eq!(meta.props("d", "a/k").unwrap(), PropsRecord::default());
     }
 
     #[test]

@@ -13,7 +13,12 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>>>>;
 
 pub enum ResBody {
     Full(Option<Bytes>),
-    Stream { chunks: ChunkStream, remaining_bytes: u64 },
+    Stream {
+        chunks: ChunkStream,
+        remaining_bytes: u64,
+    },
+    /// A body of unknown length (chunked encoding), e.g. a large listing.
+    Chunked(ChunkStream),
 }
 
 impl ResBody {
@@ -59,6 +64,9 @@ impl Body for ResBody {
                     Poll::Pending => Poll::Pending,
                 }
             }
+            ResBody::Chunked(chunks) => {
+                chunks.as_mut().poll_next(cx).map(|c| c.map(|c| c.map(Frame::data)))
+            }
         }
     }
 
@@ -66,6 +74,7 @@ impl Body for ResBody {
         match self {
             ResBody::Full(bytes) => bytes.is_none(),
             ResBody::Stream { remaining_bytes, .. } => *remaining_bytes == 0,
+            ResBody::Chunked(_) => false,
         }
     }
 
@@ -75,6 +84,7 @@ impl Body for ResBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ResBody::Stream { remaining_bytes, .. } => SizeHint::with_exact(*remaining_bytes),
+            ResBody::Chunked(_) => SizeHint::default(),
         }
     }
 }

@@ -38,7 +38,9 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<ResBody> {
-        if self.status.is_server_error() {
+        // 502s are logged where they arise (a corrupt copy) or are the
+        // client's doing (a WebDAV Destination on another server).
+        if self.status.is_server_error() && self.status != StatusCode::BAD_GATEWAY {
             tracing::error!(status = %self.status, code = self.code, message = %self.message);
         }
         let body = serde_json::json!({ "error": self.code, "message": self.message });
@@ -90,6 +92,14 @@ impl From<OpError> for ApiError {
             OpError::NotFound => ApiError::not_found("no such key"),
             OpError::Meta(error) => error.into(),
             OpError::Io(error) => error.into(),
+            OpError::Changed => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "changed",
+                "the key changed while this request ran",
+            ),
+            OpError::Full(message) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "too_many_props", message)
+            }
             OpError::ShardGone(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shard_gone", error.to_string())
             }

@@ -1,7 +1,7 @@
 //! The client HTTP API (`/v1/…`, `/metrics`) served by every shard.
 
 mod admin;
-mod blob;
+pub(crate) mod blob;
 mod body;
 mod error;
 mod list;
@@ -119,6 +119,12 @@ async fn dispatch(
     request: &Parts,
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
+    let path = request.uri.path();
+    // Some clients (Windows, office suites) ask the server's root first.
+    let root_options = path == "/" && request.method == Method::OPTIONS;
+    if path == "/dav" || path.starts_with(crate::dav::PREFIX) || root_options {
+        return crate::dav::handle(shard, request, body).await;
+    }
     let route = path::route(request.uri.path())?;
     let query = Query::parse(request.uri.query());
     match (route, request.method.clone()) {
