@@ -25,6 +25,8 @@ pub use meta::{Meta, MetaError};
 pub use names::{validate_domain, validate_key, NameError};
 pub use props::{CollectionRecord, DeadProp, PropsRecord};
 pub use reader::{BlobReader, ReadError};
-pub use record::{BlobRecord, KeyRecord, KeyState, PendingUpload, RecordError, StoredUpload};
+pub use record::{
+    BlobRecord, IndexRecord, KeyRecord, KeyState, PendingUpload, RecordError, StoredUpload,
+};
 pub use version::{Clock, Version};
 pub use writer::BlobWriter;

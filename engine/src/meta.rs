@@ -21,7 +21,7 @@ use thiserror::Error;
 
 use crate::digest::Digest;
 use crate::props::{CollectionRecord, PropsRecord};
-use crate::record::{BlobRecord, KeyRecord, PendingUpload, RecordError};
+use crate::record::{BlobRecord, IndexRecord, KeyRecord, PendingUpload, RecordError};
 
 const TAG_KEY: u8 = b'k';
 const TAG_BLOB: u8 = b'b';
@@ -30,6 +30,7 @@ const TAG_GC: u8 = b'g';
 const TAG_UPLOAD: u8 = b'u';
 const TAG_DOMAIN: u8 = b'd';
 const TAG_FID: u8 = b'f';
+const TAG_INDEX: u8 = b'i';
 const TAG_PENDING: u8 = b'm';
 
 /// The domain part of a reference held by a MogileFS upload that has its
@@ -65,6 +66,14 @@ pub struct Batch {
 impl Batch {
     pub fn put_key(&mut self, domain: &str, key: &str, record: &KeyRecord) {
         self.inner.put(key_id(domain, key), record.encode());
+    }
+
+    pub fn put_index(&mut self, domain: &str, key: &str, record: &IndexRecord) {
+        self.inner.put(named_id(TAG_INDEX, domain, key), record.encode());
+    }
+
+    pub fn delete_index(&mut self, domain: &str, key: &str) {
+        self.inner.delete(named_id(TAG_INDEX, domain, key));
     }
 
     pub fn delete_key(&mut self, domain: &str, key: &str) {
@@ -291,6 +300,42 @@ impl Meta {
 
     pub fn domain_has_keys(&self, domain: &str) -> Result<bool, MetaError> {
         self.any_with_prefix(&key_id(domain, ""))
+    }
+
+    /// This node's index record of a key it is home of.
+    pub fn index(&self, domain: &str, key: &str) -> Result<Option<IndexRecord>, MetaError> {
+        let id = named_id(TAG_INDEX, domain, key);
+        match self.db.get_pinned(&id)? {
+            None => Ok(None),
+            Some(bytes) => decode(&id, IndexRecord::decode(&bytes)).map(Some),
+        }
+    }
+
+    /// Up to `limit` index records after `(domain, key)` (from the start
+    /// when `None`), in byte order of `domain NUL key`.
+    pub fn index_after(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, IndexRecord)>, MetaError> {
+        let start = match after {
+            None => vec![TAG_INDEX],
+            Some((domain, key)) => {
+                let mut id = named_id(TAG_INDEX, domain, key);
+                id.push(0);
+                id
+            }
+        };
+        let mut out = Vec::new();
+        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (id, value) = entry?;
+            if id.first() != Some(&TAG_INDEX) || out.len() >= limit {
+                break;
+            }
+            let (domain, key) = decode(&id, split_domain_key(&id[1..]))?;
+            out.push((domain, key, decode(&id, IndexRecord::decode(&value))?));
+        }
+        Ok(out)
     }
 
     /// The domain and key whose current version has this fid.

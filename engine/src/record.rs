@@ -15,6 +15,7 @@ const PENDING_UPLOAD_FORMAT: u8 = 1;
 /// Keys are at most this long (`names::KEY_LEN_MAX_BYTES`, with room).
 const LONG_TEXT_LEN_MAX: usize = u16::MAX as usize;
 const BLOB_RECORD_FORMAT: u8 = 1;
+const INDEX_RECORD_FORMAT: u8 = 1;
 /// Names stored in records (class, content type) are at most this long.
 const SHORT_TEXT_LEN_MAX: usize = 255;
 
@@ -192,6 +193,94 @@ impl PendingUpload {
             String::from_utf8(reader.take(key_len)?.to_vec()).map_err(|_| RecordError::BadText)?;
         reader.finish()?;
         Ok(PendingUpload { domain, key, class, opened_unix_ms, stored })
+    }
+}
+
+/// What a key's home node knows of it (DESIGN §5): the newest version it
+/// has heard of, and which nodes hold an intact copy of that version. A
+/// deleted key keeps its record (a tombstone) so an older version arriving
+/// late cannot bring it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexRecord {
+    pub version: Version,
+    pub sha256: Digest,
+    pub size_bytes: u64,
+    pub class: String,
+    pub content_type: String,
+    pub deleted: bool,
+    /// Node ids, ascending, without repeats.
+    pub holders: Vec<u64>,
+}
+
+/// Holders listed at most in one index record.
+pub const INDEX_HOLDERS_MAX: usize = 64;
+
+impl IndexRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(80 + 8 * self.holders.len());
+        out.push(INDEX_RECORD_FORMAT);
+        out.extend_from_slice(&self.version.hlc.to_le_bytes());
+        out.extend_from_slice(&self.version.node_id.to_le_bytes());
+        out.extend_from_slice(&self.sha256.0);
+        out.extend_from_slice(&self.size_bytes.to_le_bytes());
+        out.push(u8::from(self.deleted));
+        put_short_text(&mut out, &self.class);
+        put_short_text(&mut out, &self.content_type);
+        let holders = &self.holders[..self.holders.len().min(INDEX_HOLDERS_MAX)];
+        out.push(holders.len() as u8);
+        for holder in holders {
+            out.extend_from_slice(&holder.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<IndexRecord, RecordError> {
+        let mut reader = Reader(bytes);
+        let format = reader.u8()?;
+        if format != INDEX_RECORD_FORMAT {
+            return Err(RecordError::UnknownFormat(format));
+        }
+        let version = Version { hlc: reader.u64()?, node_id: reader.u64()? };
+        let sha256 = Digest(reader.array()?);
+        let size_bytes = reader.u64()?;
+        let deleted = match reader.u8()? {
+            0 => false,
+            1 => true,
+            other => return Err(RecordError::UnknownState(other)),
+        };
+        let class = reader.short_text()?;
+        let content_type = reader.short_text()?;
+        let count = usize::from(reader.u8()?);
+        let mut holders = Vec::with_capacity(count);
+        for _ in 0..count {
+            holders.push(reader.u64()?);
+        }
+        reader.finish()?;
+        Ok(IndexRecord { version, sha256, size_bytes, class, content_type, deleted, holders })
+    }
+
+    /// Merges what a holder says about `other` into this record: a newer
+    /// version replaces it, the same version adds holders (or a deletion),
+    /// an older one changes nothing. Answers whether anything changed.
+    pub fn merge(&mut self, other: &IndexRecord) -> bool {
+        if other.version > self.version {
+            *self = other.clone();
+            self.holders.sort_unstable();
+            self.holders.dedup();
+            return true;
+        }
+        if other.version < self.version {
+            return false;
+        }
+        let before = (self.holders.len(), self.deleted);
+        self.deleted |= other.deleted;
+        for holder in &other.holders {
+            if let Err(at) = self.holders.binary_search(holder) {
+                self.holders.insert(at, *holder);
+            }
+        }
+        self.holders.truncate(INDEX_HOLDERS_MAX);
+        before != (self.holders.len(), self.deleted)
     }
 }
 
@@ -417,5 +506,48 @@ mod tests {
         let mut bad_placement = bytes.clone();
         bad_placement[1] = 7;
         assert_eq!(BlobRecord::decode(&bad_placement), Err(RecordError::UnknownPlacement(7)));
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    fn record(hlc: u64, holders: &[u64]) -> IndexRecord {
+        IndexRecord {
+            version: Version { hlc, node_id: 9 },
+            sha256: Digest([hlc as u8; 32]),
+            size_bytes: 100,
+            class: "triple".into(),
+            content_type: "image/png".into(),
+            deleted: false,
+            holders: holders.to_vec(),
+        }
+    }
+
+    #[test]
+    fn index_records_round_trip() {
+        let mut tomb = record(5, &[1, 2, 3]);
+        tomb.deleted = true;
+        for r in [record(1, &[]), record(7, &[4]), tomb] {
+            assert_eq!(IndexRecord::decode(&r.encode()), Ok(r));
+        }
+        assert!(IndexRecord::decode(&record(1, &[2]).encode()[..20]).is_err());
+    }
+
+    #[test]
+    fn merge_keeps_the_newest_version_and_unions_holders() {
+        let mut home = record(5, &[3]);
+        assert!(home.merge(&record(5, &[1])));
+        assert_eq!(home.holders, [1, 3]);
+        assert!(!home.merge(&record(5, &[3])), "nothing new");
+        assert!(!home.merge(&record(4, &[7])), "older versions change nothing");
+        assert_eq!(home.holders, [1, 3]);
+        assert!(home.merge(&record(6, &[7])));
+        assert_eq!((home.version.hlc, home.holders.clone()), (6, vec![7]));
+        let mut deletion = record(6, &[]);
+        deletion.deleted = true;
+        assert!(home.merge(&deletion));
+        assert!(home.deleted);
     }
 }

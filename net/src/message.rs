@@ -60,6 +60,55 @@ pub enum Message {
     ForwardReply { status: u16, body: Vec<u8> },
     /// The request could not be served; `code` is defined by the RPC layer.
     Error { code: u16, message: String },
+    /// A holder (or a deleter) tells one of the key's homes about a version.
+    IndexUpdate { entry: Box<IndexEntry> },
+    /// Asks one of the key's homes what it knows of the key.
+    IndexLookup { domain: String, key: String },
+    /// A home's answer to `IndexLookup` or `IndexUpdate`: the newest
+    /// version it knows (`None`: never heard of the key).
+    IndexReply { entry: Option<Box<IndexEntry>> },
+    /// The tracker asks a node for keys it is home of whose copy count is
+    /// not what their class wants, at most `max`.
+    NeedsQuery { max: u32 },
+    /// Those keys, each with its holders and the copies its class wants.
+    NeedsReply { needs: Vec<IndexEntry> },
+    /// The tracker (leader in `term`) asks a node to copy `entry`'s version
+    /// from the node whose peer address is `source_peer`; answered when done.
+    Replicate { term: u64, entry: Box<IndexEntry>, source_peer: String },
+    /// How a `Replicate` ended.
+    ReplicateReply { ok: bool, message: String },
+    /// Asks for the bytes of a blob: answered by blob-body frames whose
+    /// lengths add up to the blob's size (several when it exceeds one frame),
+    /// or by `Error`.
+    FetchBlob { sha256: [u8; 32] },
+    /// The tracker (leader in `term`) asks a holder to drop its copy of
+    /// `entry`'s version: the key has more copies than its class wants.
+    DropCopy { term: u64, entry: Box<IndexEntry> },
+    /// The answer to `DropCopy` and to anything that needs only a yes.
+    Done,
+}
+
+/// One key version as the index sees it (DESIGN §5). Boxed inside
+/// messages, so that it does not grow the archived size of every message
+/// (an archived enum is as large as its largest variant).
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(compare(PartialEq), derive(Debug))]
+pub struct IndexEntry {
+    pub domain: String,
+    pub key: String,
+    /// The version: hybrid logical clock value and the node that wrote it.
+    pub hlc: u64,
+    pub writer: u64,
+    pub sha256: [u8; 32],
+    pub size_bytes: u64,
+    pub class: String,
+    pub content_type: String,
+    /// A tombstone: the key was deleted at this version.
+    pub deleted: bool,
+    /// Nodes holding an intact copy of this version.
+    pub holders: Vec<u64>,
+    /// Copies the key's class wants (0 when the sender does not know).
+    pub wanted: u32,
 }
 
 /// Which openraft RPC a `Raft`/`RaftReply` payload holds.
@@ -135,6 +184,36 @@ impl fmt::Debug for Message {
             Message::Error { code, message } => {
                 f.debug_struct("Error").field("code", code).field("message", message).finish()
             }
+            Message::IndexUpdate { entry } => {
+                f.debug_struct("IndexUpdate").field("entry", entry).finish()
+            }
+            Message::IndexLookup { domain, key } => {
+                f.debug_struct("IndexLookup").field("domain", domain).field("key", key).finish()
+            }
+            Message::IndexReply { entry } => {
+                f.debug_struct("IndexReply").field("entry", entry).finish()
+            }
+            Message::NeedsQuery { max } => f.debug_struct("NeedsQuery").field("max", max).finish(),
+            Message::NeedsReply { needs } => {
+                f.debug_struct("NeedsReply").field("count", &needs.len()).finish()
+            }
+            Message::Replicate { term, entry, source_peer } => f
+                .debug_struct("Replicate")
+                .field("term", term)
+                .field("entry", entry)
+                .field("source_peer", source_peer)
+                .finish(),
+            Message::ReplicateReply { ok, message } => {
+                f.debug_struct("ReplicateReply").field("ok", ok).field("message", message).finish()
+            }
+            Message::FetchBlob { sha256 } => {
+                let hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+                f.debug_struct("FetchBlob").field("sha256", &hex).finish()
+            }
+            Message::DropCopy { term, entry } => {
+                f.debug_struct("DropCopy").field("term", term).field("entry", entry).finish()
+            }
+            Message::Done => f.write_str("Done"),
         }
     }
 }

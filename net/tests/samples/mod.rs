@@ -1,6 +1,6 @@
 //! One value of every `Message` variant, shared by the frame tests.
 
-use cairn_net::{Message, RaftRpc};
+use cairn_net::{IndexEntry, Message, RaftRpc};
 
 /// Every variant once, with fields that are neither empty nor trivial, so a
 /// field dropped or swapped by the format would show.
@@ -29,5 +29,36 @@ pub fn every_variant() -> Vec<Message> {
         Message::Forward { path: "/admin/domain/photos".to_owned(), body: b"{\"x\":1}".to_vec() },
         Message::ForwardReply { status: 201, body: b"created".to_vec() },
         Message::Error { code: 503, message: "not the leader".to_owned() },
+        Message::IndexUpdate { entry: Box::new(entry()) },
+        Message::IndexLookup { domain: "photos".to_owned(), key: "a/b.jpg".to_owned() },
+        Message::IndexReply { entry: Some(Box::new(entry())) },
+        Message::IndexReply { entry: None },
+        Message::NeedsQuery { max: 64 },
+        Message::NeedsReply { needs: vec![entry(), entry()] },
+        Message::Replicate {
+            term: 9,
+            entry: Box::new(entry()),
+            source_peer: "10.0.0.2:7501".to_owned(),
+        },
+        Message::ReplicateReply { ok: false, message: "sha256 mismatch".to_owned() },
+        Message::FetchBlob { sha256: [0x5C; 32] },
+        Message::DropCopy { term: 9, entry: Box::new(entry()) },
+        Message::Done,
     ]
+}
+
+fn entry() -> IndexEntry {
+    IndexEntry {
+        domain: "photos".to_owned(),
+        key: "a/b.jpg".to_owned(),
+        hlc: 117_678_924_083_822_592,
+        writer: 0x1336_DA54_759C_414D,
+        sha256: [0x2C; 32],
+        size_bytes: 5 << 30,
+        class: "triple".to_owned(),
+        content_type: "image/jpeg".to_owned(),
+        deleted: false,
+        holders: vec![1, 2, 3],
+        wanted: 3,
+    }
 }
