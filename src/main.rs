@@ -9,6 +9,7 @@ mod http;
 mod metrics;
 mod mogile;
 mod node;
+mod placement;
 mod serve;
 mod shard;
 
