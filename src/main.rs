@@ -10,6 +10,7 @@ mod metrics;
 mod mogile;
 mod node;
 mod placement;
+mod replication;
 mod serve;
 mod shard;
 

@@ -15,6 +15,8 @@ pub struct NodeStats {
     keys: [AtomicI64; 6],
     bytes: [AtomicI64; 6],
     pub corrupt_reads: AtomicU64,
+    /// Copies made here by replication.
+    pub copies_in: AtomicU64,
 }
 
 impl NodeStats {

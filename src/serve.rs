@@ -103,6 +103,9 @@ pub struct ServeArgs {
     /// A member that has not answered for this long is `down`.
     #[arg(long, env = "CAIRN_DOWN_AFTER", default_value = "3s", value_parser = parse_duration)]
     pub down_after: Duration,
+    /// Most background copies one node takes part in at once (as source or target).
+    #[arg(long, env = "CAIRN_COPIES_IN_FLIGHT", default_value_t = 4)]
+    pub copies_in_flight: u32,
     /// A member down for this long is `dead`: its copies are made again elsewhere.
     #[arg(long, env = "CAIRN_DEAD_AFTER", default_value = "10m", value_parser = parse_duration)]
     pub dead_after: Duration,
@@ -152,6 +155,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 dead_after: args.dead_after,
             },
             cpu: raft_cpu,
+            copies_in_flight_max: args.copies_in_flight.max(1),
         },
     )?;
 
@@ -196,9 +200,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let io_memory = args.io_memory.map_or_else(|| default_io_memory(shard_count), |b| b as usize);
     let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
+    let (work_senders, work_receivers): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| crate::replication::work_queue()).unzip();
+    node.control.attach(node.clone(), work_senders);
     let mut executors = Vec::with_capacity(shard_count);
     let sockets = http.into_sockets().into_iter().zip(mogile.into_sockets());
-    for (id, sockets) in sockets.enumerate() {
+    for ((id, sockets), work) in sockets.enumerate().zip(work_receivers) {
         let (node, mesh) = (node.clone(), mesh.clone());
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))
@@ -207,7 +214,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             builder = builder.spin_before_park(Duration::from_micros(args.spin_before_park_us));
         }
         let executor = builder
-            .spawn(move || run_shard(id, node, mesh, sockets))
+            .spawn(move || run_shard(id, node, mesh, sockets, work))
             .map_err(|error| anyhow::anyhow!("cannot start shard {id}: {error}"))?;
         executors.push(executor);
     }
@@ -302,6 +309,7 @@ async fn run_shard(
     node: Arc<Node>,
     mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
     (socket, mogile_socket): (OwnedFd, OwnedFd),
+    work: futures_channel::mpsc::Receiver<crate::replication::ShardWork>,
 ) {
     if let Err(error) = warm_up_direct_io(&node.data.probe_path()).await {
         tracing::warn!(%error, "direct I/O warm-up failed");
@@ -313,6 +321,7 @@ async fn run_shard(
     let shard = Shard::new(id, node, senders);
     shard.serve_mesh(receivers);
     glommio::spawn_local(shard.clone().collect_garbage()).detach();
+    glommio::spawn_local(crate::replication::serve_work(shard.clone(), work)).detach();
     glommio::spawn_local(crate::mogile::serve(shard.clone(), glommio_listener(mogile_socket)))
         .detach();
 

@@ -71,6 +71,9 @@ pub struct PutCommit {
     /// A MogileFS upload this commit closes: its pending record and the
     /// reference it held on the blob go in the same batch.
     pub closes_upload: Option<u64>,
+    /// A copy made by replication keeps the version it was written with;
+    /// a new upload (`None`) gets a new one from this node's clock.
+    pub version: Option<Version>,
 }
 
 /// A COPY of a key that refers to the same blob (no bytes are copied).
@@ -429,7 +432,22 @@ impl Shard {
     /// Commits a new version of a key; the caller holds the key's turn.
     pub async fn commit_put_in_turn(&self, put: PutCommit) -> Result<KeyRecord, OpError> {
         let old = self.node.meta.key(&put.domain, &put.key)?;
-        let version = self.node.clock.now();
+        let version = match put.version {
+            Some(copied) => {
+                self.node.clock.observe(copied);
+                if let Some(old) = old.as_ref().filter(|old| old.version >= copied) {
+                    // Last writer wins: a newer version is here already.
+                    if old.sha256 != put.written.sha256 {
+                        let mut batch = Batch::default();
+                        batch.add_gc_candidate(&put.written.sha256);
+                        self.node.meta.write_unsynced(batch)?;
+                    }
+                    return Ok(old.clone());
+                }
+                copied
+            }
+            None => self.node.clock.now(),
+        };
         let record = KeyRecord {
             state: state_for(put.replicas),
             version,
@@ -471,6 +489,29 @@ impl Shard {
         self.node.meta.commit(batch).await?;
         self.node.stats.replace(old.as_ref(), Some(&record));
         Ok(record)
+    }
+
+    /// Sets the state of `version` of a key, if that is still the key's
+    /// version here. Runs on the key's shard.
+    pub async fn set_state_if(
+        &self,
+        domain: &str,
+        key: &str,
+        version: Version,
+        state: KeyState,
+    ) -> Result<(), OpError> {
+        debug_assert_eq!(self.key_shard(domain, key), self.id, "runs on the key's shard");
+        let _turn = self.key_turn(domain, key).await;
+        let Some(old) = self.node.meta.key(domain, key)? else { return Ok(()) };
+        if old.version != version || old.state == state {
+            return Ok(());
+        }
+        let record = KeyRecord { state, ..old.clone() };
+        let mut batch = Batch::default();
+        batch.put_key(domain, key, &record);
+        self.node.meta.commit(batch).await?;
+        self.node.stats.replace(Some(&old), Some(&record));
+        Ok(())
     }
 
     async fn delete_local(
@@ -737,6 +778,11 @@ pub fn collection_exists(meta: &Meta, domain: &str, prefix: &str) -> Result<bool
 
 /// FNV-1a of `domain NUL key`: stable, cheap, and good enough to spread
 /// keys over a handful of shards.
+/// The shard that owns a key, among `shard_count`.
+pub fn key_shard_of(domain: &str, key: &str, shard_count: usize) -> usize {
+    (key_hash(domain, key) % shard_count.max(1) as u64) as usize
+}
+
 fn key_hash(domain: &str, key: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in domain.bytes().chain([0]).chain(key.bytes()) {

@@ -8,101 +8,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::cluster::{
+    class_names, cluster_report, node_id, post, put_class, Cluster, SETTLE_TIMEOUT,
+};
 use common::{reply, wait_for, TestNode};
 use serde_json::{json, Value};
-
-/// Time for a cluster to form, or to agree again after a change.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(40);
-
-struct Cluster {
-    nodes: Vec<TestNode>,
-}
-
-impl Cluster {
-    /// One node, then `count - 1` more joining it: one command each.
-    fn start(count: usize, extra: &[&str]) -> Cluster {
-        let mut args = vec!["--shards", "1"];
-        args.extend_from_slice(extra);
-        let first = TestNode::start(&args);
-        let (seed, token) = (first.peer_address(), first.join_token());
-        let mut nodes = vec![first];
-        for _ in 1..count {
-            let mut joining = args.clone();
-            joining.extend_from_slice(&["--join", &seed, "--join-token", &token]);
-            nodes.push(TestNode::start(&joining));
-        }
-        let cluster = Cluster { nodes };
-        let voters = count.min(if count >= 5 { 5 } else { 3 });
-        cluster.settle(count, voters);
-        cluster
-    }
-
-    fn running(&self) -> impl Iterator<Item = &TestNode> {
-        self.nodes.iter().filter(|n| n.is_running())
-    }
-
-    /// Waits until every running node reports the same leader (a running
-    /// node) and `members` members of which `voters` are voters, all
-    /// running ones alive. Returns the agreed report.
-    fn settle(&self, members: usize, voters: usize) -> Value {
-        let ids: Vec<String> = self.running().map(node_id).collect();
-        wait_for(SETTLE_TIMEOUT, || {
-            let reports: Vec<Value> = self.running().map(cluster_report).collect::<Option<_>>()?;
-            let leader = reports[0]["leader"].as_str()?.to_owned();
-            let agreed = reports.iter().all(|r| r["leader"] == leader.as_str());
-            let listed = reports[0]["members"].as_array()?;
-            let voter_count = listed.iter().filter(|m| m["voter"] == true).count();
-            let running_alive = listed
-                .iter()
-                .filter(|m| ids.iter().any(|id| m["id"] == id.as_str()))
-                .all(|m| m["state"] == "alive");
-            (agreed
-                && ids.contains(&leader)
-                && listed.len() == members
-                && voter_count == voters
-                && running_alive)
-                .then(|| reports[0].clone())
-        })
-        .unwrap_or_else(|| {
-            let reports: Vec<_> = self.running().map(cluster_report).collect();
-            panic!("cluster did not settle on {members} members / {voters} voters: {reports:#?}")
-        })
-    }
-
-    fn leader_index(&self) -> usize {
-        let report = cluster_report(self.running().next().expect("a running node")).unwrap();
-        let leader = report["leader"].as_str().expect("a leader").to_owned();
-        self.nodes.iter().position(|n| n.is_running() && node_id(n) == leader).expect("leader runs")
-    }
-}
-
-fn node_id(node: &TestNode) -> String {
-    node.status()["node_id"].as_str().unwrap().to_owned()
-}
-
-fn cluster_report(node: &TestNode) -> Option<Value> {
-    let answer = ureq::get(&node.url("/v1/cluster")).call().ok()?;
-    answer.into_json().ok()
-}
-
-fn post(node: &TestNode, path: &str, body: Value) -> common::Reply {
-    reply(ureq::post(&node.url(path)).send_json(body))
-}
-
-fn put_class(node: &TestNode, domain: &str, key: &str, class: &str, body: &[u8]) -> common::Reply {
-    let url = format!("{}?class={class}", node.key_url(domain, key));
-    reply(ureq::put(&url).send_bytes(body))
-}
-
-fn class_names(node: &TestNode) -> Vec<String> {
-    let listed = reply(ureq::get(&node.url("/v1/admin/classes")).call()).json();
-    listed["classes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().into())
-        .collect()
-}
 
 #[test]
 fn three_nodes_agree_and_share_classes() {

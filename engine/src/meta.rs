@@ -302,6 +302,33 @@ impl Meta {
         self.any_with_prefix(&key_id(domain, ""))
     }
 
+    /// Up to `limit` key records after `(domain, key)` (from the start when
+    /// `None`), across domains, in byte order of `domain NUL key`.
+    pub fn keys_after(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, KeyRecord)>, MetaError> {
+        let start = match after {
+            None => vec![TAG_KEY],
+            Some((domain, key)) => {
+                let mut id = key_id(domain, key);
+                id.push(0);
+                id
+            }
+        };
+        let mut out = Vec::new();
+        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (id, value) = entry?;
+            if id.first() != Some(&TAG_KEY) || out.len() >= limit {
+                break;
+            }
+            let (domain, key) = decode(&id, split_domain_key(&id[1..]))?;
+            out.push((domain, key, decode(&id, KeyRecord::decode(&value))?));
+        }
+        Ok(out)
+    }
+
     /// This node's index record of a key it is home of.
     pub fn index(&self, domain: &str, key: &str) -> Result<Option<IndexRecord>, MetaError> {
         let id = named_id(TAG_INDEX, domain, key);

@@ -58,6 +58,18 @@ pub struct Core {
     /// Filled by the leader's heartbeats; empty elsewhere.
     pub health: Mutex<HashMap<NodeId, Health>>,
     pub reporter: OnceLock<Reporter>,
+    /// The node's storage, once it exists (the raft thread starts first).
+    pub node: OnceLock<Arc<crate::node::Node>>,
+    /// Each shard's queue of work from this thread.
+    pub shard_work: OnceLock<Vec<crate::replication::ShardWorkSender>>,
+    /// The highest tracker term a copy command came with (fencing).
+    pub term_seen: std::sync::atomic::AtomicU64,
+    /// Copies started by this node as the tracker.
+    pub copies: Mutex<super::tracker::CopiesInFlight>,
+    /// Most background copies a node takes part in at once.
+    pub copies_in_flight_max: u32,
+    /// Where the last `NeedsQuery` scan of the index stopped.
+    pub needs_cursor: Mutex<Option<(String, String)>>,
 }
 
 impl Core {

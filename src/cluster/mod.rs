@@ -9,6 +9,7 @@ mod identity;
 mod network;
 mod ops;
 mod peers;
+mod replicas;
 mod server;
 mod tracker;
 
@@ -48,6 +49,8 @@ pub struct ClusterConfig {
     pub timing: Timing,
     /// The core the raft thread is pinned to, if any.
     pub cpu: Option<usize>,
+    /// Most background copies a node takes part in at once.
+    pub copies_in_flight_max: u32,
 }
 
 /// The shards' handle on the control plane; cheap to clone.
@@ -60,6 +63,11 @@ pub struct Control {
 impl Control {
     /// The applied cluster state, read under a short lock; never waits for
     /// raft.
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.core.id()
+    }
+
     pub fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
         self.core.view.read(f)
     }
@@ -96,6 +104,46 @@ impl Control {
     /// Supplies what this node says about itself in heartbeat answers.
     pub fn set_reporter(&self, reporter: Reporter) {
         let _ = self.core.reporter.set(reporter);
+    }
+
+    /// Gives the raft thread the node's storage and the shards' queues.
+    pub fn attach(
+        &self,
+        node: Arc<crate::node::Node>,
+        queues: Vec<crate::replication::ShardWorkSender>,
+    ) {
+        let _ = self.core.node.set(node);
+        let _ = self.core.shard_work.set(queues);
+    }
+
+    /// Tells the key's homes, in the background, that this node holds the
+    /// key's current version.
+    pub fn announce_local(&self, domain: &str, key: &str) {
+        let core = self.core.clone();
+        let (domain, key) = (domain.to_owned(), key.to_owned());
+        self.runtime.spawn(async move { core.announce(domain, key).await });
+    }
+
+    /// What the key's homes know of it: the first home that answers, or
+    /// `None` when the homes that answered never heard of it.
+    pub async fn lookup(&self, domain: &str, key: &str) -> Option<cairn_net::IndexEntry> {
+        let core = self.core.clone();
+        let (domain, key) = (domain.to_owned(), key.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.lookup(&domain, &key).await);
+        });
+        answer.await.ok().flatten()
+    }
+
+    /// The `Hello` this node opens peer connections with.
+    pub fn hello(&self) -> cairn_net::Message {
+        self.core.identity.hello()
+    }
+
+    /// A member's HTTP and peer addresses.
+    pub fn addresses(&self, id: NodeId) -> Option<(String, String)> {
+        self.read(|s| s.member(id).map(|r| (r.member.http.clone(), r.member.peer.clone())))
     }
 
     async fn run(&self, op: AdminOp) -> Result<OpReply, ControlError> {
@@ -182,6 +230,12 @@ async fn boot(
         timing: config.timing,
         health: Mutex::default(),
         reporter: OnceLock::new(),
+        node: OnceLock::new(),
+        shard_work: OnceLock::new(),
+        term_seen: Default::default(),
+        copies: Mutex::default(),
+        copies_in_flight_max: config.copies_in_flight_max,
+        needs_cursor: Mutex::default(),
     });
     config.peer_listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(config.peer_listener)?;
@@ -193,6 +247,7 @@ async fn boot(
     }
     tokio::spawn(register(core.clone(), config.join));
     tokio::spawn(tracker::run(core.clone()));
+    tokio::spawn(replicas::reannounce(core.clone()));
     Ok(core)
 }
 

@@ -87,6 +87,11 @@ async fn serve_connection(core: &Core, stream: TcpStream) -> Result<(), String> 
             Ok(Err(error)) => return Err(format!("bad frame: {error}")),
             Ok(Ok(_)) => {}
         }
+        if let Ok(ArchivedMessage::FetchBlob { sha256 }) = receive.access() {
+            let sha256 = cairn_engine::Digest(*sha256);
+            super::replicas::serve_blob(core, &mut stream, sha256).await?;
+            continue;
+        }
         let reply = answer(core, &receive).await?;
         send_message(&mut stream, &mut send, &reply).await?;
     }
@@ -124,6 +129,24 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
                 };
             let status = if result.is_ok() { 200 } else { 503 };
             Message::ForwardReply { status, body: to_json(&result) }
+        }
+        ArchivedMessage::IndexUpdate { .. } | ArchivedMessage::Replicate { .. } => {
+            let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
+            match owned {
+                Message::IndexUpdate { entry } => {
+                    Message::IndexReply { entry: core.index_update(&entry).map(Box::new) }
+                }
+                Message::Replicate { term, entry, source_peer } => {
+                    core.replicate(term, *entry, source_peer).await
+                }
+                _ => unreachable!("matched above"),
+            }
+        }
+        ArchivedMessage::IndexLookup { domain, key } => Message::IndexReply {
+            entry: core.index_lookup(domain.as_str(), key.as_str()).map(Box::new),
+        },
+        ArchivedMessage::NeedsQuery { max } => {
+            Message::NeedsReply { needs: core.needs(max.to_native() as usize) }
         }
         other => Message::Error {
             code: CODE_BAD_REQUEST,

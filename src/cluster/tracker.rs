@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_net::Message;
+use cairn_net::{IndexEntry, Message};
 use cairn_raft::{Command, MemberState, NodeId};
 use openraft::ChangeMembers;
 
 use super::core::{unix_ms, Core, Health, LocalReport, COMMIT_TIMEOUT};
+use crate::placement::{self, KeyNeed, Limits, NodeView};
 
 /// Voters wanted: 3, or 5 once there are at least 5 members.
 pub fn voters_wanted(member_count: usize) -> usize {
@@ -52,6 +53,7 @@ pub async fn run(core: Arc<Core>) {
         if let Err(error) = keep_voters(&core).await {
             tracing::info!(%error, "cannot change the voters");
         }
+        replicate_round(&core).await;
     }
 }
 
@@ -228,5 +230,155 @@ mod tests {
         assert_eq!(voters_wanted(4), 3);
         assert_eq!(voters_wanted(5), 5);
         assert_eq!(voters_wanted(9), 5);
+    }
+}
+
+/// Keys asked of each member per round.
+const NEEDS_PER_MEMBER_MAX: u32 = 256;
+/// How long one copy may take before the tracker stops counting it.
+const COPY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Copies the tracker has started and not seen end.
+#[derive(Default)]
+pub struct CopiesInFlight {
+    per_node: std::collections::HashMap<NodeId, u32>,
+    keys: std::collections::HashSet<(String, String)>,
+}
+
+impl CopiesInFlight {
+    fn count(&self, id: NodeId) -> u32 {
+        self.per_node.get(&id).copied().unwrap_or(0)
+    }
+
+    fn start(&mut self, key: (String, String), source: NodeId, target: NodeId) {
+        *self.per_node.entry(source).or_default() += 1;
+        *self.per_node.entry(target).or_default() += 1;
+        self.keys.insert(key);
+    }
+
+    fn end(&mut self, key: &(String, String), source: NodeId, target: NodeId) {
+        for id in [source, target] {
+            if let Some(count) = self.per_node.get_mut(&id) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        self.keys.remove(key);
+    }
+}
+
+/// One round of replication: gathers the keys whose count is off from
+/// their homes, plans copies (`placement`), records the decision in the
+/// log, then tells each target to pull from its source.
+pub async fn replicate_round(core: &Arc<Core>) {
+    let term = core.raft.metrics().borrow().current_term;
+    let members: Vec<(NodeId, String, MemberState, String)> = core.view.read(|s| {
+        s.members()
+            .iter()
+            .map(|(id, r)| (*id, r.member.peer.clone(), r.state, r.member.zone.clone()))
+            .collect()
+    });
+    let mut needs: Vec<IndexEntry> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (id, address, state, _) in &members {
+        if matches!(state, MemberState::Down | MemberState::Dead) {
+            continue;
+        }
+        let answer = if *id == core.id() {
+            core.needs(NEEDS_PER_MEMBER_MAX as usize)
+        } else {
+            let query = Message::NeedsQuery { max: NEEDS_PER_MEMBER_MAX };
+            match core.peers.call(address, &query, core.timing.heartbeat).await {
+                Ok(Message::NeedsReply { needs }) => needs,
+                _ => continue,
+            }
+        };
+        let busy = core.copies.lock().expect("copies lock");
+        for need in answer {
+            let key = (need.domain.clone(), need.key.clone());
+            if !busy.keys.contains(&key) && seen.insert(key) {
+                needs.push(need);
+            }
+        }
+    }
+    if needs.is_empty() {
+        return;
+    }
+    let nodes: Vec<NodeView> = {
+        let health = core.health.lock().expect("health lock");
+        let busy = core.copies.lock().expect("copies lock");
+        members
+            .iter()
+            .map(|(id, _, state, zone)| {
+                let heard = health.get(id);
+                NodeView {
+                    id: *id,
+                    zone: zone.clone(),
+                    state: *state,
+                    free_bytes: heard.and_then(|h| h.disk_free_bytes).unwrap_or(0),
+                    total_bytes: heard.and_then(|h| h.disk_total_bytes).unwrap_or(0),
+                    copies_in_flight: busy.count(*id),
+                }
+            })
+            .collect()
+    };
+    let key_needs: Vec<KeyNeed> = needs
+        .iter()
+        .map(|n| KeyNeed {
+            domain: n.domain.clone(),
+            key: n.key.clone(),
+            sha256: cairn_engine::Digest(n.sha256),
+            size_bytes: n.size_bytes,
+            wanted: n.wanted,
+            holders: n.holders.clone(),
+        })
+        .collect();
+    let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
+    let plan = placement::plan_copies(&nodes, &key_needs, limits);
+    if plan.is_empty() {
+        return;
+    }
+    let mut text = format!("term {term}: {} copies", plan.len());
+    for copy in plan.iter().take(8) {
+        let need = &needs[copy.need];
+        text +=
+            &format!("; {}/{} {:016x}->{:016x}", need.domain, need.key, copy.source, copy.target);
+    }
+    text.truncate(cairn_raft::DECISION_BYTES_MAX);
+    // Nothing is done that the log does not say: a new tracker reads it.
+    if let Err(error) = core.write(Command::Decision { text }).await {
+        tracing::info!(%error, "cannot record copy decisions; not copying this round");
+        return;
+    }
+    for copy in plan {
+        let need = needs[copy.need].clone();
+        let address_of = |id: NodeId| members.iter().find(|m| m.0 == id).map(|m| m.1.clone());
+        let (Some(source_peer), Some(target_peer)) =
+            (address_of(copy.source), address_of(copy.target))
+        else {
+            continue;
+        };
+        let key = (need.domain.clone(), need.key.clone());
+        core.copies.lock().expect("copies lock").start(key.clone(), copy.source, copy.target);
+        let core = core.clone();
+        tokio::spawn(async move {
+            let request = Message::Replicate { term, entry: Box::new(need), source_peer };
+            let outcome = async {
+                let mut connection =
+                    super::peers::connect(&core.identity, &target_peer, core.timing.heartbeat * 5)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                connection.call(&request, COPY_TIMEOUT).await.map_err(|e| e.to_string())
+            };
+            match outcome.await {
+                Ok(Message::ReplicateReply { ok: true, .. }) => {}
+                Ok(other) => {
+                    tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed")
+                }
+                Err(error) => {
+                    tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed")
+                }
+            }
+            core.copies.lock().expect("copies lock").end(&key, copy.source, copy.target);
+        });
     }
 }

@@ -625,6 +625,7 @@ async fn put_empty(shard: &Rc<Shard>, domain: &str, key: &str) -> Result<(), Api
         content_type: String::new(),
         fid: None,
         closes_upload: None,
+        version: None,
     };
     shard.place(None, sha256).await?;
     let committed = shard.commit_put(commit).await;

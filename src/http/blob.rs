@@ -66,7 +66,9 @@ pub async fn put(
     // it needs no `uploading` record (one RocksDB write fewer per PUT).
     let visible = declared.is_none_or(|len| len > shard.node.config.inline_max_bytes);
     let mut upload = Upload::begin(shard, &target, visible)?;
-    let Received { written, inline } = upload.receive(body, max, declared).await?;
+    let Received { written, inline } = upload
+        .receive(&mut HttpBody { body, timeout: shard.node.config.body_timeout }, max, declared)
+        .await?;
     if let Some(expected) = expected {
         if expected != written.sha256 {
             return Err(ApiError::bad_request(
@@ -87,6 +89,7 @@ pub async fn put(
         content_type,
         fid: None,
         closes_upload: None,
+        version: None,
     };
     let landed = Landed {
         sha256: commit.written.sha256,
@@ -106,6 +109,7 @@ pub async fn put(
         .await
         .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))??;
     shard.ensure_domain(&domain);
+    shard.node.control.announce_local(&domain, &key);
     let body = record_json(&domain, &key, &record);
     Ok(Response::builder()
         .status(StatusCode::CREATED)
@@ -187,7 +191,9 @@ pub async fn put_pending(
     let target = KeyRef { domain: pending.domain, key: pending.key };
     let visible = declared.is_none_or(|len| len > shard.node.config.inline_max_bytes);
     let mut upload = Upload::begin(shard, &target, visible)?;
-    let Received { written, inline } = upload.receive(body, max, declared).await?;
+    let Received { written, inline } = upload
+        .receive(&mut HttpBody { body, timeout: shard.node.config.body_timeout }, max, declared)
+        .await?;
     let (sha256, size_bytes) = (written.sha256, written.size_bytes);
     let upload_id = upload.recorded.then(|| upload.id.clone());
     let landed = Landed {
@@ -255,6 +261,106 @@ fn forget_upload(
     .detach();
 }
 
+/// Where an upload's bytes come from: a client's HTTP body, or a blob
+/// streamed from a peer by replication.
+pub(crate) trait ChunkSource {
+    /// The next bytes; `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError>;
+}
+
+/// A request body that must keep sending: a pause longer than `timeout`
+/// is a 408.
+struct HttpBody<'b> {
+    body: &'b mut RequestBody,
+    timeout: Duration,
+}
+
+impl ChunkSource for HttpBody<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        loop {
+            let frame =
+                glommio::timer::timeout(self.timeout, async { Ok(self.body.frame().await) })
+                    .await
+                    .map_err(|_| slow_client(self.timeout))?;
+            let Some(frame) = frame else { return Ok(None) };
+            let frame = frame.map_err(|error| {
+                ApiError::bad_request("body_incomplete", format!("request body failed: {error}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                return Ok(Some(data));
+            }
+        }
+    }
+}
+
+/// What a copy made by replication is: a version written elsewhere.
+pub struct Copied {
+    pub domain: String,
+    pub key: String,
+    pub version: cairn_engine::Version,
+    pub sha256: Digest,
+    pub size_bytes: u64,
+    pub class: String,
+    pub content_type: String,
+}
+
+/// Stores a copy of a key version from `source`, through the same path
+/// as a PUT (O_DIRECT, SHA-256 and CRCs on the way); keeps nothing unless
+/// the bytes hash to the version's SHA-256. The copy keeps its version:
+/// a newer version already here wins.
+pub(crate) async fn store_copy(
+    shard: &Rc<Shard>,
+    copied: Copied,
+    source: &mut impl ChunkSource,
+) -> Result<KeyRecord, ApiError> {
+    let replicas = shard
+        .cluster_state()
+        .replicas(&copied.domain, &copied.class)
+        .unwrap_or(cairn_raft::DEFAULT_CLASS_REPLICAS);
+    let target = KeyRef { domain: copied.domain.clone(), key: copied.key.clone() };
+    let visible = copied.size_bytes > shard.node.config.inline_max_bytes;
+    let mut upload = Upload::begin(shard, &target, visible)?;
+    let Received { written, inline } =
+        upload.receive(source, copied.size_bytes, Some(copied.size_bytes)).await?;
+    if written.sha256 != copied.sha256 || written.size_bytes != copied.size_bytes {
+        return Err(ApiError::bad_request(
+            "digest_mismatch",
+            format!(
+                "the copy has sha256 {} and {} bytes, the version has {} and {}",
+                written.sha256, written.size_bytes, copied.sha256, copied.size_bytes
+            ),
+        ));
+    }
+    let commit = PutCommit {
+        domain: copied.domain.clone(),
+        key: copied.key.clone(),
+        upload_id: upload.recorded.then(|| upload.id.clone()),
+        written,
+        inline,
+        class: copied.class,
+        replicas,
+        content_type: copied.content_type,
+        fid: None,
+        closes_upload: None,
+        version: Some(copied.version),
+    };
+    let landed = Landed {
+        sha256: commit.written.sha256,
+        domain: copied.domain,
+        key: copied.key,
+        upload_id: commit.upload_id.clone(),
+        tmp: upload.hand_over(),
+    };
+    let finishing =
+        glommio::spawn_local(finish_upload(shard.clone(), landed, |shard| async move {
+            shard.commit_put(commit).await.map_err(ApiError::from)
+        }))
+        .detach();
+    finishing
+        .await
+        .ok_or_else(|| ApiError::from(std::io::Error::other("copy task was cancelled")))?
+}
+
 /// An upload in progress: its record says `uploading`; its bytes are held
 /// in memory while they fit the inline limit, in `tmp/` beyond it. Dropped
 /// before [`Upload::hand_over`], it removes what it made.
@@ -318,11 +424,10 @@ impl<'a> Upload<'a> {
 
     async fn receive(
         &mut self,
-        body: &mut RequestBody,
+        source: &mut impl ChunkSource,
         max: u64,
         declared: Option<u64>,
     ) -> Result<Received, ApiError> {
-        let timeout = self.shard.node.config.body_timeout;
         let inline_max = self.shard.node.config.inline_max_bytes;
         let mut sink = match declared {
             Some(len) if len > inline_max => Sink::File(self.open_file().await?),
@@ -331,19 +436,8 @@ impl<'a> Upload<'a> {
                 integrity: Integrity::default(),
             },
         };
-        loop {
-            let frame =
-                match glommio::timer::timeout(timeout, async { Ok(body.frame().await) }).await {
-                    Ok(frame) => frame,
-                    Err(_) => return Err(slow_client(timeout)),
-                };
-            let Some(frame) = frame else { break };
-            let frame = frame.map_err(|error| {
-                ApiError::bad_request("body_incomplete", format!("request body failed: {error}"))
-            })?;
-            let Some(data) = frame.data_ref() else {
-                continue;
-            };
+        while let Some(data) = source.next_chunk().await? {
+            let data = &data[..];
             if self.received_bytes + data.len() as u64 > max {
                 return Err(too_large(max));
             }

@@ -7,6 +7,7 @@ mod error;
 mod list;
 mod path;
 mod range;
+mod remote;
 mod status;
 
 use std::convert::Infallible;
@@ -144,8 +145,17 @@ async fn dispatch(
                     blob::put(shard, target, class, headers, body).await
                 }
                 Method::GET if query.has("stat") => blob::stat(shard, target),
-                Method::GET => blob::get(shard, target, headers, ReadKind::Get).await,
-                Method::HEAD => blob::get(shard, target, headers, ReadKind::Head).await,
+                Method::GET if query.has("locations") => remote::locations(shard, target).await,
+                Method::GET if query.has("redirect") => remote::redirect(shard, target).await,
+                Method::GET | Method::HEAD => {
+                    let kind = if method == Method::GET { ReadKind::Get } else { ReadKind::Head };
+                    let here = shard.node.meta.key(&target.domain, &target.key)?.is_some();
+                    if here {
+                        blob::get(shard, target, headers, kind).await
+                    } else {
+                        remote::proxy(shard, target, kind).await
+                    }
+                }
                 Method::DELETE => blob::delete(shard, target).await,
                 _ => Err(ApiError::method_not_allowed()),
             }

@@ -145,6 +145,7 @@ pub async fn run(shard: &Shard, op: KeyOp) -> Result<KeyOpDone, OpError> {
                 content_type: String::new(),
                 fid: Some(fid),
                 closes_upload: Some(fid),
+                version: None,
             };
             shard.commit_put_in_turn(put).await?;
             Ok(KeyOpDone::Done)

@@ -1,0 +1,360 @@
+//! The raft thread's part of replication (DESIGN §4–§6): the home role
+//! (index records of the keys this node is home of), announcing this
+//! node's copies to their homes, serving blob bytes to peers, and handing
+//! copy commands to the shard that owns the key.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cairn_engine::{Digest, IndexRecord, KeyState, Version};
+use cairn_net::{FrameBytes, FrameHeader, IndexEntry, Message};
+use cairn_raft::{MemberState, NodeId};
+use futures_lite::AsyncWriteExt;
+
+use super::core::Core;
+use crate::placement;
+use crate::replication::ShardWork;
+
+/// Homes per key (DESIGN §5).
+pub const HOME_COUNT: usize = 3;
+/// How long a home may take to answer an index request.
+const INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+/// Index records a home looks at per `NeedsQuery`.
+const NEEDS_SCAN_MAX: usize = 4096;
+/// One blob-body frame carries at most this much.
+const BLOB_FRAME_BYTES_MAX: u64 = 1 << 30;
+/// Bytes read from disk at a time when serving a blob.
+const SERVE_CHUNK_BYTES: usize = 1 << 20;
+
+impl Core {
+    /// The key's homes that are not dead, with their peer addresses.
+    pub fn homes(&self, domain: &str, key: &str) -> Vec<(NodeId, String)> {
+        let members: Vec<(NodeId, String)> = self.view.read(|state| {
+            state
+                .members()
+                .iter()
+                .filter(|(_, record)| record.state != MemberState::Dead)
+                .map(|(id, record)| (*id, record.member.peer.clone()))
+                .collect()
+        });
+        let ids: Vec<NodeId> = members.iter().map(|(id, _)| *id).collect();
+        placement::homes(&ids, domain, key, HOME_COUNT)
+            .into_iter()
+            .filter_map(|id| members.iter().find(|(m, _)| *m == id).cloned())
+            .collect()
+    }
+
+    /// Copies a key's class wants, from the cluster state.
+    pub fn wanted(&self, domain: &str, class: &str) -> u32 {
+        self.view.read(|s| s.replicas(domain, class)).unwrap_or(cairn_raft::DEFAULT_CLASS_REPLICAS)
+    }
+
+    /// A home's side of `IndexUpdate`: merges and answers what it knows.
+    pub fn index_update(&self, entry: &IndexEntry) -> Option<IndexEntry> {
+        let node = self.node.get()?;
+        let incoming = record_of(entry);
+        let merged = match node.meta.index(&entry.domain, &entry.key).ok()? {
+            Some(mut known) => {
+                if known.merge(&incoming) {
+                    Some(known)
+                } else {
+                    return Some(entry_of(&entry.domain, &entry.key, &known, 0));
+                }
+            }
+            None => Some(incoming),
+        };
+        let merged = merged?;
+        let mut batch = cairn_engine::meta::Batch::default();
+        batch.put_index(&entry.domain, &entry.key, &merged);
+        // The index can be rebuilt from the holders' announcements, so it
+        // is written without waiting for a sync.
+        if let Err(error) = node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "cannot write an index record");
+        }
+        let wanted = self.wanted(&entry.domain, &merged.class);
+        Some(entry_of(&entry.domain, &entry.key, &merged, wanted))
+    }
+
+    pub fn index_lookup(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+        let node = self.node.get()?;
+        let known = node.meta.index(domain, key).ok()??;
+        let wanted = self.wanted(domain, &known.class);
+        Some(entry_of(domain, key, &known, wanted))
+    }
+
+    /// Keys this node is the first live home of whose copy count is not
+    /// their class's, up to `max`, continuing where the last call stopped.
+    pub fn needs(&self, max: usize) -> Vec<IndexEntry> {
+        let Some(node) = self.node.get() else { return Vec::new() };
+        let mut cursor = self.needs_cursor.lock().expect("needs cursor lock");
+        let after = cursor.as_ref().map(|(d, k)| (d.as_str(), k.as_str()));
+        let records = match node.meta.index_after(after, NEEDS_SCAN_MAX) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, "cannot scan the index");
+                return Vec::new();
+            }
+        };
+        *cursor = if records.len() < NEEDS_SCAN_MAX {
+            None
+        } else {
+            records.last().map(|(d, k, _)| (d.clone(), k.clone()))
+        };
+        let mut out = Vec::new();
+        for (domain, key, record) in records {
+            if out.len() >= max || record.deleted {
+                continue;
+            }
+            let wanted = self.wanted(&domain, &record.class);
+            if record.holders.len() == wanted as usize {
+                continue;
+            }
+            if self.homes(&domain, &key).first().map(|(id, _)| *id) != Some(self.id()) {
+                continue;
+            }
+            out.push(entry_of(&domain, &key, &record, wanted));
+        }
+        out
+    }
+
+    /// Tells the key's homes that this node holds its current version;
+    /// marks the key `stored` here once a home counts enough copies.
+    pub async fn announce(&self, domain: String, key: String) {
+        let Some(node) = self.node.get() else { return };
+        let Ok(Some(record)) = node.meta.key(&domain, &key) else { return };
+        let entry = IndexEntry {
+            domain: domain.clone(),
+            key: key.clone(),
+            hlc: record.version.hlc,
+            writer: record.version.node_id,
+            sha256: record.sha256.0,
+            size_bytes: record.size_bytes,
+            class: record.class.clone(),
+            content_type: record.content_type.clone(),
+            deleted: false,
+            holders: vec![self.id()],
+            wanted: 0,
+        };
+        let mut best: Option<IndexEntry> = None;
+        for (home, address) in self.homes(&domain, &key) {
+            let answer = if home == self.id() {
+                self.index_update(&entry)
+            } else {
+                let request = Message::IndexUpdate { entry: Box::new(entry.clone()) };
+                match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                    Ok(Message::IndexReply { entry }) => entry.map(|e| *e),
+                    _ => None,
+                }
+            };
+            if let Some(answer) = answer {
+                if best.as_ref().is_none_or(|b| answer.holders.len() > b.holders.len()) {
+                    best = Some(answer);
+                }
+            }
+        }
+        let Some(best) = best else { return };
+        let complete = !best.deleted
+            && best.hlc == entry.hlc
+            && best.writer == entry.writer
+            && best.holders.len() >= self.wanted(&domain, &record.class) as usize;
+        if complete && record.state == KeyState::NeedReplication {
+            let version = record.version;
+            self.to_shard(
+                &domain,
+                &key,
+                ShardWork::MarkStored { domain: domain.clone(), key: key.clone(), version },
+            );
+        }
+    }
+
+    /// Hands work for a key to the shard that owns it.
+    pub fn to_shard(&self, domain: &str, key: &str, work: ShardWork) -> bool {
+        let Some(queues) = self.shard_work.get() else { return false };
+        let shard = crate::shard::key_shard_of(domain, key, queues.len());
+        queues[shard].clone().try_send(work).is_ok()
+    }
+
+    /// A target's side of `Replicate`: refuses a deposed tracker, then has
+    /// the key's shard pull the copy and waits for it.
+    pub async fn replicate(&self, term: u64, entry: IndexEntry, source_peer: String) -> Message {
+        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel);
+        if term < seen {
+            return Message::ReplicateReply {
+                ok: false,
+                message: format!("stale term {term}: a tracker of term {seen} has spoken"),
+            };
+        }
+        let (reply, done) = futures_channel::oneshot::channel();
+        let (domain, key) = (entry.domain.clone(), entry.key.clone());
+        let work = ShardWork::Pull {
+            entry: Box::new(entry),
+            source_peer,
+            hello: self.identity.hello(),
+            reply,
+        };
+        if !self.to_shard(&domain, &key, work) {
+            return Message::ReplicateReply { ok: false, message: "shard queue full".into() };
+        }
+        match done.await {
+            Ok(Ok(())) => Message::ReplicateReply { ok: true, message: String::new() },
+            Ok(Err(message)) => Message::ReplicateReply { ok: false, message },
+            Err(_) => {
+                Message::ReplicateReply { ok: false, message: "the shard dropped the copy".into() }
+            }
+        }
+    }
+}
+
+/// Streams blob `sha256` to a peer as blob-body frames, checking every
+/// block's CRC on the way; a damaged block ends the connection.
+pub async fn serve_blob<W>(core: &Core, stream: &mut W, sha256: Digest) -> Result<(), String>
+where
+    W: futures_lite::AsyncWrite + Unpin,
+{
+    let node = core.node.get().ok_or("not ready")?;
+    let Some(record) = node.meta.blob(&sha256).map_err(|e| e.to_string())? else {
+        let mut frame = FrameBytes::new();
+        let refusal = Message::Error { code: 404, message: format!("no blob {sha256}") };
+        cairn_net::encode_message(&refusal, &mut frame).map_err(|e| e.to_string())?;
+        return stream.write_all(&frame).await.map_err(|e| e.to_string());
+    };
+    if let Some(bytes) = &record.inline {
+        cairn_engine::reader::verify_blocks(bytes, &record.block_crcs, 0, record.size_bytes)
+            .map_err(|e| format!("inline blob {sha256} is damaged: {e}"))?;
+        stream
+            .write_all(&FrameHeader::blob_body(bytes.len() as u32).encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(bytes).await.map_err(|e| e.to_string())?;
+        return stream.flush().await.map_err(|e| e.to_string());
+    }
+    let path = node.data.fid_path(&sha256);
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = std::sync::Arc::new(file);
+    let mut sent = 0u64;
+    while sent < record.size_bytes {
+        let frame_bytes = (record.size_bytes - sent).min(BLOB_FRAME_BYTES_MAX);
+        let header = FrameHeader::blob_body(frame_bytes as u32).encode();
+        stream.write_all(&header).await.map_err(|e| e.to_string())?;
+        let frame_end = sent + frame_bytes;
+        while sent < frame_end {
+            let want = ((frame_end - sent) as usize).min(SERVE_CHUNK_BYTES);
+            let (file, offset) = (file.clone(), sent);
+            let crcs_first = offset / cairn_engine::BLOCK_SIZE_BYTES;
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                file.read_exact_at(&mut buf, offset).map(|()| buf)
+            });
+            let buf = read.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            check_blocks(&buf, offset, &record.block_crcs).map_err(|block| {
+                format!("blob {sha256} is damaged at block {block} (from {crcs_first})")
+            })?;
+            stream.write_all(&buf).await.map_err(|e| e.to_string())?;
+            sent += want as u64;
+        }
+    }
+    stream.flush().await.map_err(|e| e.to_string())
+}
+
+/// Checks the CRC of each block of `bytes`, which start at `offset` (a
+/// multiple of the block size); answers the first bad block.
+fn check_blocks(bytes: &[u8], offset: u64, crcs: &[u32]) -> Result<(), u64> {
+    let block_bytes = cairn_engine::BLOCK_SIZE_BYTES as usize;
+    let first = offset / cairn_engine::BLOCK_SIZE_BYTES;
+    for (i, block) in bytes.chunks(block_bytes).enumerate() {
+        let index = first + i as u64;
+        if crcs.get(index as usize) != Some(&crc32fast::hash(block)) {
+            return Err(index);
+        }
+    }
+    Ok(())
+}
+
+pub fn record_of(entry: &IndexEntry) -> IndexRecord {
+    let mut holders = entry.holders.clone();
+    holders.sort_unstable();
+    holders.dedup();
+    IndexRecord {
+        version: Version { hlc: entry.hlc, node_id: entry.writer },
+        sha256: Digest(entry.sha256),
+        size_bytes: entry.size_bytes,
+        class: entry.class.clone(),
+        content_type: entry.content_type.clone(),
+        deleted: entry.deleted,
+        holders,
+    }
+}
+
+pub fn entry_of(domain: &str, key: &str, record: &IndexRecord, wanted: u32) -> IndexEntry {
+    IndexEntry {
+        domain: domain.to_owned(),
+        key: key.to_owned(),
+        hlc: record.version.hlc,
+        writer: record.version.node_id,
+        sha256: record.sha256.0,
+        size_bytes: record.size_bytes,
+        class: record.class.clone(),
+        content_type: record.content_type.clone(),
+        deleted: record.deleted,
+        holders: record.holders.clone(),
+        wanted,
+    }
+}
+
+impl Core {
+    /// Asks the key's homes, in order, until one knows the key.
+    pub async fn lookup(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+        for (home, address) in self.homes(domain, key) {
+            let answer = if home == self.id() {
+                self.index_lookup(domain, key)
+            } else {
+                let request =
+                    Message::IndexLookup { domain: domain.to_owned(), key: key.to_owned() };
+                match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                    Ok(Message::IndexReply { entry }) => entry.map(|e| *e),
+                    _ => None,
+                }
+            };
+            if answer.is_some() {
+                return answer;
+            }
+        }
+        None
+    }
+}
+
+/// Local keys looked at per re-announcement pass.
+const REANNOUNCE_SCAN_MAX: usize = 1024;
+/// How often a node re-announces its keys that still lack copies.
+const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Re-announces, in bounded passes, the keys this node holds that are not
+/// `stored` yet: so homes that missed an announcement (down, just joined,
+/// or the index moved) learn of them, and this node learns when they are.
+pub async fn reannounce(core: std::sync::Arc<Core>) {
+    let mut cursor: Option<(String, String)> = None;
+    let mut ticker = tokio::time::interval(REANNOUNCE_INTERVAL);
+    loop {
+        ticker.tick().await;
+        let Some(node) = core.node.get() else { continue };
+        let after = cursor.as_ref().map(|(d, k)| (d.as_str(), k.as_str()));
+        let keys = match node.meta.keys_after(after, REANNOUNCE_SCAN_MAX) {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::warn!(%error, "cannot scan keys to re-announce");
+                continue;
+            }
+        };
+        cursor = if keys.len() < REANNOUNCE_SCAN_MAX {
+            None
+        } else {
+            keys.last().map(|(d, k, _)| (d.clone(), k.clone()))
+        };
+        for (domain, key, record) in keys {
+            if record.state == KeyState::NeedReplication {
+                core.announce(domain, key).await;
+            }
+        }
+    }
+}

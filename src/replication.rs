@@ -1,0 +1,198 @@
+//! Copies between nodes, on the shards (DESIGN §4 steps 5–7): pulling a
+//! key version's blob from a holder over the peer port, and the work the
+//! raft thread hands to a shard ([`ShardWork`]).
+//!
+//! The bytes of a copy go through the same path as a PUT's (O_DIRECT,
+//! SHA-256 and per-block CRCs on the way) and nothing is kept unless the
+//! SHA-256 is the version's.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_engine::{Digest, KeyState, Version};
+use cairn_net::{encode_message, read_frame, write_frame, FrameBuf, FrameBytes, FrameKind};
+use cairn_net::{IndexEntry, Message};
+use futures_channel::{mpsc, oneshot};
+use futures_lite::{AsyncReadExt, StreamExt};
+use glommio::net::TcpStream;
+
+use crate::http::blob::{store_copy, ChunkSource, Copied};
+use crate::http::ApiError;
+use crate::shard::Shard;
+
+/// Work queued per shard from the raft thread.
+pub const SHARD_WORK_QUEUE_LEN: usize = 1024;
+/// A peer that sends nothing for this long fails the copy.
+const PEER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes handed on per chunk of a copy.
+const COPY_CHUNK_BYTES: usize = 256 << 10;
+
+/// What the raft thread asks of the shard that owns a key.
+pub enum ShardWork {
+    /// Copy `entry`'s version from the node at `source_peer`.
+    Pull {
+        entry: Box<IndexEntry>,
+        source_peer: String,
+        hello: Message,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// The key's homes count enough copies of `version`: it is `stored`.
+    MarkStored { domain: String, key: String, version: Version },
+}
+
+pub type ShardWorkSender = mpsc::Sender<ShardWork>;
+
+pub fn work_queue() -> (ShardWorkSender, mpsc::Receiver<ShardWork>) {
+    mpsc::channel(SHARD_WORK_QUEUE_LEN)
+}
+
+/// Serves the raft thread's requests on this shard until the queue closes.
+pub async fn serve_work(shard: Rc<Shard>, mut work: mpsc::Receiver<ShardWork>) {
+    while let Some(item) = work.next().await {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            match item {
+                ShardWork::Pull { entry, source_peer, hello, reply } => {
+                    let _ = reply.send(pull(&shard, *entry, &source_peer, &hello).await);
+                }
+                ShardWork::MarkStored { domain, key, version } => {
+                    if let Err(error) = shard.mark_stored(&domain, &key, version).await {
+                        tracing::warn!(%domain, %key, %error, "cannot mark a key stored");
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+/// Makes this node a holder of `entry`'s version, copying it from the node
+/// at `source_peer` unless it is here already.
+async fn pull(
+    shard: &Rc<Shard>,
+    entry: IndexEntry,
+    source_peer: &str,
+    hello: &Message,
+) -> Result<(), String> {
+    let version = Version { hlc: entry.hlc, node_id: entry.writer };
+    let sha256 = Digest(entry.sha256);
+    let local = shard.node.meta.key(&entry.domain, &entry.key).map_err(|e| e.to_string())?;
+    if local.as_ref().is_some_and(|record| record.version >= version) {
+        // Held already, or superseded by a newer version: nothing to copy.
+        shard.node.control.announce_local(&entry.domain, &entry.key);
+        return Ok(());
+    }
+    let mut source = fetch(source_peer, &sha256, entry.size_bytes, hello).await?;
+    let copied = Copied {
+        domain: entry.domain.clone(),
+        key: entry.key.clone(),
+        version,
+        sha256,
+        size_bytes: entry.size_bytes,
+        class: entry.class.clone(),
+        content_type: entry.content_type.clone(),
+    };
+    let stored = store_copy(shard, copied, &mut source).await.map_err(|e| e.message)?;
+    if stored.version == version {
+        shard.node.stats.copies_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    shard.node.control.announce_local(&entry.domain, &entry.key);
+    Ok(())
+}
+
+/// Asks the node at `peer` for the bytes of blob `sha256` (`size_bytes`
+/// long) and answers them as a chunk source.
+pub async fn fetch(
+    peer: &str,
+    sha256: &Digest,
+    size_bytes: u64,
+    hello: &Message,
+) -> Result<PeerBlob, String> {
+    let stream = TcpStream::connect(peer).await.map_err(|e| format!("cannot reach {peer}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream.set_read_timeout(Some(PEER_READ_TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut blob = PeerBlob {
+        stream,
+        receive: FrameBuf::new(),
+        remaining_bytes: size_bytes,
+        frame_remaining_bytes: 0,
+        chunk: vec![0; COPY_CHUNK_BYTES],
+    };
+    match blob.call(hello).await? {
+        Message::HelloAck { .. } => {}
+        other => return Err(format!("{peer} did not accept us: {other:?}")),
+    }
+    let mut frame = FrameBytes::new();
+    encode_message(&Message::FetchBlob { sha256: sha256.0 }, &mut frame)
+        .map_err(|e| e.to_string())?;
+    write_frame(&mut blob.stream, &frame).await.map_err(|e| e.to_string())?;
+    Ok(blob)
+}
+
+/// A blob arriving from a peer as blob-body frames.
+pub struct PeerBlob {
+    stream: TcpStream,
+    receive: FrameBuf,
+    remaining_bytes: u64,
+    frame_remaining_bytes: u64,
+    chunk: Vec<u8>,
+}
+
+impl PeerBlob {
+    async fn call(&mut self, request: &Message) -> Result<Message, String> {
+        let mut frame = FrameBytes::new();
+        encode_message(request, &mut frame).map_err(|e| e.to_string())?;
+        write_frame(&mut self.stream, &frame).await.map_err(|e| e.to_string())?;
+        read_frame(&mut self.stream, &mut self.receive).await.map_err(|e| e.to_string())?;
+        self.receive.deserialize().map_err(|e| e.to_string())
+    }
+
+    /// The next bytes of the blob, `None` once all of it has arrived.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        if self.remaining_bytes == 0 {
+            return Ok(None);
+        }
+        if self.frame_remaining_bytes == 0 {
+            let header =
+                read_frame(&mut self.stream, &mut self.receive).await.map_err(|e| e.to_string())?;
+            if header.kind() == FrameKind::Message {
+                let message = self.receive.deserialize().map_err(|e| e.to_string())?;
+                return Err(format!("the source refused: {message:?}"));
+            }
+            self.frame_remaining_bytes = u64::from(header.payload_len_bytes());
+            if self.frame_remaining_bytes == 0 || self.frame_remaining_bytes > self.remaining_bytes
+            {
+                return Err("the source sent a body of the wrong size".into());
+            }
+        }
+        let want = (self.frame_remaining_bytes as usize).min(self.chunk.len());
+        let read = self.stream.read(&mut self.chunk[..want]).await.map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("the source hung up inside the blob".into());
+        }
+        self.frame_remaining_bytes -= read as u64;
+        self.remaining_bytes -= read as u64;
+        Ok(Some(Bytes::copy_from_slice(&self.chunk[..read])))
+    }
+}
+
+impl ChunkSource for PeerBlob {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        self.next()
+            .await
+            .map_err(|message| ApiError::new(http::StatusCode::BAD_GATEWAY, "copy_failed", message))
+    }
+}
+
+impl Shard {
+    /// Records that `version` of a key has all its copies.
+    pub async fn mark_stored(
+        &self,
+        domain: &str,
+        key: &str,
+        version: Version,
+    ) -> Result<(), crate::shard::OpError> {
+        self.set_state_if(domain, key, version, KeyState::Stored).await
+    }
+}
