@@ -39,6 +39,9 @@ pub enum ShardWork {
     },
     /// The key's homes count enough copies of `version`: it is `stored`.
     MarkStored { domain: String, key: String, version: Version },
+    /// A newer version or a deletion at `version` exists: drop the copy
+    /// held here if it is older.
+    DropIfOlder { domain: String, key: String, version: Version },
 }
 
 pub type ShardWorkSender = mpsc::Sender<ShardWork>;
@@ -59,6 +62,16 @@ pub async fn serve_work(shard: Rc<Shard>, mut work: mpsc::Receiver<ShardWork>) {
                 ShardWork::MarkStored { domain, key, version } => {
                     if let Err(error) = shard.mark_stored(&domain, &key, version).await {
                         tracing::warn!(%domain, %key, %error, "cannot mark a key stored");
+                    }
+                }
+                ShardWork::DropIfOlder { domain, key, version } => {
+                    let local = shard.node.meta.key(&domain, &key).ok().flatten();
+                    if let Some(local) = local.filter(|local| local.version < version) {
+                        // Only that version: a newer one may have arrived meanwhile.
+                        let dropped = shard.delete_if(domain.clone(), key.clone(), Some(local.version));
+                        if let Ok(old) = dropped.await {
+                            tracing::debug!(%domain, %key, version = old.version.hlc, "dropped a superseded copy");
+                        }
                     }
                 }
             }

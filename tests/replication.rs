@@ -93,3 +93,139 @@ fn a_node_without_the_key_proxies_redirects_and_lists_locations() {
     node.get("docs", "missing").assert_error(404, "not_found");
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
+
+fn triple(cluster: &Cluster) {
+    let made =
+        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "triple", "replicas": 3 }));
+    assert_eq!(made.status, 201);
+    for node in &cluster.nodes {
+        wait_for(SETTLE_TIMEOUT, || {
+            common::cluster::class_names(node).contains(&"triple".to_owned()).then_some(())
+        })
+        .expect("class everywhere");
+    }
+}
+
+/// Waits until every running node holds `body` under the key, `stored`.
+fn stored_everywhere(cluster: &Cluster, domain: &str, key: &str, body: &[u8]) {
+    for node in cluster.running() {
+        wait_for(SETTLE_TIMEOUT, || {
+            let state = stat(node, domain, key)?;
+            (state["state"] == "stored" && state["sha256"] == sha256_hex(body).as_str())
+                .then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!("{} never held {domain}/{key} stored: {:?}", node.base, stat(node, domain, key))
+        });
+    }
+}
+
+#[test]
+fn two_puts_at_different_nodes_converge_to_the_later_one() {
+    let cluster = Cluster::start(3, &[]);
+    triple(&cluster);
+    let first = bytes(200_000, 1);
+    let second = bytes(150_000, 2);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "k", "triple", &first).status, 201);
+    stored_everywhere(&cluster, "docs", "k", &first);
+    assert_eq!(put_class(&cluster.nodes[2], "docs", "k", "triple", &second).status, 201);
+    stored_everywhere(&cluster, "docs", "k", &second);
+    for node in &cluster.nodes {
+        assert_eq!(node.get("docs", "k").body, second);
+    }
+    // The loser's bytes are collected on every node.
+    for node in &cluster.nodes {
+        let fid = node.fid_path(&sha256_hex(&first));
+        wait_for(SETTLE_TIMEOUT, || (!fid.exists()).then_some(())).expect("old copy collected");
+    }
+}
+
+#[test]
+fn a_delete_at_one_node_removes_every_copy() {
+    let cluster = Cluster::start(3, &[]);
+    triple(&cluster);
+    let body = bytes(400_000, 3);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "gone", "triple", &body).status, 201);
+    stored_everywhere(&cluster, "docs", "gone", &body);
+    let deleted = reply(ureq::delete(&cluster.nodes[1].key_url("docs", "gone")).call());
+    assert_eq!(deleted.status, 204);
+    for node in &cluster.nodes {
+        wait_for(SETTLE_TIMEOUT, || (node.get("docs", "gone").status == 404).then_some(()))
+            .unwrap_or_else(|| panic!("{} still serves a deleted key", node.base));
+        let fid = node.fid_path(&sha256_hex(&body));
+        wait_for(SETTLE_TIMEOUT, || (!fid.exists()).then_some(())).expect("copy removed");
+    }
+    // Deleting it again, anywhere, is a 404.
+    reply(ureq::delete(&cluster.nodes[2].key_url("docs", "gone")).call())
+        .assert_error(404, "not_found");
+}
+
+#[test]
+fn copies_of_a_dead_node_are_made_again_elsewhere() {
+    let mut cluster = Cluster::start(4, &["--down-after", "1s", "--dead-after", "3s"]);
+    triple(&cluster);
+    let body = bytes(250_000, 4);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "precious", "triple", &body).status, 201);
+    let holders = |cluster: &Cluster| -> Vec<usize> {
+        (0..cluster.nodes.len())
+            .filter(|i| cluster.nodes[*i].is_running())
+            .filter(|i| cluster.nodes[*i].fid_path(&sha256_hex(&body)).exists())
+            .collect()
+    };
+    let before = wait_for(SETTLE_TIMEOUT, || Some(holders(&cluster)).filter(|h| h.len() == 3))
+        .expect("three copies");
+    let leader = cluster.leader_index();
+    let victim = *before.iter().find(|i| **i != leader).expect("a holder that does not lead");
+    cluster.nodes[victim].kill();
+    let after = wait_for(SETTLE_TIMEOUT, || Some(holders(&cluster)).filter(|h| h.len() == 3))
+        .expect("back to three copies");
+    let newcomer = after.iter().find(|i| !before.contains(i)).expect("a new holder");
+    assert_eq!(cluster.nodes[*newcomer].get("docs", "precious").body, body);
+}
+
+#[test]
+fn a_corrupted_copy_is_never_served() {
+    let cluster = Cluster::start(3, &[]);
+    triple(&cluster);
+    let body = bytes(300_000, 6);
+    assert_eq!(put_class(&cluster.nodes[1], "docs", "fragile", "triple", &body).status, 201);
+    stored_everywhere(&cluster, "docs", "fragile", &body);
+    let node = &cluster.nodes[0];
+    let fid = node.fid_path(&sha256_hex(&body));
+    let mut damaged = std::fs::read(&fid).unwrap();
+    damaged[100] ^= 0xff;
+    std::fs::write(&fid, &damaged).unwrap();
+    let got = node.get("docs", "fragile");
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        sha256_hex(&got.body),
+        sha256_hex(&body),
+        "a good holder's bytes, never the damaged ones"
+    );
+}
+
+#[test]
+fn copies_in_flight_stay_within_the_limit() {
+    let cluster = Cluster::start(3, &["--copies-in-flight", "1"]);
+    triple(&cluster);
+    let bodies: Vec<Vec<u8>> = (0..12).map(|i| bytes(2_000_000, 100 + i)).collect();
+    for (i, body) in bodies.iter().enumerate() {
+        assert_eq!(
+            put_class(&cluster.nodes[0], "bulk", &format!("k{i}"), "triple", body).status,
+            201
+        );
+    }
+    let leader = &cluster.nodes[cluster.leader_index()];
+    let mut busiest = 0;
+    let done = wait_for(SETTLE_TIMEOUT, || {
+        let report = common::cluster::cluster_report(leader)?;
+        for member in report["members"].as_array()? {
+            busiest = busiest.max(member["copies_in_flight"].as_u64().unwrap_or(0));
+        }
+        let all = (0..12)
+            .all(|i| cluster.nodes.iter().all(|n| n.fid_path(&sha256_hex(&bodies[i])).exists()));
+        all.then_some(())
+    });
+    assert!(done.is_some(), "every key reached three copies");
+    assert!(busiest <= 1, "a node took part in {busiest} copies at once");
+}

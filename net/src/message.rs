@@ -86,6 +86,9 @@ pub enum Message {
     DropCopy { term: u64, entry: Box<IndexEntry> },
     /// The answer to `DropCopy` and to anything that needs only a yes.
     Done,
+    /// A home tells a holder that `entry` (a newer version, or a deletion)
+    /// replaces the version it holds: it drops its copy if it is older.
+    Superseded { entry: Box<IndexEntry> },
 }
 
 /// One key version as the index sees it (DESIGN §5). Boxed inside
@@ -214,6 +217,9 @@ impl fmt::Debug for Message {
                 f.debug_struct("DropCopy").field("term", term).field("entry", entry).finish()
             }
             Message::Done => f.write_str("Done"),
+            Message::Superseded { entry } => {
+                f.debug_struct("Superseded").field("entry", entry).finish()
+            }
         }
     }
 }

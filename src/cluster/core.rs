@@ -68,6 +68,8 @@ pub struct Core {
     pub copies: Mutex<super::tracker::CopiesInFlight>,
     /// Most background copies a node takes part in at once.
     pub copies_in_flight_max: u32,
+    /// This core, for tasks it spawns.
+    pub me: OnceLock<std::sync::Weak<Core>>,
     /// Where the last `NeedsQuery` scan of the index stopped.
     pub needs_cursor: Mutex<Option<(String, String)>>,
 }
@@ -206,6 +208,8 @@ impl Core {
             (metrics.current_leader, metrics.current_term)
         };
         let health = self.health.lock().expect("health lock").clone();
+        let leading = leader == Some(self.id());
+        let copies = self.copies.lock().expect("copies lock");
         let members = self.view.read(|state| {
             state
                 .members()
@@ -223,6 +227,7 @@ impl Core {
                         disk_free_bytes: heard.and_then(|h| h.disk_free_bytes),
                         last_heartbeat_ms: heard.and_then(|h| h.last_answer_unix_ms),
                         keys_by_state: heard.and_then(|h| h.keys_by_state.clone()),
+                        copies_in_flight: leading.then(|| copies.count(*id)),
                     }
                 })
                 .collect()

@@ -136,6 +136,21 @@ impl Control {
         answer.await.ok().flatten()
     }
 
+    /// Deletes a key cluster-wide: a tombstone newer than `known` (or this
+    /// node's own version) goes to the key's homes, which tell the holders.
+    pub fn delete_everywhere(
+        &self,
+        domain: &str,
+        key: &str,
+        known: Option<cairn_net::IndexEntry>,
+        version: cairn_engine::Version,
+    ) {
+        let core = self.core.clone();
+        let (domain, key) = (domain.to_owned(), key.to_owned());
+        self.runtime
+            .spawn(async move { core.delete_everywhere(domain, key, known, version).await });
+    }
+
     /// The `Hello` this node opens peer connections with.
     pub fn hello(&self) -> cairn_net::Message {
         self.core.identity.hello()
@@ -236,7 +251,9 @@ async fn boot(
         copies: Mutex::default(),
         copies_in_flight_max: config.copies_in_flight_max,
         needs_cursor: Mutex::default(),
+        me: OnceLock::new(),
     });
+    let _ = core.me.set(Arc::downgrade(&core));
     config.peer_listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(config.peer_listener)?;
     tokio::spawn(server::serve(core.clone(), listener));

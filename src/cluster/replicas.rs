@@ -53,17 +53,25 @@ impl Core {
     pub fn index_update(&self, entry: &IndexEntry) -> Option<IndexEntry> {
         let node = self.node.get()?;
         let incoming = record_of(entry);
-        let merged = match node.meta.index(&entry.domain, &entry.key).ok()? {
+        let (merged, replaced) = match node.meta.index(&entry.domain, &entry.key).ok()? {
             Some(mut known) => {
-                if known.merge(&incoming) {
-                    Some(known)
-                } else {
-                    return Some(entry_of(&entry.domain, &entry.key, &known, 0));
+                let before = known.clone();
+                if !known.merge(&incoming) {
+                    let wanted = self.wanted(&entry.domain, &known.class);
+                    return Some(entry_of(&entry.domain, &entry.key, &known, wanted));
                 }
+                let replaced = (before.version < known.version).then_some(before);
+                (known, replaced)
             }
-            None => Some(incoming),
+            None => (incoming, None),
         };
-        let merged = merged?;
+        if let Some(replaced) = replaced {
+            // The holders of the replaced version drop their copies.
+            let stale: Vec<NodeId> =
+                replaced.holders.into_iter().filter(|h| !merged.holders.contains(h)).collect();
+            let newer = entry_of(&entry.domain, &entry.key, &merged, 0);
+            self.tell_superseded(stale, newer);
+        }
         let mut batch = cairn_engine::meta::Batch::default();
         batch.put_index(&entry.domain, &entry.key, &merged);
         // The index can be rebuilt from the holders' announcements, so it
@@ -106,10 +114,26 @@ impl Core {
                 continue;
             }
             let wanted = self.wanted(&domain, &record.class);
-            if record.holders.len() == wanted as usize {
+            let lasting = self.view.read(|s| {
+                record
+                    .holders
+                    .iter()
+                    .filter(|h| {
+                        s.member(**h).is_some_and(|m| {
+                            matches!(
+                                m.state,
+                                MemberState::Alive | MemberState::Readonly | MemberState::Down
+                            )
+                        })
+                    })
+                    .count()
+            });
+            if lasting == wanted as usize {
                 continue;
             }
-            if self.homes(&domain, &key).first().map(|(id, _)| *id) != Some(self.id()) {
+            // Any home reports it (the tracker merges): the first home may
+            // be new and not know the key yet.
+            if !self.homes(&domain, &key).iter().any(|(id, _)| *id == self.id()) {
                 continue;
             }
             out.push(entry_of(&domain, &key, &record, wanted));
@@ -153,6 +177,12 @@ impl Core {
             }
         }
         let Some(best) = best else { return };
+        let newest = Version { hlc: best.hlc, node_id: best.writer };
+        if newest > record.version {
+            // A newer version or a deletion won: this copy is stale.
+            self.superseded(&best);
+            return;
+        }
         let complete = !best.deleted
             && best.hlc == entry.hlc
             && best.writer == entry.writer
@@ -164,6 +194,74 @@ impl Core {
                 &key,
                 ShardWork::MarkStored { domain: domain.clone(), key: key.clone(), version },
             );
+        }
+    }
+
+    /// Tells each of `holders` that `newer` replaces what they hold.
+    fn tell_superseded(&self, holders: Vec<NodeId>, newer: IndexEntry) {
+        let Some(core) = self.me.get().and_then(std::sync::Weak::upgrade) else { return };
+        for holder in holders {
+            let (core, newer) = (core.clone(), newer.clone());
+            tokio::spawn(async move {
+                if holder == core.id() {
+                    core.superseded(&newer);
+                    return;
+                }
+                let Some(address) =
+                    core.view.read(|s| s.member(holder).map(|r| r.member.peer.clone()))
+                else {
+                    return;
+                };
+                let request = Message::Superseded { entry: Box::new(newer) };
+                if let Err(error) = core.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                    tracing::debug!(%error, "cannot tell a holder its copy is superseded");
+                }
+            });
+        }
+    }
+
+    /// A holder's side of `Superseded`.
+    pub fn superseded(&self, newer: &IndexEntry) {
+        let version = Version { hlc: newer.hlc, node_id: newer.writer };
+        let work = ShardWork::DropIfOlder {
+            domain: newer.domain.clone(),
+            key: newer.key.clone(),
+            version,
+        };
+        self.to_shard(&newer.domain, &newer.key, work);
+    }
+
+    /// Records a deletion of a key at `version` with its homes (a
+    /// tombstone); the homes tell the holders to drop their copies.
+    pub async fn delete_everywhere(
+        &self,
+        domain: String,
+        key: String,
+        known: Option<IndexEntry>,
+        version: Version,
+    ) {
+        let entry = IndexEntry {
+            domain: domain.clone(),
+            key: key.clone(),
+            hlc: version.hlc,
+            writer: version.node_id,
+            sha256: known.as_ref().map_or([0; 32], |k| k.sha256),
+            size_bytes: 0,
+            class: known.as_ref().map_or_else(String::new, |k| k.class.clone()),
+            content_type: String::new(),
+            deleted: true,
+            holders: Vec::new(),
+            wanted: 0,
+        };
+        for (home, address) in self.homes(&domain, &key) {
+            if home == self.id() {
+                self.index_update(&entry);
+                continue;
+            }
+            let request = Message::IndexUpdate { entry: Box::new(entry.clone()) };
+            if let Err(error) = self.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                tracing::info!(%error, %domain, %key, "a home missed a deletion");
+            }
         }
     }
 
@@ -326,6 +424,9 @@ impl Core {
 
 /// Local keys looked at per re-announcement pass.
 const REANNOUNCE_SCAN_MAX: usize = 1024;
+/// Every this many passes, every key is re-announced, not only those short
+/// of copies.
+const FULL_PASS_EVERY: u64 = 6;
 /// How often a node re-announces its keys that still lack copies.
 const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -335,6 +436,7 @@ const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
 pub async fn reannounce(core: std::sync::Arc<Core>) {
     let mut cursor: Option<(String, String)> = None;
     let mut ticker = tokio::time::interval(REANNOUNCE_INTERVAL);
+    let (mut passes, mut full_pass) = (0u64, false);
     loop {
         ticker.tick().await;
         let Some(node) = core.node.get() else { continue };
@@ -351,10 +453,14 @@ pub async fn reannounce(core: std::sync::Arc<Core>) {
         } else {
             keys.last().map(|(d, k, _)| (d.clone(), k.clone()))
         };
+        // Keys still short of copies every pass; the others too, so a copy
+        // that missed a deletion or a newer version finds out.
         for (domain, key, record) in keys {
-            if record.state == KeyState::NeedReplication {
+            if record.state == KeyState::NeedReplication || full_pass {
                 core.announce(domain, key).await;
             }
         }
+        passes += 1;
+        full_pass = passes % FULL_PASS_EVERY == 0;
     }
 }

@@ -130,7 +130,9 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
             let status = if result.is_ok() { 200 } else { 503 };
             Message::ForwardReply { status, body: to_json(&result) }
         }
-        ArchivedMessage::IndexUpdate { .. } | ArchivedMessage::Replicate { .. } => {
+        ArchivedMessage::IndexUpdate { .. }
+        | ArchivedMessage::Replicate { .. }
+        | ArchivedMessage::Superseded { .. } => {
             let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
             match owned {
                 Message::IndexUpdate { entry } => {
@@ -138,6 +140,10 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
                 }
                 Message::Replicate { term, entry, source_peer } => {
                     core.replicate(term, *entry, source_peer).await
+                }
+                Message::Superseded { entry } => {
+                    core.superseded(&entry);
+                    Message::Done
                 }
                 _ => unreachable!("matched above"),
             }

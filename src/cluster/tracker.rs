@@ -246,7 +246,7 @@ pub struct CopiesInFlight {
 }
 
 impl CopiesInFlight {
-    fn count(&self, id: NodeId) -> u32 {
+    pub fn count(&self, id: NodeId) -> u32 {
         self.per_node.get(&id).copied().unwrap_or(0)
     }
 

@@ -740,10 +740,26 @@ pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBod
     // Detached, like a PUT's commit: a client that goes away must not
     // cancel a delete between its commit and its bookkeeping.
     let (shard, domain, key) = (shard.clone(), target.domain, target.key);
-    glommio::spawn_local(async move { shard.delete(domain, key).await })
-        .detach()
-        .await
-        .ok_or_else(|| ApiError::from(std::io::Error::other("delete task was cancelled")))??;
+    let node = shard.node.clone();
+    let control = &node.control;
+    let here = node.meta.key(&domain, &key)?;
+    let known = if here.is_some() { None } else { control.lookup(&domain, &key).await };
+    if here.is_none() && known.as_ref().is_none_or(|k| k.deleted) {
+        return Err(ApiError::not_found("no such key"));
+    }
+    if let Some(known) = &known {
+        node.clock.observe(cairn_engine::Version { hlc: known.hlc, node_id: known.writer });
+    }
+    let (d, k) = (domain.clone(), key.clone());
+    if here.is_some() {
+        glommio::spawn_local(async move { shard.delete(d, k).await })
+            .detach()
+            .await
+            .ok_or_else(|| ApiError::from(std::io::Error::other("delete task was cancelled")))??;
+    }
+    // The deletion is a version of its own, later than what it deletes.
+    let tombstone = node.clock.now();
+    control.delete_everywhere(&domain, &key, known, tombstone);
     Ok(Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty()).expect("valid"))
 }
 
@@ -778,6 +794,11 @@ pub fn record_json(domain: &str, key: &str, record: &KeyRecord) -> serde_json::V
         "version": record.version.hlc,
         "state": record.state.as_str(),
     })
+}
+
+/// Whether a read failed because this node's copy is damaged.
+pub fn is_damaged_copy(error: &ApiError) -> bool {
+    error.code == NO_INTACT_COPY || error.code == "corrupt_copy"
 }
 
 fn etag(sha256: &Digest) -> String {

@@ -150,10 +150,17 @@ async fn dispatch(
                 Method::GET | Method::HEAD => {
                     let kind = if method == Method::GET { ReadKind::Get } else { ReadKind::Head };
                     let here = shard.node.meta.key(&target.domain, &target.key)?.is_some();
-                    if here {
-                        blob::get(shard, target, headers, kind).await
-                    } else {
-                        remote::proxy(shard, target, kind).await
+                    if !here {
+                        return remote::proxy(shard, target, kind).await;
+                    }
+                    let key = KeyRef { domain: target.domain.clone(), key: target.key.clone() };
+                    match blob::get(shard, target, headers, kind).await {
+                        // This copy is damaged (and now quarantined): serve
+                        // another holder's.
+                        Err(error) if blob::is_damaged_copy(&error) => {
+                            remote::proxy(shard, key, kind).await.map_err(|_| error)
+                        }
+                        other => other,
                     }
                 }
                 Method::DELETE => blob::delete(shard, target).await,

@@ -44,6 +44,7 @@ pub fn every_variant() -> Vec<Message> {
         Message::FetchBlob { sha256: [0x5C; 32] },
         Message::DropCopy { term: 9, entry: Box::new(entry()) },
         Message::Done,
+        Message::Superseded { entry: Box::new(entry()) },
     ]
 }
 
