@@ -110,7 +110,6 @@ async fn pull(
     if stored.version == version {
         shard.node.stats.copies_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    shard.node.control.announce_local(&entry.domain, &entry.key);
     Ok(())
 }
 

@@ -318,9 +318,19 @@ impl Shard {
         self.ask(target, |reply| ShardRequest::CommitPut { put: Box::new(put), reply }).await
     }
 
-    /// Removes a key (on the key's shard); answers the record it had.
-    pub async fn delete(&self, domain: String, key: String) -> Result<KeyRecord, OpError> {
-        self.delete_if(domain, key, None).await
+    /// Removes a key here and, through its homes, on every node (a
+    /// tombstone version later than the one removed); answers the record
+    /// it had here.
+    pub async fn delete_everywhere(
+        &self,
+        domain: String,
+        key: String,
+        expected: Option<Version>,
+    ) -> Result<KeyRecord, OpError> {
+        let old = self.delete_if(domain.clone(), key.clone(), expected).await?;
+        let tombstone = self.node.clock.now();
+        self.node.control.delete_everywhere(&domain, &key, &old.class, tombstone);
+        Ok(old)
     }
 
     /// Removes a key if its version is still `expected` (any when `None`).
@@ -488,6 +498,8 @@ impl Shard {
         }
         self.node.meta.commit(batch).await?;
         self.node.stats.replace(old.as_ref(), Some(&record));
+        // The key's homes learn that this node holds the new version.
+        self.node.control.announce_local(&put.domain, &put.key);
         Ok(record)
     }
 

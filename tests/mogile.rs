@@ -655,3 +655,70 @@ fn domains_classes_and_hosts_are_cluster_wide() {
     let devices = on_first.ok("get_devices", &[]);
     assert_eq!(devices["devices"], "2");
 }
+
+#[test]
+fn every_node_of_a_cluster_serves_the_flow_and_lists_every_holder() {
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
+    wait_for(Duration::from_secs(40), || {
+        match trackers[0].call("create_domain", &[("domain", "everywhere")]) {
+            Ok(_) => Some(()),
+            Err((code, _)) if code == "domain_exists" => Some(()),
+            Err(_) => None,
+        }
+    })
+    .expect("domain created");
+    trackers[1]
+        .ok("create_class", &[("domain", "everywhere"), ("class", "all"), ("mindevcount", "3")]);
+    for tracker in &mut trackers {
+        wait_for(WAIT, || {
+            let classes = tracker.ok("get_domains", &[]);
+            classes.values().any(|v| v == "all").then_some(())
+        })
+        .expect("class seen by every node");
+    }
+    let data = bytes(500_000, 77);
+    let open =
+        trackers[2].ok("create_open", &[("domain", "everywhere"), ("key", "f"), ("class", "all")]);
+    let put = reply(ureq::put(&open["path"]).send_bytes(&data));
+    assert_eq!(put.status, 201);
+    let size = data.len().to_string();
+    trackers[2].ok(
+        "create_close",
+        &[
+            ("domain", "everywhere"),
+            ("key", "f"),
+            ("fid", &open["fid"]),
+            ("devid", &open["devid"]),
+            ("path", &open["path"]),
+            ("size", &size),
+        ],
+    );
+    // Every node answers get_paths with the three holders, each serving the bytes.
+    for tracker in &mut trackers {
+        let paths = wait_for(Duration::from_secs(40), || {
+            let paths = tracker
+                .call("get_paths", &[("domain", "everywhere"), ("key", "f"), ("pathcount", "3")])
+                .ok()?;
+            (paths["paths"] == "3").then_some(paths)
+        })
+        .expect("three paths");
+        let mut hosts = std::collections::HashSet::new();
+        for i in 1..=3 {
+            let url = &paths[&format!("path{i}")];
+            hosts.insert(url.split('/').nth(2).unwrap().to_owned());
+            let got = reply(ureq::get(url).call());
+            assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
+        }
+        assert_eq!(hosts.len(), 3, "three distinct nodes: {paths:?}");
+    }
+    // A delete at one node reaches them all.
+    trackers[0].ok("delete", &[("domain", "everywhere"), ("key", "f")]);
+    for tracker in &mut trackers {
+        wait_for(Duration::from_secs(40), || {
+            matches!(tracker.call("get_paths", &[("domain", "everywhere"), ("key", "f")]), Err((code, _)) if code == "unknown_key")
+                .then_some(())
+        })
+        .expect("deleted everywhere");
+    }
+}

@@ -136,19 +136,19 @@ impl Control {
         answer.await.ok().flatten()
     }
 
-    /// Deletes a key cluster-wide: a tombstone newer than `known` (or this
-    /// node's own version) goes to the key's homes, which tell the holders.
+    /// Deletes a key cluster-wide: a tombstone at `version` (later than
+    /// what it deletes) goes to the key's homes, which tell the holders.
     pub fn delete_everywhere(
         &self,
         domain: &str,
         key: &str,
-        known: Option<cairn_net::IndexEntry>,
+        class: &str,
         version: cairn_engine::Version,
     ) {
         let core = self.core.clone();
-        let (domain, key) = (domain.to_owned(), key.to_owned());
+        let (domain, key, class) = (domain.to_owned(), key.to_owned(), class.to_owned());
         self.runtime
-            .spawn(async move { core.delete_everywhere(domain, key, known, version).await });
+            .spawn(async move { core.delete_everywhere(domain, key, class, version).await });
     }
 
     /// The `Hello` this node opens peer connections with.

@@ -237,7 +237,7 @@ impl Core {
         &self,
         domain: String,
         key: String,
-        known: Option<IndexEntry>,
+        class: String,
         version: Version,
     ) {
         let entry = IndexEntry {
@@ -245,9 +245,9 @@ impl Core {
             key: key.clone(),
             hlc: version.hlc,
             writer: version.node_id,
-            sha256: known.as_ref().map_or([0; 32], |k| k.sha256),
+            sha256: [0; 32],
             size_bytes: 0,
-            class: known.as_ref().map_or_else(String::new, |k| k.class.clone()),
+            class,
             content_type: String::new(),
             deleted: true,
             holders: Vec::new(),

@@ -152,7 +152,7 @@ async fn run(
             })?;
             if transfer == Transfer::Move {
                 let removed = shard
-                    .delete_if(source_domain.to_string(), key.clone(), Some(record.version))
+                    .delete_everywhere(source_domain.to_string(), key.clone(), Some(record.version))
                     .await;
                 match removed {
                     Ok(_) | Err(OpError::NotFound) => {}

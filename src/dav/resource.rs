@@ -214,8 +214,10 @@ pub async fn delete_tree(shard: &Rc<Shard>, domain: &str, prefix: &str) -> Resul
             .into_iter()
             .map(|(key, _)| {
                 let (shard, domain) = (shard.clone(), domain.to_string());
-                glommio::spawn_local(async move { shard.delete(domain, key).await.map(|_| ()) })
-                    .detach()
+                glommio::spawn_local(async move {
+                    shard.delete_everywhere(domain, key, None).await.map(|_| ())
+                })
+                .detach()
             })
             .collect();
         settle(tasks).await?;

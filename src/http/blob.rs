@@ -109,7 +109,6 @@ pub async fn put(
         .await
         .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))??;
     shard.ensure_domain(&domain);
-    shard.node.control.announce_local(&domain, &key);
     let body = record_json(&domain, &key, &record);
     Ok(Response::builder()
         .status(StatusCode::CREATED)
@@ -741,25 +740,20 @@ pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBod
     // cancel a delete between its commit and its bookkeeping.
     let (shard, domain, key) = (shard.clone(), target.domain, target.key);
     let node = shard.node.clone();
-    let control = &node.control;
-    let here = node.meta.key(&domain, &key)?;
-    let known = if here.is_some() { None } else { control.lookup(&domain, &key).await };
-    if here.is_none() && known.as_ref().is_none_or(|k| k.deleted) {
-        return Err(ApiError::not_found("no such key"));
-    }
-    if let Some(known) = &known {
-        node.clock.observe(cairn_engine::Version { hlc: known.hlc, node_id: known.writer });
-    }
-    let (d, k) = (domain.clone(), key.clone());
-    if here.is_some() {
-        glommio::spawn_local(async move { shard.delete(d, k).await })
+    if node.meta.key(&domain, &key)?.is_some() {
+        glommio::spawn_local(async move { shard.delete_everywhere(domain, key, None).await })
             .detach()
             .await
             .ok_or_else(|| ApiError::from(std::io::Error::other("delete task was cancelled")))??;
+    } else {
+        // Held elsewhere only: a tombstone later than what the homes know.
+        let known = node.control.lookup(&domain, &key).await;
+        let Some(known) = known.filter(|k| !k.deleted) else {
+            return Err(ApiError::not_found("no such key"));
+        };
+        node.clock.observe(cairn_engine::Version { hlc: known.hlc, node_id: known.writer });
+        node.control.delete_everywhere(&domain, &key, &known.class, node.clock.now());
     }
-    // The deletion is a version of its own, later than what it deletes.
-    let tombstone = node.clock.now();
-    control.delete_everywhere(&domain, &key, known, tombstone);
     Ok(Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty()).expect("valid"))
 }
 

@@ -71,7 +71,7 @@ pub async fn answer(shard: &Rc<Shard>, client: &Client, request: &Request) -> An
         "noop" => Ok(Vec::new()),
         "create_open" => create_open(shard, client, args).await,
         "create_close" => create_close(shard, args).await,
-        "get_paths" => get_paths(shard, client, args),
+        "get_paths" => get_paths(shard, client, args).await,
         "file_info" => file_info(shard, args),
         "delete" => delete(shard, args).await,
         "rename" => rename(shard, args).await,
@@ -284,13 +284,38 @@ fn existing(shard: &Shard, domain: &str, key: &str) -> Result<KeyRecord, Refusal
     shard.node.meta.key(domain, key)?.ok_or_else(|| Refusal::code("unknown_key"))
 }
 
-fn get_paths(shard: &Shard, client: &Client, args: &Request) -> Answer {
+/// Paths a client may GET: this node's copy first when it holds one, then
+/// the other holders the key's homes know, up to `pathcount` (default 2,
+/// as MogileFS).
+async fn get_paths(shard: &Shard, client: &Client, args: &Request) -> Answer {
     let domain = check_domain(shard, args)?;
     let key = check_key(args, "key")?;
-    existing(shard, domain, key)?;
-    // One holder for now: this node. `pathcount`, `noverify` and `zone`
-    // only choose among holders.
-    Ok(pairs([("paths", "1".into()), ("path1", key_url(shard, client, domain, key))]))
+    let local = shard.node.meta.key(domain, key)?;
+    let mut urls = Vec::new();
+    if local.is_some() {
+        urls.push(key_url(shard, client, domain, key));
+    }
+    let control = &shard.node.control;
+    if let Some(entry) = control.lookup(domain, key).await.filter(|e| !e.deleted) {
+        for holder in entry.holders.iter().filter(|h| **h != control.id()) {
+            if let Some((http, _)) = control.addresses(*holder) {
+                urls.push(format!(
+                    "http://{http}/v1/{domain}/{}",
+                    utf8_percent_encode(key, KEY_PATH)
+                ));
+            }
+        }
+    }
+    if urls.is_empty() {
+        return Err(Refusal::code("unknown_key"));
+    }
+    let pathcount = args.nonempty("pathcount").and_then(|n| n.parse::<usize>().ok()).unwrap_or(2);
+    urls.truncate(pathcount.max(1));
+    let mut answer = vec![("paths".to_string(), urls.len().to_string())];
+    for (i, url) in urls.into_iter().enumerate() {
+        answer.push((format!("path{}", i + 1), url));
+    }
+    Ok(answer)
 }
 
 fn file_info(shard: &Shard, args: &Request) -> Answer {
@@ -316,10 +341,11 @@ async fn delete(shard: &Rc<Shard>, args: &Request) -> Answer {
     let domain = check_domain(shard, args)?.to_string();
     let key = check_key(args, "key")?.to_string();
     let shard = shard.clone();
-    let deleted = glommio::spawn_local(async move { shard.delete(domain, key).await })
-        .detach()
-        .await
-        .ok_or_else(|| Refusal::new("failure", "delete task was cancelled"))?;
+    let deleted =
+        glommio::spawn_local(async move { shard.delete_everywhere(domain, key, None).await })
+            .detach()
+            .await
+            .ok_or_else(|| Refusal::new("failure", "delete task was cancelled"))?;
     match deleted {
         Ok(_) => Ok(Vec::new()),
         Err(OpError::NotFound) => Err(Refusal::code("unknown_key")),
