@@ -42,6 +42,9 @@ pub enum ShardWork {
     /// A newer version or a deletion at `version` exists: drop the copy
     /// held here if it is older.
     DropIfOlder { domain: String, key: String, version: Version },
+    /// The key has more copies than its class wants: drop this one, if it
+    /// is still `version`.
+    DropVersion { domain: String, key: String, version: Version, reply: oneshot::Sender<bool> },
 }
 
 pub type ShardWorkSender = mpsc::Sender<ShardWork>;
@@ -63,6 +66,10 @@ pub async fn serve_work(shard: Rc<Shard>, mut work: mpsc::Receiver<ShardWork>) {
                     if let Err(error) = shard.mark_stored(&domain, &key, version).await {
                         tracing::warn!(%domain, %key, %error, "cannot mark a key stored");
                     }
+                }
+                ShardWork::DropVersion { domain, key, version, reply } => {
+                    let dropped = shard.delete_if(domain, key, Some(version)).await.is_ok();
+                    let _ = reply.send(dropped);
                 }
                 ShardWork::DropIfOlder { domain, key, version } => {
                     let local = shard.node.meta.key(&domain, &key).ok().flatten();

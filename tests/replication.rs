@@ -229,3 +229,26 @@ fn copies_in_flight_stay_within_the_limit() {
     assert!(done.is_some(), "every key reached three copies");
     assert!(busiest <= 1, "a node took part in {busiest} copies at once");
 }
+
+#[test]
+fn changing_a_class_count_adds_or_removes_copies() {
+    let cluster = Cluster::start(3, &[]);
+    triple(&cluster);
+    let body = bytes(120_000, 9);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "elastic", "triple", &body).status, 201);
+    let copies =
+        || cluster.nodes.iter().filter(|n| n.fid_path(&sha256_hex(&body)).exists()).count();
+    wait_for(SETTLE_TIMEOUT, || (copies() == 3).then_some(())).expect("three copies");
+    let lowered =
+        post(&cluster.nodes[1], "/v1/admin/classes", json!({ "name": "triple", "replicas": 1 }));
+    assert_eq!(lowered.status, 201);
+    wait_for(SETTLE_TIMEOUT, || (copies() == 1).then_some(())).expect("down to one copy");
+    // The one left serves every node.
+    for node in &cluster.nodes {
+        assert_eq!(node.get("docs", "elastic").body, body);
+    }
+    let raised =
+        post(&cluster.nodes[2], "/v1/admin/classes", json!({ "name": "triple", "replicas": 2 }));
+    assert_eq!(raised.status, 201);
+    wait_for(SETTLE_TIMEOUT, || (copies() == 2).then_some(())).expect("back up to two copies");
+}

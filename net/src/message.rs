@@ -89,6 +89,9 @@ pub enum Message {
     /// A home tells a holder that `entry` (a newer version, or a deletion)
     /// replaces the version it holds: it drops its copy if it is older.
     Superseded { entry: Box<IndexEntry> },
+    /// A holder tells a home it no longer holds `entry`'s version (the
+    /// holders listed in `entry` are removed from the home's record).
+    IndexForget { entry: Box<IndexEntry> },
 }
 
 /// One key version as the index sees it (DESIGN §5). Boxed inside
@@ -219,6 +222,9 @@ impl fmt::Debug for Message {
             Message::Done => f.write_str("Done"),
             Message::Superseded { entry } => {
                 f.debug_struct("Superseded").field("entry", entry).finish()
+            }
+            Message::IndexForget { entry } => {
+                f.debug_struct("IndexForget").field("entry", entry).finish()
             }
         }
     }

@@ -220,6 +220,53 @@ impl Core {
         }
     }
 
+    /// A home's side of `IndexForget`.
+    pub fn index_forget(&self, entry: &IndexEntry) {
+        let Some(node) = self.node.get() else { return };
+        let Ok(Some(mut known)) = node.meta.index(&entry.domain, &entry.key) else { return };
+        if known.version != (Version { hlc: entry.hlc, node_id: entry.writer }) {
+            return;
+        }
+        known.holders.retain(|h| !entry.holders.contains(h));
+        let mut batch = cairn_engine::meta::Batch::default();
+        batch.put_index(&entry.domain, &entry.key, &known);
+        if let Err(error) = node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "cannot write an index record");
+        }
+    }
+
+    /// A holder's side of `DropCopy`: refuses a deposed tracker, drops the
+    /// copy if it is still that version, and tells the key's homes.
+    pub async fn drop_copy(&self, term: u64, entry: IndexEntry) -> Message {
+        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel);
+        if term < seen {
+            return Message::Error { code: 409, message: format!("stale term {term} < {seen}") };
+        }
+        let version = Version { hlc: entry.hlc, node_id: entry.writer };
+        let (reply, done) = futures_channel::oneshot::channel();
+        let work = ShardWork::DropVersion {
+            domain: entry.domain.clone(),
+            key: entry.key.clone(),
+            version,
+            reply,
+        };
+        if !self.to_shard(&entry.domain, &entry.key, work) || !done.await.unwrap_or(false) {
+            return Message::Error { code: 409, message: "no such copy here".into() };
+        }
+        let forget = IndexEntry { holders: vec![self.id()], ..entry };
+        for (home, address) in self.homes(&forget.domain, &forget.key) {
+            if home == self.id() {
+                self.index_forget(&forget);
+                continue;
+            }
+            let request = Message::IndexForget { entry: Box::new(forget.clone()) };
+            if let Err(error) = self.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                tracing::info!(%error, "a home missed a dropped copy");
+            }
+        }
+        Message::Done
+    }
+
     /// A holder's side of `Superseded`.
     pub fn superseded(&self, newer: &IndexEntry) {
         let version = Version { hlc: newer.hlc, node_id: newer.writer };

@@ -132,7 +132,9 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
         }
         ArchivedMessage::IndexUpdate { .. }
         | ArchivedMessage::Replicate { .. }
-        | ArchivedMessage::Superseded { .. } => {
+        | ArchivedMessage::Superseded { .. }
+        | ArchivedMessage::IndexForget { .. }
+        | ArchivedMessage::DropCopy { .. } => {
             let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
             match owned {
                 Message::IndexUpdate { entry } => {
@@ -145,6 +147,11 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
                     core.superseded(&entry);
                     Message::Done
                 }
+                Message::IndexForget { entry } => {
+                    core.index_forget(&entry);
+                    Message::Done
+                }
+                Message::DropCopy { term, entry } => core.drop_copy(term, *entry).await,
                 _ => unreachable!("matched above"),
             }
         }

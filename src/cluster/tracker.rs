@@ -235,6 +235,8 @@ mod tests {
 
 /// Keys asked of each member per round.
 const NEEDS_PER_MEMBER_MAX: u32 = 256;
+/// How long dropping an extra copy may take.
+const COPY_DROP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one copy may take before the tracker stops counting it.
 const COPY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -334,20 +336,39 @@ pub async fn replicate_round(core: &Arc<Core>) {
         .collect();
     let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
     let plan = placement::plan_copies(&nodes, &key_needs, limits);
-    if plan.is_empty() {
+    let removals = placement::plan_removals(&nodes, &key_needs);
+    if plan.is_empty() && removals.is_empty() {
         return;
     }
-    let mut text = format!("term {term}: {} copies", plan.len());
+    let mut text = format!("term {term}: {} copies, {} removals", plan.len(), removals.len());
     for copy in plan.iter().take(8) {
         let need = &needs[copy.need];
         text +=
             &format!("; {}/{} {:016x}->{:016x}", need.domain, need.key, copy.source, copy.target);
+    }
+    for removal in removals.iter().take(8) {
+        let need = &needs[removal.need];
+        text += &format!("; {}/{} drop at {:016x}", need.domain, need.key, removal.holder);
     }
     text.truncate(cairn_raft::DECISION_BYTES_MAX);
     // Nothing is done that the log does not say: a new tracker reads it.
     if let Err(error) = core.write(Command::Decision { text }).await {
         tracing::info!(%error, "cannot record copy decisions; not copying this round");
         return;
+    }
+    for removal in removals {
+        let need = needs[removal.need].clone();
+        let Some(address) = members.iter().find(|m| m.0 == removal.holder).map(|m| m.1.clone())
+        else {
+            continue;
+        };
+        let core = core.clone();
+        tokio::spawn(async move {
+            let request = Message::DropCopy { term, entry: Box::new(need) };
+            if let Err(error) = core.peers.call(&address, &request, COPY_DROP_TIMEOUT).await {
+                tracing::info!(%error, "dropping an extra copy failed");
+            }
+        });
     }
     for copy in plan {
         let need = needs[copy.need].clone();

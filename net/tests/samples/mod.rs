@@ -45,6 +45,7 @@ pub fn every_variant() -> Vec<Message> {
         Message::DropCopy { term: 9, entry: Box::new(entry()) },
         Message::Done,
         Message::Superseded { entry: Box::new(entry()) },
+        Message::IndexForget { entry: Box::new(entry()) },
     ]
 }
 
