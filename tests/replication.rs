@@ -41,6 +41,26 @@ fn a_class_of_three_gets_three_verified_copies_and_any_node_serves_them() {
         assert_eq!(node.get("photos", "big.bin").body, big);
         assert_eq!(node.get("photos", "small.txt").body, small);
     }
+
+    // Class health: `triple` is green; a class wanting more copies than
+    // there are nodes is yellow.
+    let made =
+        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "five", "replicas": 5 }));
+    assert_eq!(made.status, 201);
+    wait_for(SETTLE_TIMEOUT, || {
+        (put_class(origin, "photos", "many", "five", b"x").status == 201).then_some(())
+    })
+    .expect("PUT with class five");
+    let class = |report: &serde_json::Value, name: &str| {
+        report["classes"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned().unwrap()
+    };
+    wait_for(SETTLE_TIMEOUT, || {
+        let report = common::cluster::cluster_report(origin)?;
+        let (five, three) = (class(&report, "five"), class(&report, "triple"));
+        (five["health"] == "yellow" && five["keys_under"] == 1 && three["health"] == "green")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("class health: {:#?}", common::cluster::cluster_report(origin)));
 }
 
 #[test]

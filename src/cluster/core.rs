@@ -68,6 +68,8 @@ pub struct Core {
     pub copies: Mutex<super::tracker::CopiesInFlight>,
     /// Most background copies a node takes part in at once.
     pub copies_in_flight_max: u32,
+    /// Keys whose count is off, for the classes' health.
+    pub key_health: Mutex<super::tracker::KeyHealth>,
     /// This core, for tasks it spawns.
     pub me: OnceLock<std::sync::Weak<Core>>,
     /// Where the last `NeedsQuery` scan of the index stopped.
@@ -232,12 +234,50 @@ impl Core {
                 })
                 .collect()
         });
+        let classes = if leading { self.class_health() } else { Vec::new() };
         ClusterReport {
             leader: leader.map(node_id_text),
             term,
             reported_by: node_id_text(self.id()),
             members,
+            classes,
         }
+    }
+}
+
+impl Core {
+    fn class_health(&self) -> Vec<super::ops::ClassHealth> {
+        let classes: Vec<(String, Option<String>, u32)> = self.view.read(|state| {
+            let mut classes: Vec<_> =
+                state.classes().iter().map(|(n, c)| (n.clone(), None, c.replicas)).collect();
+            for domain in state.domains() {
+                for (name, class) in state.domain_classes(domain) {
+                    classes.push((name.to_owned(), Some(domain.clone()), class.replicas));
+                }
+            }
+            classes
+        });
+        let mut health = self.key_health.lock().expect("key health lock");
+        classes
+            .into_iter()
+            .map(|(name, domain, replicas)| {
+                let (under, lost, over) = health.counts(&name, domain.as_deref());
+                let colour = match (under, lost) {
+                    (_, 1..) => "red",
+                    (1.., 0) => "yellow",
+                    _ => "green",
+                };
+                super::ops::ClassHealth {
+                    name,
+                    domain,
+                    replicas,
+                    health: colour.to_owned(),
+                    keys_under: under,
+                    keys_lost: lost,
+                    keys_over: over,
+                }
+            })
+            .collect()
     }
 }
 

@@ -252,6 +252,7 @@ async fn boot(
         copies_in_flight_max: config.copies_in_flight_max,
         needs_cursor: Mutex::default(),
         me: OnceLock::new(),
+        key_health: Mutex::default(),
     });
     let _ = core.me.set(Arc::downgrade(&core));
     config.peer_listener.set_nonblocking(true)?;

@@ -72,6 +72,22 @@ pub struct ClusterReport {
     /// The node that answered (the leader, unless it could not be reached).
     pub reported_by: String,
     pub members: Vec<MemberReport>,
+    /// Per class: `green` (every key at its count), `yellow` (some under,
+    /// none lost) or `red` (some key has no live copy), from the tracker's
+    /// last rounds; empty from a node that is not the tracker.
+    pub classes: Vec<ClassHealth>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassHealth {
+    pub name: String,
+    /// `null` for a cluster-wide class.
+    pub domain: Option<String>,
+    pub replicas: u32,
+    pub health: String,
+    pub keys_under: u64,
+    pub keys_lost: u64,
+    pub keys_over: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -240,6 +240,53 @@ const COPY_DROP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one copy may take before the tracker stops counting it.
 const COPY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// A key whose copy count is off stops counting against its class's health
+/// once the homes have not reported it for this long.
+const HEALTH_WINDOW: Duration = Duration::from_secs(10);
+
+/// Keys whose count is off, as the last rounds saw them.
+#[derive(Default)]
+pub struct KeyHealth {
+    keys: std::collections::HashMap<(String, String), (String, Shortfall, Instant)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shortfall {
+    Under,
+    Lost,
+    Over,
+}
+
+impl KeyHealth {
+    fn record(&mut self, need: &IndexEntry, lasting: usize) {
+        let shortfall = match lasting {
+            0 => Shortfall::Lost,
+            n if n < need.wanted as usize => Shortfall::Under,
+            _ => Shortfall::Over,
+        };
+        let key = (need.domain.clone(), need.key.clone());
+        self.keys.insert(key, (need.class.clone(), shortfall, Instant::now()));
+    }
+
+    /// `(under, lost, over)` counts for a class (of one domain, or
+    /// cluster-wide for keys of domains without their own class of that name).
+    pub fn counts(&mut self, class: &str, domain: Option<&str>) -> (u64, u64, u64) {
+        self.keys.retain(|_, (_, _, seen)| seen.elapsed() < HEALTH_WINDOW);
+        let mut counts = (0, 0, 0);
+        for ((key_domain, _), (key_class, shortfall, _)) in &self.keys {
+            if key_class != class || domain.is_some_and(|d| d != key_domain) {
+                continue;
+            }
+            match shortfall {
+                Shortfall::Under => counts.0 += 1,
+                Shortfall::Lost => counts.1 += 1,
+                Shortfall::Over => counts.2 += 1,
+            }
+        }
+        counts
+    }
+}
+
 /// Copies the tracker has started and not seen end.
 #[derive(Default)]
 pub struct CopiesInFlight {
@@ -300,6 +347,25 @@ pub async fn replicate_round(core: &Arc<Core>) {
             if !busy.keys.contains(&key) && seen.insert(key) {
                 needs.push(need);
             }
+        }
+    }
+    {
+        let mut health = core.key_health.lock().expect("key health lock");
+        for need in &needs {
+            let lasting = need
+                .holders
+                .iter()
+                .filter(|h| {
+                    members.iter().any(|(id, _, state, _)| {
+                        *id == **h
+                            && matches!(
+                                state,
+                                MemberState::Alive | MemberState::Readonly | MemberState::Down
+                            )
+                    })
+                })
+                .count();
+            health.record(need, lasting);
         }
     }
     if needs.is_empty() {
