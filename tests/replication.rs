@@ -35,6 +35,12 @@ fn a_class_of_three_gets_three_verified_copies_and_any_node_serves_them() {
             (big_state["state"] == "stored" && small_state["state"] == "stored").then_some(())
         })
         .unwrap_or_else(|| panic!("{} did not end stored", node.base));
+        let holders = wait_for(SETTLE_TIMEOUT, || {
+            let state = stat(node, "photos", "big.bin")?;
+            let holders = state["holders"].as_array()?.clone();
+            (holders.len() == 3).then_some(holders)
+        });
+        assert!(holders.is_some(), "?stat lists the three holders");
         let fid = node.fid_path(&sha256_hex(&big));
         let on_disk = std::fs::read(&fid).expect("a .fid copy on this node");
         assert_eq!(sha256_hex(&on_disk), sha256_hex(&big));

@@ -757,20 +757,43 @@ pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBod
     Ok(Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty()).expect("valid"))
 }
 
-pub fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
+pub async fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
     let meta = &shard.node.meta;
+    let index = shard.node.control.lookup(&target.domain, &target.key).await;
+    let holders = |entry: &cairn_net::IndexEntry| -> Vec<String> {
+        entry.holders.iter().map(|h| format!("{h:016x}")).collect()
+    };
     let body = match meta.key(&target.domain, &target.key)? {
         Some(record) => {
             let mut body = record_json(&target.domain, &target.key, &record);
             body["block_size"] = json!(cairn_engine::BLOCK_SIZE_BYTES);
             body["content_type"] = json!(record.content_type);
             body["uploading"] = json!(meta.upload_in_progress(&target.domain, &target.key)?);
+            // The holders of this version, as the key's homes know them.
+            let same = index.as_ref().filter(|e| {
+                !e.deleted && e.hlc == record.version.hlc && e.writer == record.version.node_id
+            });
+            body["holders"] = json!(same.map(holders).unwrap_or_default());
             body
         }
         None if meta.upload_in_progress(&target.domain, &target.key)? => json!({
             "domain": target.domain, "key": target.key, "state": KeyState::Uploading.as_str(),
         }),
-        None => return Err(ApiError::not_found(format!("no key {:?}", target.key))),
+        None => match index.filter(|e| !e.deleted) {
+            // Held elsewhere: what the homes know.
+            Some(entry) => json!({
+                "domain": target.domain,
+                "key": target.key,
+                "sha256": Digest(entry.sha256).to_hex(),
+                "size": entry.size_bytes,
+                "class": entry.class,
+                "content_type": entry.content_type,
+                "version": entry.hlc,
+                "state": "elsewhere",
+                "holders": holders(&entry),
+            }),
+            None => return Err(ApiError::not_found(format!("no key {:?}", target.key))),
+        },
     };
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "application/json")

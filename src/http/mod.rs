@@ -144,7 +144,7 @@ async fn dispatch(
                     let class = query.get("class").map(str::to_string);
                     blob::put(shard, target, class, headers, body).await
                 }
-                Method::GET if query.has("stat") => blob::stat(shard, target),
+                Method::GET if query.has("stat") => blob::stat(shard, target).await,
                 Method::GET if query.has("locations") => remote::locations(shard, target).await,
                 Method::GET if query.has("redirect") => remote::redirect(shard, target).await,
                 Method::GET | Method::HEAD => {
