@@ -171,13 +171,20 @@ pub fn plan_copies(nodes: &[NodeView], needs: &[KeyNeed], limits: Limits) -> Vec
         {
             continue;
         }
-        let (Some(source), Some(target)) = (pick_source(&round, need), pick_target(&round, need))
-        else {
-            continue;
-        };
-        round.record(need, source, target);
+        // Every missing copy at once, each to a node of its own: a key
+        // short of two copies gets both in one round, in parallel.
+        let mut planned = need.clone();
+        for _ in lasting_count..need.wanted as usize {
+            let (Some(source), Some(target)) =
+                (pick_source(&round, need), pick_target(&round, &planned))
+            else {
+                break;
+            };
+            round.record(need, source, target);
+            planned.holders.push(target);
+            commands.push(CopyCommand { need: index, source, target });
+        }
         served.insert((need.domain.as_str(), need.key.as_str()));
-        commands.push(CopyCommand { need: index, source, target });
     }
     commands
 }
@@ -482,10 +489,13 @@ mod tests {
     }
 
     #[test]
-    fn one_new_copy_per_key_per_round() {
+    fn every_missing_copy_of_a_key_in_one_round_to_distinct_nodes() {
         let nodes: Vec<NodeView> = (1..=5).map(|id| node(id, "", Alive)).collect();
-        let copies = plan_copies(&nodes, &[need("k", 5, &[1]), need("k", 5, &[2])], NO_THROTTLE);
-        assert_eq!(copies.len(), 1);
+        let copies = plan_copies(&nodes, &[need("k", 3, &[1]), need("k", 3, &[2])], NO_THROTTLE);
+        assert_eq!(copies.len(), 2, "the first need of the key is served, the duplicate is not");
+        let targets: BTreeSet<NodeId> = copies.iter().map(|c| c.target).collect();
+        assert_eq!(targets.len(), 2);
+        assert!(!targets.contains(&1));
     }
 
     fn removed(nodes: &[NodeView], needs: &[KeyNeed]) -> Vec<NodeId> {
@@ -629,18 +639,20 @@ mod tests {
             let mut load: BTreeMap<NodeId, u32> = BTreeMap::new();
             let mut bytes: BTreeMap<NodeId, u64> = BTreeMap::new();
             let mut keys = BTreeSet::new();
+            let mut per_key: BTreeMap<(&String, &String), usize> = BTreeMap::new();
             for copy in &copies {
                 let need = &needs[copy.need];
                 prop_assert!(!need.holders.contains(&copy.target));
                 prop_assert_eq!(state_of(&nodes, copy.target), Some(Alive));
                 prop_assert!(need.holders.contains(&copy.source));
                 prop_assert!(state_of(&nodes, copy.source).is_some_and(is_readable));
-                prop_assert!(keys.insert((&need.domain, &need.key)), "two copies of one key");
+                prop_assert!(keys.insert((&need.domain, &need.key, copy.target)), "two copies to one node");
+                *per_key.entry((&need.domain, &need.key)).or_insert(0usize) += 1;
                 let lasting = distinct(&need.holders)
                     .into_iter()
                     .filter(|&id| state_of(&nodes, id).is_some_and(is_lasting))
                     .count();
-                prop_assert!(lasting < need.wanted as usize);
+                prop_assert!(lasting + per_key[&(&need.domain, &need.key)] <= need.wanted as usize);
                 *load.entry(copy.source).or_default() += 1;
                 *load.entry(copy.target).or_default() += 1;
                 *bytes.entry(copy.target).or_default() += need.size_bytes;
@@ -657,9 +669,14 @@ mod tests {
 
             // Zone spread: a node that had room and space all round long was
             // eligible when each key was planned, so if one sat in a zone the
-            // key had no lasting copy in, the target is in such a zone too.
+            // key had no lasting copy in, the key's first target is in such a
+            // zone too (later targets of the key also avoid the first's zone).
+            let mut first_of_key = BTreeSet::new();
             for copy in &copies {
                 let need = &needs[copy.need];
+                if !first_of_key.insert((&need.domain, &need.key)) {
+                    continue;
+                }
                 let zone = |id: NodeId| nodes.iter().find(|node| node.id == id).map(|node| &node.zone);
                 let covered: BTreeSet<&String> = need
                     .holders

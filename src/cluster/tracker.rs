@@ -291,7 +291,8 @@ impl KeyHealth {
 #[derive(Default)]
 pub struct CopiesInFlight {
     per_node: std::collections::HashMap<NodeId, u32>,
-    keys: std::collections::HashSet<(String, String)>,
+    /// Copies under way per key.
+    keys: std::collections::HashMap<(String, String), u32>,
 }
 
 impl CopiesInFlight {
@@ -302,7 +303,7 @@ impl CopiesInFlight {
     fn start(&mut self, key: (String, String), source: NodeId, target: NodeId) {
         *self.per_node.entry(source).or_default() += 1;
         *self.per_node.entry(target).or_default() += 1;
-        self.keys.insert(key);
+        *self.keys.entry(key).or_default() += 1;
     }
 
     fn end(&mut self, key: &(String, String), source: NodeId, target: NodeId) {
@@ -311,7 +312,12 @@ impl CopiesInFlight {
                 *count = count.saturating_sub(1);
             }
         }
-        self.keys.remove(key);
+        if let Some(count) = self.keys.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                self.keys.remove(key);
+            }
+        }
     }
 }
 
@@ -344,7 +350,7 @@ pub async fn replicate_round(core: &Arc<Core>) {
         let busy = core.copies.lock().expect("copies lock");
         for need in answer {
             let key = (need.domain.clone(), need.key.clone());
-            if !busy.keys.contains(&key) && seen.insert(key) {
+            if !busy.keys.contains_key(&key) && seen.insert(key) {
                 needs.push(need);
             }
         }
