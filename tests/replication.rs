@@ -278,3 +278,35 @@ fn changing_a_class_count_adds_or_removes_copies() {
     assert_eq!(raised.status, 201);
     wait_for(SETTLE_TIMEOUT, || (copies() == 2).then_some(())).expect("back up to two copies");
 }
+
+#[test]
+fn copies_show_as_replication_in_and_out_while_they_run() {
+    let cluster = Cluster::start(3, &[]);
+    triple(&cluster);
+    let body = bytes(96 << 20, 12);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "large", "triple", &body).status, 201);
+    let (mut seen_in, mut seen_out) = (false, false);
+    wait_for(SETTLE_TIMEOUT, || {
+        for node in &cluster.nodes {
+            let status = node.status();
+            seen_in |= status["keys"]["replication-in"]["keys"].as_i64().unwrap_or(0) > 0;
+            seen_out |= status["keys"]["replication-out"]["keys"].as_i64().unwrap_or(0) > 0;
+        }
+        let done = cluster.nodes.iter().all(|n| n.fid_path(&sha256_hex(&body)).exists());
+        (done && seen_in && seen_out).then_some(())
+    })
+    .unwrap_or_else(|| panic!("copies never seen under way: in {seen_in}, out {seen_out}"));
+    // Once done, nothing is counted as under way.
+    wait_for(SETTLE_TIMEOUT, || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| {
+                let status = n.status();
+                status["keys"]["replication-in"]["keys"] == 0
+                    && status["keys"]["replication-out"]["keys"] == 0
+            })
+            .then_some(())
+    })
+    .expect("no copy left under way");
+}

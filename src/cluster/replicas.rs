@@ -363,6 +363,8 @@ where
         cairn_net::encode_message(&refusal, &mut frame).map_err(|e| e.to_string())?;
         return stream.write_all(&frame).await.map_err(|e| e.to_string());
     };
+    // Counted as `replication-out` while it streams (a proxied GET too).
+    let _sending = Sending::start(node, record.size_bytes);
     if let Some(bytes) = &record.inline {
         cairn_engine::reader::verify_blocks(bytes, &record.block_crcs, 0, record.size_bytes)
             .map_err(|e| format!("inline blob {sha256} is damaged: {e}"))?;
@@ -400,6 +402,25 @@ where
         }
     }
     stream.flush().await.map_err(|e| e.to_string())
+}
+
+/// A blob being sent to a peer, counted in `/v1/status` until dropped.
+struct Sending<'n> {
+    node: &'n crate::node::Node,
+    size_bytes: u64,
+}
+
+impl<'n> Sending<'n> {
+    fn start(node: &'n crate::node::Node, size_bytes: u64) -> Sending<'n> {
+        node.stats.add(KeyState::ReplicationOut, 1, size_bytes as i64);
+        Sending { node, size_bytes }
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.node.stats.add(KeyState::ReplicationOut, -1, -(self.size_bytes as i64));
+    }
 }
 
 /// Checks the CRC of each block of `bytes`, which start at `offset` (a

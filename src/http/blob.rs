@@ -318,7 +318,7 @@ pub(crate) async fn store_copy(
         .unwrap_or(cairn_raft::DEFAULT_CLASS_REPLICAS);
     let target = KeyRef { domain: copied.domain.clone(), key: copied.key.clone() };
     let visible = copied.size_bytes > shard.node.config.inline_max_bytes;
-    let mut upload = Upload::begin(shard, &target, visible)?;
+    let mut upload = Upload::begin_as(shard, &target, visible, KeyState::ReplicationIn)?;
     let Received { written, inline } =
         upload.receive(source, copied.size_bytes, Some(copied.size_bytes)).await?;
     if written.sha256 != copied.sha256 || written.size_bytes != copied.size_bytes {
@@ -365,6 +365,8 @@ pub(crate) async fn store_copy(
 /// before [`Upload::hand_over`], it removes what it made.
 struct Upload<'a> {
     shard: &'a Rc<Shard>,
+    /// Counted as `uploading`, or `replication-in` for a copy.
+    state: KeyState,
     id: String,
     /// Whether an upload record (state `uploading`) was written.
     recorded: bool,
@@ -396,15 +398,25 @@ impl<'a> Upload<'a> {
         target: &KeyRef,
         recorded: bool,
     ) -> Result<Upload<'a>, ApiError> {
+        Upload::begin_as(shard, target, recorded, KeyState::Uploading)
+    }
+
+    fn begin_as(
+        shard: &'a Rc<Shard>,
+        target: &KeyRef,
+        recorded: bool,
+        state: KeyState,
+    ) -> Result<Upload<'a>, ApiError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         if recorded {
             let mut batch = Batch::default();
             batch.put_upload(&target.domain, &target.key, &id);
             shard.node.meta.write_unsynced(batch)?;
         }
-        shard.node.stats.add(KeyState::Uploading, 1, 0);
+        shard.node.stats.add(state, 1, 0);
         Ok(Upload {
             shard,
+            state,
             tmp: shard.node.data.tmp_path(&id),
             id,
             recorded,
@@ -457,7 +469,7 @@ impl<'a> Upload<'a> {
                 Sink::File(writer) => writer.write(data).await?,
             }
             self.received_bytes += data.len() as u64;
-            self.shard.node.stats.add(KeyState::Uploading, 0, data.len() as i64);
+            self.shard.node.stats.add(self.state, 0, data.len() as i64);
             self.shard.node.shard_metrics[self.shard.id]
                 .bytes_in
                 .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -479,7 +491,7 @@ impl<'a> Upload<'a> {
 
 impl Drop for Upload<'_> {
     fn drop(&mut self) {
-        self.shard.node.stats.add(KeyState::Uploading, -1, -(self.received_bytes as i64));
+        self.shard.node.stats.add(self.state, -1, -(self.received_bytes as i64));
         if !self.handed_over {
             let tmp = self.has_file.then_some(self.tmp.as_path());
             let upload_id = self.recorded.then_some(self.id.as_str());
