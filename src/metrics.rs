@@ -101,6 +101,8 @@ pub fn render_prometheus(stats: &NodeStats, shards: &[std::sync::Arc<ShardMetric
     out.push_str("# TYPE cairn_corrupt_reads_total counter\n");
     let _ =
         writeln!(out, "cairn_corrupt_reads_total {}", stats.corrupt_reads.load(Ordering::Relaxed));
+    out.push_str("# TYPE cairn_copies_in_total counter\n");
+    let _ = writeln!(out, "cairn_copies_in_total {}", stats.copies_in.load(Ordering::Relaxed));
     out.push_str("# TYPE cairn_requests_total counter\n");
     for (m, method) in METHODS.iter().enumerate() {
         for (c, class) in STATUS_CLASSES.iter().enumerate() {

@@ -103,6 +103,10 @@ async fn pull(
         shard.node.control.announce_local(&entry.domain, &entry.key);
         return Ok(());
     }
+    if let Some(stored) = reuse_local_blob(shard, &entry, version).await? {
+        tracing::debug!(domain = %entry.domain, key = %entry.key, version = stored.version.hlc, "copy made from a blob held here");
+        return Ok(());
+    }
     let mut source = fetch(source_peer, &sha256, entry.size_bytes, hello).await?;
     let copied = Copied {
         domain: entry.domain.clone(),
@@ -118,6 +122,56 @@ async fn pull(
         shard.node.stats.copies_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// A blob with these bytes is here already (under another key, say):
+/// the copy refers to it instead of fetching the bytes again.
+async fn reuse_local_blob(
+    shard: &Rc<Shard>,
+    entry: &IndexEntry,
+    version: Version,
+) -> Result<Option<cairn_engine::KeyRecord>, String> {
+    let sha256 = Digest(entry.sha256);
+    let Some(blob) = shard.node.meta.blob(&sha256).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    if blob.size_bytes != entry.size_bytes {
+        return Ok(None);
+    }
+    // Pinned while the new reference is committed, so the collector keeps
+    // it; read again once pinned, as a removal may have finished meanwhile.
+    shard.place(None, sha256).await.map_err(|e| e.to_string())?;
+    let blob = match shard.node.meta.blob(&sha256) {
+        Ok(Some(blob)) if blob.size_bytes == entry.size_bytes => blob,
+        _ => {
+            shard.unpin(sha256).await;
+            return Ok(None);
+        }
+    };
+    let replicas = shard
+        .cluster_state()
+        .replicas(&entry.domain, &entry.class)
+        .unwrap_or(cairn_raft::DEFAULT_CLASS_REPLICAS);
+    let commit = crate::shard::PutCommit {
+        domain: entry.domain.clone(),
+        key: entry.key.clone(),
+        upload_id: None,
+        written: cairn_engine::Written {
+            sha256,
+            size_bytes: blob.size_bytes,
+            block_crcs: blob.block_crcs,
+        },
+        inline: blob.inline,
+        class: entry.class.clone(),
+        replicas,
+        content_type: entry.content_type.clone(),
+        fid: None,
+        closes_upload: None,
+        version: Some(version),
+    };
+    let committed = shard.commit_put(commit).await;
+    shard.unpin(sha256).await;
+    committed.map(Some).map_err(|e| e.to_string())
 }
 
 /// Asks the node at `peer` for the bytes of blob `sha256` (`size_bytes`

@@ -310,3 +310,28 @@ fn copies_show_as_replication_in_and_out_while_they_run() {
     })
     .expect("no copy left under way");
 }
+
+#[test]
+fn bytes_already_held_are_not_copied_again() {
+    let cluster = Cluster::start(3, &[]);
+    triple(&cluster);
+    let body = bytes(500_000, 21);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "first", "triple", &body).status, 201);
+    stored_everywhere(&cluster, "docs", "first", &body);
+    let copied_before: Vec<u64> = cluster.nodes.iter().map(copies_in).collect();
+    assert!(copied_before.iter().sum::<u64>() >= 2, "the first key was fetched: {copied_before:?}");
+    // Same bytes under another key: every node already has the blob.
+    assert_eq!(put_class(&cluster.nodes[1], "docs", "second", "triple", &body).status, 201);
+    stored_everywhere(&cluster, "docs", "second", &body);
+    let copied_after: Vec<u64> = cluster.nodes.iter().map(copies_in).collect();
+    assert_eq!(copied_before, copied_after, "no bytes were fetched for the second key");
+}
+
+/// Copies this node fetched over the peer port (from /metrics).
+fn copies_in(node: &TestNode) -> u64 {
+    let text = String::from_utf8(reply(ureq::get(&node.url("/metrics")).call()).body).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("cairn_copies_in_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("cairn_copies_in_total in /metrics")
+}
