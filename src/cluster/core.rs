@@ -68,6 +68,9 @@ pub struct Core {
     pub copies: Mutex<super::tracker::CopiesInFlight>,
     /// Most background copies a node takes part in at once.
     pub copies_in_flight_max: u32,
+    /// Where keys held elsewhere were found lately (DESIGN §5): answers
+    /// lookups without asking the homes, for a short while.
+    pub locations: Mutex<lru::LruCache<(String, String), (cairn_net::IndexEntry, Instant)>>,
     /// Keys whose count is off, for the classes' health.
     pub key_health: Mutex<super::tracker::KeyHealth>,
     /// This core, for tasks it spawns.

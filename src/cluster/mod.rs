@@ -151,6 +151,11 @@ impl Control {
             .spawn(async move { core.delete_everywhere(domain, key, class, version).await });
     }
 
+    /// Forgets where a key was found (a holder did not answer, say).
+    pub fn forget_location(&self, domain: &str, key: &str) {
+        self.core.forget_location(domain, key);
+    }
+
     /// The `Hello` this node opens peer connections with.
     pub fn hello(&self) -> cairn_net::Message {
         self.core.identity.hello()
@@ -253,6 +258,9 @@ async fn boot(
         needs_cursor: Mutex::default(),
         me: OnceLock::new(),
         key_health: Mutex::default(),
+        locations: Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(replicas::LOCATION_CACHE_ENTRIES).expect("non-zero"),
+        )),
     });
     let _ = core.me.set(Arc::downgrade(&core));
     config.peer_listener.set_nonblocking(true)?;

@@ -15,6 +15,11 @@ use super::core::Core;
 use crate::placement;
 use crate::replication::ShardWork;
 
+/// Keys whose location a node remembers.
+pub const LOCATION_CACHE_ENTRIES: usize = 64 * 1024;
+/// How long a remembered location is trusted without asking the homes.
+const LOCATION_TTL: Duration = Duration::from_secs(5);
+
 /// Homes per key (DESIGN §5).
 pub const HOME_COUNT: usize = 3;
 /// How long a home may take to answer an index request.
@@ -144,6 +149,7 @@ impl Core {
     /// Tells the key's homes that this node holds its current version;
     /// marks the key `stored` here once a home counts enough copies.
     pub async fn announce(&self, domain: String, key: String) {
+        self.forget_location(&domain, &key);
         let Some(node) = self.node.get() else { return };
         let Ok(Some(record)) = node.meta.key(&domain, &key) else { return };
         let entry = IndexEntry {
@@ -269,6 +275,7 @@ impl Core {
 
     /// A holder's side of `Superseded`.
     pub fn superseded(&self, newer: &IndexEntry) {
+        self.forget_location(&newer.domain, &newer.key);
         let version = Version { hlc: newer.hlc, node_id: newer.writer };
         let work = ShardWork::DropIfOlder {
             domain: newer.domain.clone(),
@@ -300,6 +307,7 @@ impl Core {
             holders: Vec::new(),
             wanted: 0,
         };
+        self.forget_location(&domain, &key);
         for (home, address) in self.homes(&domain, &key) {
             if home == self.id() {
                 self.index_update(&entry);
@@ -469,8 +477,40 @@ pub fn entry_of(domain: &str, key: &str, record: &IndexRecord, wanted: u32) -> I
 }
 
 impl Core {
-    /// Asks the key's homes, in order, until one knows the key.
+    /// Where the key is: from the location cache while fresh, else from
+    /// the key's homes, asked in order until one knows the key. A miss is
+    /// not remembered (a key stored a moment later must be found), nor is a
+    /// key still short of copies.
     pub async fn lookup(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+        let id = (domain.to_owned(), key.to_owned());
+        {
+            let mut cache = self.locations.lock().expect("location cache lock");
+            match cache.get(&id) {
+                Some((entry, found)) if found.elapsed() < LOCATION_TTL => {
+                    return Some(entry.clone())
+                }
+                Some(_) => {
+                    cache.pop(&id);
+                }
+                None => {}
+            }
+        }
+        let found = self.lookup_homes(domain, key).await?;
+        // Only settled keys (all their copies made) are remembered: the
+        // holders of one still being copied change from moment to moment.
+        if !found.deleted && found.holders.len() >= found.wanted as usize {
+            let mut cache = self.locations.lock().expect("location cache lock");
+            cache.put(id, (found.clone(), std::time::Instant::now()));
+        }
+        Some(found)
+    }
+
+    pub fn forget_location(&self, domain: &str, key: &str) {
+        let id = (domain.to_owned(), key.to_owned());
+        self.locations.lock().expect("location cache lock").pop(&id);
+    }
+
+    async fn lookup_homes(&self, domain: &str, key: &str) -> Option<IndexEntry> {
         for (home, address) in self.homes(domain, key) {
             let answer = if home == self.id() {
                 self.index_lookup(domain, key)

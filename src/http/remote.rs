@@ -122,6 +122,9 @@ pub async fn proxy(
             Err(error) => last_error = error,
         }
     }
+    // The holders may have changed since the key was found: ask the homes
+    // next time.
+    shard.node.control.forget_location(&target.domain, &target.key);
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,
         "no_holder_reachable",
