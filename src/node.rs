@@ -25,6 +25,9 @@ pub struct NodeConfig {
     /// A connection whose client takes no response bytes for this long ends.
     pub write_timeout: Duration,
     pub shard_count: usize,
+    /// Bytes per second this node takes in by background copies (split
+    /// over the shards); 0 leaves them unlimited.
+    pub copy_rate_bytes_per_s: u64,
     /// Where the HTTP API listens (URLs given to tracker clients point here).
     pub http_listen: std::net::SocketAddr,
     /// A MogileFS upload not closed within this time is dropped.

@@ -107,7 +107,8 @@ async fn pull(
         tracing::debug!(domain = %entry.domain, key = %entry.key, version = stored.version.hlc, "copy made from a blob held here");
         return Ok(());
     }
-    let mut source = fetch(source_peer, &sha256, entry.size_bytes, hello).await?;
+    let source = fetch(source_peer, &sha256, entry.size_bytes, hello).await?;
+    let mut source = Paced { blob: source, shard };
     let copied = Copied {
         domain: entry.domain.clone(),
         key: entry.key.clone(),
@@ -255,6 +256,22 @@ impl ChunkSource for PeerBlob {
         self.next()
             .await
             .map_err(|message| ApiError::new(http::StatusCode::BAD_GATEWAY, "copy_failed", message))
+    }
+}
+
+/// A copy's bytes, taken in no faster than the node's `--copy-rate`.
+struct Paced<'s> {
+    blob: PeerBlob,
+    shard: &'s Shard,
+}
+
+impl ChunkSource for Paced<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        let chunk = self.blob.next_chunk().await?;
+        if let Some(chunk) = &chunk {
+            self.shard.pace_copy(chunk.len()).await;
+        }
+        Ok(chunk)
     }
 }
 

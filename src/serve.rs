@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// A member that has not answered for this long is `down`.
     #[arg(long, env = "CAIRN_DOWN_AFTER", default_value = "3s", value_parser = parse_duration)]
     pub down_after: Duration,
+    /// Bytes per second one node takes in by background copies, so that
+    /// repair never floods it (suffixes K, M, G); 0 = unlimited.
+    #[arg(long, env = "CAIRN_COPY_RATE", default_value = "512M", value_parser = parse_size)]
+    pub copy_rate: u64,
     /// Most background copies one node takes part in at once (as source or target).
     #[arg(long, env = "CAIRN_COPIES_IN_FLIGHT", default_value_t = 4)]
     pub copies_in_flight: u32,
@@ -172,6 +176,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             header_timeout: Duration::from_millis(args.header_timeout_ms),
             write_timeout: Duration::from_millis(args.write_timeout_ms),
             shard_count,
+            copy_rate_bytes_per_s: args.copy_rate,
             http_listen: http_addr,
             mogile_upload_ttl: args.mogile_upload_ttl,
         },

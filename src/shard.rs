@@ -29,6 +29,8 @@ use glommio::sync::Semaphore;
 use crate::cache::BlobCache;
 use crate::node::Node;
 
+/// Copy bytes a shard may take in ahead of its budget.
+const COPY_BURST: Duration = Duration::from_millis(100);
 /// How often the collector looks for blobs nobody refers to.
 const GC_INTERVAL: Duration = Duration::from_millis(500);
 /// Blobs examined per collector pass.
@@ -165,6 +167,8 @@ pub struct Shard {
     cluster: RefCell<(u64, Rc<ClusterState>)>,
     /// Domains whose creation this shard has proposed and not seen yet.
     domains_proposed: RefCell<HashSet<String>>,
+    /// When this shard's share of the copy budget is next free.
+    pub copy_budget: Cell<std::time::Instant>,
 }
 
 impl Shard {
@@ -181,7 +185,26 @@ impl Shard {
             cache: RefCell::new(BlobCache::new(cache_bytes)),
             cluster: RefCell::new((u64::MAX, Rc::default())),
             domains_proposed: RefCell::default(),
+            copy_budget: Cell::new(std::time::Instant::now()),
         })
+    }
+
+    /// Waits so that background copies into this shard stay within its
+    /// share of `--copy-rate`, having just taken in `bytes`.
+    pub async fn pace_copy(&self, bytes: usize) {
+        let rate = self.node.config.copy_rate_bytes_per_s / self.shard_count() as u64;
+        if rate == 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let cost = Duration::from_secs_f64(bytes as f64 / rate as f64);
+        let free_at = self.copy_budget.get().max(now) + cost;
+        self.copy_budget.set(free_at);
+        // A little credit is allowed, so that small copies are not slowed.
+        let wait = free_at.saturating_duration_since(now);
+        if wait > COPY_BURST {
+            glommio::timer::sleep(wait - COPY_BURST).await;
+        }
     }
 
     /// The applied cluster state, as of the last change this shard saw.

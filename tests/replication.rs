@@ -335,3 +335,17 @@ fn copies_in(node: &TestNode) -> u64 {
         .and_then(|n| n.trim().parse().ok())
         .expect("cairn_copies_in_total in /metrics")
 }
+
+#[test]
+fn background_copies_keep_to_the_copy_rate() {
+    // 2 MiB/s per node (one shard each here): a 10 MiB copy takes about 5 s
+    // (unthrottled, the whole round takes about 1 s).
+    let cluster = Cluster::start(3, &["--copy-rate", "2M"]);
+    triple(&cluster);
+    let body = bytes(10 << 20, 31);
+    let started = std::time::Instant::now();
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "paced", "triple", &body).status, 201);
+    stored_everywhere(&cluster, "docs", "paced", &body);
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_secs(4), "10 MiB at 2 MiB/s took only {took:?}");
+}
