@@ -25,6 +25,8 @@ use crate::shard::Shard;
 pub const SHARD_WORK_QUEUE_LEN: usize = 1024;
 /// A peer that sends nothing for this long fails the copy.
 const PEER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A peer that does not accept a connection in this time is not reachable.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes handed on per chunk of a copy.
 const COPY_CHUNK_BYTES: usize = 256 << 10;
 
@@ -139,6 +141,14 @@ async fn reuse_local_blob(
     if blob.size_bytes != entry.size_bytes {
         return Ok(None);
     }
+    if blob.inline.is_none() {
+        // A quarantined file leaves its record behind until collected.
+        let path = shard.node.data.fid_path(&sha256);
+        let exists = glommio::executor().spawn_blocking(move || path.exists()).await;
+        if !exists {
+            return Ok(None);
+        }
+    }
     // Pinned while the new reference is committed, so the collector keeps
     // it; read again once pinned, as a removal may have finished meanwhile.
     shard.place(None, sha256).await.map_err(|e| e.to_string())?;
@@ -183,7 +193,9 @@ pub async fn fetch(
     size_bytes: u64,
     hello: &Message,
 ) -> Result<PeerBlob, String> {
-    let stream = TcpStream::connect(peer).await.map_err(|e| format!("cannot reach {peer}: {e}"))?;
+    let stream = TcpStream::connect_timeout(peer, PEER_CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| format!("cannot reach {peer}: {e}"))?;
     let _ = stream.set_nodelay(true);
     stream.set_read_timeout(Some(PEER_READ_TIMEOUT)).map_err(|e| e.to_string())?;
     let mut blob = PeerBlob {
@@ -276,6 +288,21 @@ impl ChunkSource for Paced<'_> {
 }
 
 impl Shard {
+    /// Drops this node's copy of a key whose bytes failed their checksum
+    /// (they are quarantined already) and tells the key's homes, once
+    /// another holder has been seen to serve it.
+    pub fn drop_damaged_copy(self: &Rc<Self>, domain: String, key: String) {
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            let Ok(Some(local)) = shard.node.meta.key(&domain, &key) else { return };
+            if shard.delete_if(domain.clone(), key.clone(), Some(local.version)).await.is_ok() {
+                tracing::warn!(%domain, %key, "dropped a damaged copy; another holder has the bytes");
+                shard.node.control.forget_holder(&domain, &key, local.version);
+            }
+        })
+        .detach();
+    }
+
     /// Records that `version` of a key has all its copies.
     pub async fn mark_stored(
         &self,

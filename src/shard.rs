@@ -470,11 +470,14 @@ impl Shard {
                 self.node.clock.observe(copied);
                 if let Some(old) = old.as_ref().filter(|old| old.version >= copied) {
                     // Last writer wins: a newer version is here already.
+                    let mut batch = Batch::default();
                     if old.sha256 != put.written.sha256 {
-                        let mut batch = Batch::default();
                         batch.add_gc_candidate(&put.written.sha256);
-                        self.node.meta.write_unsynced(batch)?;
                     }
+                    if let Some(upload_id) = &put.upload_id {
+                        batch.delete_upload(&put.domain, &put.key, upload_id);
+                    }
+                    self.node.meta.write_unsynced(batch)?;
                     return Ok(old.clone());
                 }
                 copied
@@ -488,7 +491,15 @@ impl Shard {
             size_bytes: put.written.size_bytes,
             class: put.class,
             content_type: put.content_type,
-            fid: put.fid.unwrap_or(version.hlc),
+            // A copy's fid is this node's (the writer's clock value could
+            // be another local key's fid).
+            fid: put.fid.unwrap_or_else(|| {
+                if put.version.is_some() {
+                    self.node.clock.now().hlc
+                } else {
+                    version.hlc
+                }
+            }),
         };
         let mut batch = Batch::default();
         batch.put_domain(&put.domain);

@@ -151,6 +151,26 @@ impl Control {
             .spawn(async move { core.delete_everywhere(domain, key, class, version).await });
     }
 
+    /// Tells the key's homes, in the background, that this node no longer
+    /// holds `version` of the key (its copy was damaged and dropped).
+    pub fn forget_holder(&self, domain: &str, key: &str, version: cairn_engine::Version) {
+        let core = self.core.clone();
+        let entry = cairn_net::IndexEntry {
+            domain: domain.to_owned(),
+            key: key.to_owned(),
+            hlc: version.hlc,
+            writer: version.node_id,
+            sha256: [0; 32],
+            size_bytes: 0,
+            class: String::new(),
+            content_type: String::new(),
+            deleted: false,
+            holders: Vec::new(),
+            wanted: 0,
+        };
+        self.runtime.spawn(async move { core.forget_holder(entry).await });
+    }
+
     /// Forgets where a key was found (a holder did not answer, say).
     pub fn forget_location(&self, domain: &str, key: &str) {
         self.core.forget_location(domain, key);

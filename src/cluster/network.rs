@@ -84,11 +84,17 @@ impl RaftClient {
     }
 
     async fn call(&mut self, request: Message, timeout: Duration) -> Result<Message, PeerError> {
-        if self.connection.is_none() {
-            self.connection = Some(connect(&self.identity, &self.address, timeout).await?);
+        // Taken out while in use: a call openraft cancels half-way leaves
+        // no connection with an unread reply behind.
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => connect(&self.identity, &self.address, timeout).await?,
+        };
+        let reply = connection.call(&request, timeout).await;
+        if reply.is_ok() {
+            self.connection = Some(connection);
         }
-        let connection = self.connection.as_mut().expect("connected above");
-        connection.call(&request, timeout).await
+        reply
     }
 }
 

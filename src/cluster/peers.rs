@@ -31,15 +31,30 @@ impl Peers {
         request: &Message,
         timeout: Duration,
     ) -> Result<Message, PeerError> {
+        // Waiting for the connection counts too: a peer that stopped
+        // answering must not queue callers behind it without end.
+        tokio::time::timeout(timeout, self.call_in_turn(address, request, timeout))
+            .await
+            .map_err(|_| PeerError::Timeout(timeout))?
+    }
+
+    async fn call_in_turn(
+        &self,
+        address: &str,
+        request: &Message,
+        timeout: Duration,
+    ) -> Result<Message, PeerError> {
         let slot = self.slot(address);
         let mut connection = slot.lock().await;
-        if connection.is_none() {
-            *connection = Some(connect(&self.identity, address, timeout).await?);
-        }
-        let live = connection.as_mut().expect("connected above");
+        // Taken out while in use: if this call is cancelled half-way (its
+        // reply unread), the connection is dropped, not reused.
+        let mut live = match connection.take() {
+            Some(live) => live,
+            None => connect(&self.identity, address, timeout).await?,
+        };
         let reply = live.call(request, timeout).await;
-        if reply.is_err() {
-            *connection = None;
+        if reply.is_ok() {
+            *connection = Some(live);
         }
         reply
     }

@@ -133,7 +133,14 @@ impl Core {
                     })
                     .count()
             });
-            if lasting == wanted as usize {
+            let draining = self.view.read(|s| {
+                record
+                    .holders
+                    .iter()
+                    .any(|h| s.member(*h).is_some_and(|m| m.state == MemberState::Drain))
+            });
+            // A copy on a draining node is replaced, then dropped.
+            if lasting == wanted as usize && !draining {
                 continue;
             }
             // Any home reports it (the tracker merges): the first home may
@@ -167,6 +174,9 @@ impl Core {
         };
         let mut best: Option<IndexEntry> = None;
         for (home, address) in self.homes(&domain, &key) {
+            if self.is_down(home) {
+                continue;
+            }
             let answer = if home == self.id() {
                 self.index_update(&entry)
             } else {
@@ -226,6 +236,10 @@ impl Core {
         }
     }
 
+    fn raft_term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// A home's side of `IndexForget`.
     pub fn index_forget(&self, entry: &IndexEntry) {
         let Some(node) = self.node.get() else { return };
@@ -244,7 +258,7 @@ impl Core {
     /// A holder's side of `DropCopy`: refuses a deposed tracker, drops the
     /// copy if it is still that version, and tells the key's homes.
     pub async fn drop_copy(&self, term: u64, entry: IndexEntry) -> Message {
-        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel);
+        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel).max(self.raft_term());
         if term < seen {
             return Message::Error { code: 409, message: format!("stale term {term} < {seen}") };
         }
@@ -256,9 +270,18 @@ impl Core {
             version,
             reply,
         };
-        if !self.to_shard(&entry.domain, &entry.key, work) || !done.await.unwrap_or(false) {
-            return Message::Error { code: 409, message: "no such copy here".into() };
+        if !self.to_shard(&entry.domain, &entry.key, work) {
+            return Message::Error { code: 503, message: "shard queue full".into() };
         }
+        // Dropped now, or not here at all: either way the homes must stop
+        // counting this node as a holder of that version.
+        let _ = done.await;
+        self.forget_holder(entry).await;
+        Message::Done
+    }
+
+    /// Tells the key's homes that this node no longer holds `entry`'s version.
+    pub async fn forget_holder(&self, entry: IndexEntry) {
         let forget = IndexEntry { holders: vec![self.id()], ..entry };
         for (home, address) in self.homes(&forget.domain, &forget.key) {
             if home == self.id() {
@@ -270,7 +293,6 @@ impl Core {
                 tracing::info!(%error, "a home missed a dropped copy");
             }
         }
-        Message::Done
     }
 
     /// A holder's side of `Superseded`.
@@ -330,7 +352,7 @@ impl Core {
     /// A target's side of `Replicate`: refuses a deposed tracker, then has
     /// the key's shard pull the copy and waits for it.
     pub async fn replicate(&self, term: u64, entry: IndexEntry, source_peer: String) -> Message {
-        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel);
+        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel).max(self.raft_term());
         if term < seen {
             return Message::ReplicateReply {
                 ok: false,
@@ -384,8 +406,12 @@ where
         return stream.flush().await.map_err(|e| e.to_string());
     }
     let path = node.data.fid_path(&sha256);
-    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file = std::sync::Arc::new(file);
+    let opened = tokio::task::spawn_blocking(move || std::fs::File::open(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("blob {sha256}: {e}"))?;
+    let file = std::sync::Arc::new(opened);
+    let crcs = std::sync::Arc::new(record.block_crcs.clone());
     let mut sent = 0u64;
     while sent < record.size_bytes {
         let frame_bytes = (record.size_bytes - sent).min(BLOB_FRAME_BYTES_MAX);
@@ -394,17 +420,21 @@ where
         let frame_end = sent + frame_bytes;
         while sent < frame_end {
             let want = ((frame_end - sent) as usize).min(SERVE_CHUNK_BYTES);
-            let (file, offset) = (file.clone(), sent);
-            let crcs_first = offset / cairn_engine::BLOCK_SIZE_BYTES;
+            let (file, crcs, offset) = (file.clone(), crcs.clone(), sent);
+            // Reading and checking off the raft thread: it must stay free
+            // for heartbeats and elections.
             let read = tokio::task::spawn_blocking(move || {
                 use std::os::unix::fs::FileExt;
                 let mut buf = vec![0u8; want];
-                file.read_exact_at(&mut buf, offset).map(|()| buf)
+                file.read_exact_at(&mut buf, offset).map_err(|e| e.to_string())?;
+                check_blocks(&buf, offset, &crcs)
+                    .map_err(|block| format!("damaged at block {block}"))?;
+                Ok::<_, String>(buf)
             });
-            let buf = read.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-            check_blocks(&buf, offset, &record.block_crcs).map_err(|block| {
-                format!("blob {sha256} is damaged at block {block} (from {crcs_first})")
-            })?;
+            let buf = read
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("blob {sha256}: {e}"))?;
             stream.write_all(&buf).await.map_err(|e| e.to_string())?;
             sent += want as u64;
         }
@@ -445,20 +475,51 @@ fn check_blocks(bytes: &[u8], offset: u64, crcs: &[u32]) -> Result<(), u64> {
     Ok(())
 }
 
+/// Of two homes' answers, the newer version; for the same version, the
+/// holders both know.
+fn newer_of(a: IndexEntry, b: IndexEntry) -> IndexEntry {
+    match (a.hlc, a.writer).cmp(&(b.hlc, b.writer)) {
+        std::cmp::Ordering::Less => b,
+        std::cmp::Ordering::Greater => a,
+        std::cmp::Ordering::Equal => {
+            let mut merged = a;
+            merged.deleted |= b.deleted;
+            for holder in b.holders {
+                if !merged.holders.contains(&holder) {
+                    merged.holders.push(holder);
+                }
+            }
+            merged.holders.sort_unstable();
+            merged
+        }
+    }
+}
+
 pub fn record_of(entry: &IndexEntry) -> IndexRecord {
     let mut holders = entry.holders.clone();
+    // Bounded like every short text of a record (a peer could send more).
+    let short = |text: &str| {
+        let mut text = text.to_owned();
+        while text.len() > SHORT_TEXT_BYTES_MAX {
+            text.pop();
+        }
+        text
+    };
     holders.sort_unstable();
     holders.dedup();
     IndexRecord {
         version: Version { hlc: entry.hlc, node_id: entry.writer },
         sha256: Digest(entry.sha256),
         size_bytes: entry.size_bytes,
-        class: entry.class.clone(),
-        content_type: entry.content_type.clone(),
+        class: short(&entry.class),
+        content_type: short(&entry.content_type),
         deleted: entry.deleted,
         holders,
     }
 }
+
+/// Longest class or content type a record keeps.
+const SHORT_TEXT_BYTES_MAX: usize = 255;
 
 pub fn entry_of(domain: &str, key: &str, record: &IndexRecord, wanted: u32) -> IndexEntry {
     IndexEntry {
@@ -510,30 +571,79 @@ impl Core {
         self.locations.lock().expect("location cache lock").pop(&id);
     }
 
+    /// Asks the key's homes in order; when none of them can answer (they
+    /// are down, or membership just changed), asks every other member.
     async fn lookup_homes(&self, domain: &str, key: &str) -> Option<IndexEntry> {
-        for (home, address) in self.homes(domain, key) {
-            let answer = if home == self.id() {
-                self.index_lookup(domain, key)
-            } else {
-                let request =
-                    Message::IndexLookup { domain: domain.to_owned(), key: key.to_owned() };
-                match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
-                    Ok(Message::IndexReply { entry }) => entry.map(|e| *e),
-                    _ => None,
+        let homes: Vec<(NodeId, String)> =
+            self.homes(domain, key).into_iter().filter(|(id, _)| !self.is_down(*id)).collect();
+        let mut answered = false;
+        let mut newest: Option<IndexEntry> = None;
+        // Every live home: they may disagree (one missed an update), and
+        // the newest version, with every holder any of them knows, wins.
+        for (home, address) in &homes {
+            match self.ask_index(*home, address, domain, key).await {
+                Some(Some(entry)) => {
+                    answered = true;
+                    newest = Some(match newest {
+                        None => entry,
+                        Some(known) => newer_of(known, entry),
+                    });
                 }
-            };
-            if answer.is_some() {
-                return answer;
+                Some(None) => answered = true,
+                None => {}
+            }
+        }
+        if answered {
+            return newest;
+        }
+        let others: Vec<(NodeId, String)> = self.view.read(|s| {
+            s.members()
+                .iter()
+                .filter(|(id, r)| {
+                    matches!(
+                        r.state,
+                        MemberState::Alive | MemberState::Drain | MemberState::Readonly
+                    ) && !homes.iter().any(|h| h.0 == **id)
+                })
+                .map(|(id, r)| (*id, r.member.peer.clone()))
+                .collect()
+        });
+        for (id, address) in others {
+            if let Some(Some(entry)) = self.ask_index(id, &address, domain, key).await {
+                return Some(entry);
             }
         }
         None
+    }
+
+    fn is_down(&self, id: NodeId) -> bool {
+        self.view.read(|s| s.member(id).is_some_and(|m| m.state == MemberState::Down))
+    }
+
+    /// One node's index record of a key: `None` when the node did not
+    /// answer, `Some(None)` when it answered that it knows nothing.
+    async fn ask_index(
+        &self,
+        id: NodeId,
+        address: &str,
+        domain: &str,
+        key: &str,
+    ) -> Option<Option<IndexEntry>> {
+        if id == self.id() {
+            return Some(self.index_lookup(domain, key));
+        }
+        let request = Message::IndexLookup { domain: domain.to_owned(), key: key.to_owned() };
+        match self.peers.call(address, &request, INDEX_TIMEOUT).await {
+            Ok(Message::IndexReply { entry }) => Some(entry.map(|e| *e)),
+            _ => None,
+        }
     }
 }
 
 /// Local keys looked at per re-announcement pass.
 const REANNOUNCE_SCAN_MAX: usize = 1024;
-/// Every this many passes, every key is re-announced, not only those short
-/// of copies.
+/// Every this many cycles over the keys, every key is re-announced, not
+/// only those short of copies.
 const FULL_PASS_EVERY: u64 = 6;
 /// How often a node re-announces its keys that still lack copies.
 const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
@@ -544,7 +654,7 @@ const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
 pub async fn reannounce(core: std::sync::Arc<Core>) {
     let mut cursor: Option<(String, String)> = None;
     let mut ticker = tokio::time::interval(REANNOUNCE_INTERVAL);
-    let (mut passes, mut full_pass) = (0u64, false);
+    let (mut cycles, mut full_pass) = (0u64, false);
     loop {
         ticker.tick().await;
         let Some(node) = core.node.get() else { continue };
@@ -568,7 +678,11 @@ pub async fn reannounce(core: std::sync::Arc<Core>) {
                 core.announce(domain, key).await;
             }
         }
-        passes += 1;
-        full_pass = passes % FULL_PASS_EVERY == 0;
+        if cursor.is_none() {
+            // A cycle over every key ended: every FULL_PASS_EVERY-th cycle
+            // announces all keys, not only those short of copies.
+            cycles += 1;
+            full_pass = cycles % FULL_PASS_EVERY == 0;
+        }
     }
 }

@@ -106,7 +106,9 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
             let payload = raft_call(core, kind, payload.as_slice()).await?;
             Message::RaftReply { kind, payload }
         }
-        ArchivedMessage::Heartbeat { .. } => {
+        ArchivedMessage::Heartbeat { term, .. } => {
+            // A tracker of this term speaks: older ones are deposed.
+            core.term_seen.fetch_max(term.to_native(), std::sync::atomic::Ordering::AcqRel);
             let report = core.local_report();
             Message::HeartbeatReply {
                 node_id: core.id(),

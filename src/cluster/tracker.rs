@@ -312,6 +312,15 @@ impl CopiesInFlight {
                 *count = count.saturating_sub(1);
             }
         }
+        self.release(key);
+    }
+
+    /// Marks a key busy (a drop under way) without counting a copy.
+    fn hold(&mut self, key: (String, String)) {
+        *self.keys.entry(key).or_default() += 1;
+    }
+
+    fn release(&mut self, key: &(String, String)) {
         if let Some(count) = self.keys.get_mut(key) {
             *count -= 1;
             if *count == 0 {
@@ -333,7 +342,7 @@ pub async fn replicate_round(core: &Arc<Core>) {
             .collect()
     });
     let mut needs: Vec<IndexEntry> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     for (id, address, state, _) in &members {
         if matches!(state, MemberState::Down | MemberState::Dead) {
             continue;
@@ -350,8 +359,28 @@ pub async fn replicate_round(core: &Arc<Core>) {
         let busy = core.copies.lock().expect("copies lock");
         for need in answer {
             let key = (need.domain.clone(), need.key.clone());
-            if !busy.keys.contains_key(&key) && seen.insert(key) {
-                needs.push(need);
+            if busy.keys.contains_key(&key) {
+                continue;
+            }
+            match seen.get(&key) {
+                None => {
+                    seen.insert(key, needs.len());
+                    needs.push(need);
+                }
+                // Homes may disagree: the newest version wins, and what they
+                // know of its holders adds up.
+                Some(&at) => {
+                    let known = &mut needs[at];
+                    if (need.hlc, need.writer) > (known.hlc, known.writer) {
+                        *known = need;
+                    } else if (need.hlc, need.writer) == (known.hlc, known.writer) {
+                        for holder in need.holders {
+                            if !known.holders.contains(&holder) {
+                                known.holders.push(holder);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -434,12 +463,17 @@ pub async fn replicate_round(core: &Arc<Core>) {
         else {
             continue;
         };
+        // Busy until the holder answers, so no other round plans this key
+        // from holder lists that do not show the drop yet.
+        let key = (need.domain.clone(), need.key.clone());
+        core.copies.lock().expect("copies lock").hold(key.clone());
         let core = core.clone();
         tokio::spawn(async move {
             let request = Message::DropCopy { term, entry: Box::new(need) };
             if let Err(error) = core.peers.call(&address, &request, COPY_DROP_TIMEOUT).await {
                 tracing::info!(%error, "dropping an extra copy failed");
             }
+            core.copies.lock().expect("copies lock").release(&key);
         });
     }
     for copy in plan {

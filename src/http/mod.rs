@@ -158,7 +158,14 @@ async fn dispatch(
                         // This copy is damaged (and now quarantined): serve
                         // another holder's.
                         Err(error) if blob::is_damaged_copy(&error) => {
-                            remote::proxy(shard, key, kind).await.map_err(|_| error)
+                            let (domain, name) = (key.domain.clone(), key.key.clone());
+                            let served =
+                                remote::proxy(shard, key, kind).await.map_err(|_| error)?;
+                            // Another holder has the bytes: stop counting
+                            // this node's damaged copy, so the tracker
+                            // makes a good one elsewhere.
+                            shard.drop_damaged_copy(domain, name);
+                            Ok(served)
                         }
                         other => other,
                     }

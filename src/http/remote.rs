@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use cairn_net::IndexEntry;
+use cairn_raft::MemberState;
 use http::{header, Response, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
@@ -31,13 +32,23 @@ async fn find(shard: &Shard, target: &KeyRef) -> Result<IndexEntry, ApiError> {
     }
 }
 
-/// `(node id, HTTP address, peer address)` of each holder the cluster knows.
+/// `(node id, HTTP address, peer address)` of each holder that can serve
+/// reads (not down or dead).
 fn holders(shard: &Shard, entry: &IndexEntry) -> Vec<(u64, String, String)> {
-    entry
-        .holders
-        .iter()
-        .filter_map(|id| shard.node.control.addresses(*id).map(|(http, peer)| (*id, http, peer)))
-        .collect()
+    shard.node.control.read(|state| {
+        entry
+            .holders
+            .iter()
+            .filter_map(|id| {
+                let member = state.member(*id)?;
+                let readable = matches!(
+                    member.state,
+                    MemberState::Alive | MemberState::Drain | MemberState::Readonly
+                );
+                readable.then(|| (*id, member.member.http.clone(), member.member.peer.clone()))
+            })
+            .collect()
+    })
 }
 
 fn key_url(http: &str, target: &KeyRef) -> String {
@@ -106,15 +117,23 @@ pub async fn proxy(
         if id == me {
             continue;
         }
-        match fetch(&peer, &sha256, entry.size_bytes, &hello).await {
-            Ok(blob) => {
-                let chunks = futures_lite::stream::unfold(blob, |mut blob| async move {
+        let fetched = match fetch(&peer, &sha256, entry.size_bytes, &hello).await {
+            Ok(mut blob) => blob.next().await.map(|first| (blob, first)),
+            Err(error) => Err(error),
+        };
+        // The first bytes arrived before anything is answered: a holder
+        // that has lost the blob is passed over for the next one.
+        match fetched {
+            Ok((blob, first)) => {
+                let first = futures_lite::stream::iter(first.map(Ok::<Bytes, std::io::Error>));
+                let rest = futures_lite::stream::unfold(blob, |mut blob| async move {
                     match blob.next().await {
                         Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), blob)),
                         Ok(None) => None,
                         Err(message) => Some((Err(std::io::Error::other(message)), blob)),
                     }
                 });
+                let chunks = futures_lite::StreamExt::chain(first, rest);
                 let body =
                     ResBody::Stream { chunks: Box::pin(chunks), remaining_bytes: entry.size_bytes };
                 return Ok(response.body(body).expect("valid"));
