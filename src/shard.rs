@@ -352,7 +352,12 @@ impl Shard {
     ) -> Result<KeyRecord, OpError> {
         let old = self.delete_if(domain.clone(), key.clone(), expected).await?;
         let tombstone = self.node.clock.now();
-        self.node.control.delete_everywhere(&domain, &key, &old.class, tombstone);
+        // Answered once the homes have the tombstone (or could not be
+        // reached: holders that missed it learn at their next announce).
+        let told = self.node.control.delete_everywhere(&domain, &key, &old.class, tombstone).await;
+        if told == 0 {
+            tracing::warn!(%domain, %key, "no home took the deletion; copies elsewhere remain for now");
+        }
         Ok(old)
     }
 

@@ -138,17 +138,21 @@ impl Control {
 
     /// Deletes a key cluster-wide: a tombstone at `version` (later than
     /// what it deletes) goes to the key's homes, which tell the holders.
-    pub fn delete_everywhere(
+    /// Answers how many homes took it.
+    pub async fn delete_everywhere(
         &self,
         domain: &str,
         key: &str,
         class: &str,
         version: cairn_engine::Version,
-    ) {
+    ) -> usize {
         let core = self.core.clone();
         let (domain, key, class) = (domain.to_owned(), key.to_owned(), class.to_owned());
-        self.runtime
-            .spawn(async move { core.delete_everywhere(domain, key, class, version).await });
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.delete_everywhere(domain, key, class, version).await);
+        });
+        answer.await.unwrap_or(0)
     }
 
     /// Tells the key's homes, in the background, that this node no longer

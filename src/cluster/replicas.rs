@@ -315,7 +315,7 @@ impl Core {
         key: String,
         class: String,
         version: Version,
-    ) {
+    ) -> usize {
         let entry = IndexEntry {
             domain: domain.clone(),
             key: key.clone(),
@@ -330,16 +330,19 @@ impl Core {
             wanted: 0,
         };
         self.forget_location(&domain, &key);
+        let mut told = 0;
         for (home, address) in self.homes(&domain, &key) {
             if home == self.id() {
-                self.index_update(&entry);
+                told += usize::from(self.index_update(&entry).is_some());
                 continue;
             }
             let request = Message::IndexUpdate { entry: Box::new(entry.clone()) };
-            if let Err(error) = self.peers.call(&address, &request, INDEX_TIMEOUT).await {
-                tracing::info!(%error, %domain, %key, "a home missed a deletion");
+            match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                Ok(_) => told += 1,
+                Err(error) => tracing::info!(%error, %domain, %key, "a home missed a deletion"),
             }
         }
+        told
     }
 
     /// Hands work for a key to the shard that owns it.

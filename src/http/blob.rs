@@ -764,7 +764,15 @@ pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBod
             return Err(ApiError::not_found("no such key"));
         };
         node.clock.observe(cairn_engine::Version { hlc: known.hlc, node_id: known.writer });
-        node.control.delete_everywhere(&domain, &key, &known.class, node.clock.now());
+        let told =
+            node.control.delete_everywhere(&domain, &key, &known.class, node.clock.now()).await;
+        if told == 0 {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_home",
+                "none of the key's home nodes could record the deletion; retry",
+            ));
+        }
     }
     Ok(Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty()).expect("valid"))
 }
