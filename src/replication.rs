@@ -98,14 +98,32 @@ async fn pull(
     hello: &Message,
 ) -> Result<(), String> {
     let version = Version { hlc: entry.hlc, node_id: entry.writer };
-    let sha256 = Digest(entry.sha256);
     let local = shard.node.meta.key(&entry.domain, &entry.key).map_err(|e| e.to_string())?;
     if local.as_ref().is_some_and(|record| record.version >= version) {
         // Held already, or superseded by a newer version: nothing to copy.
         shard.node.control.announce_local(&entry.domain, &entry.key);
         return Ok(());
     }
-    if let Some(stored) = reuse_local_blob(shard, &entry, version).await? {
+    // One pull per version at a time: a tracker that lost count of a copy
+    // (a new leader, a timeout) may ask again while the first still runs.
+    let pulling = (entry.domain.clone(), entry.key.clone(), version);
+    if !shard.pulls.borrow_mut().insert(pulling.clone()) {
+        return Err("a copy of this version is already under way here".into());
+    }
+    let result = pull_once(shard, &entry, version, source_peer, hello).await;
+    shard.pulls.borrow_mut().remove(&pulling);
+    result
+}
+
+async fn pull_once(
+    shard: &Rc<Shard>,
+    entry: &IndexEntry,
+    version: Version,
+    source_peer: &str,
+    hello: &Message,
+) -> Result<(), String> {
+    let sha256 = Digest(entry.sha256);
+    if let Some(stored) = reuse_local_blob(shard, entry, version).await? {
         tracing::debug!(domain = %entry.domain, key = %entry.key, version = stored.version.hlc, "copy made from a blob held here");
         return Ok(());
     }

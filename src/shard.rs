@@ -167,6 +167,8 @@ pub struct Shard {
     cluster: RefCell<(u64, Rc<ClusterState>)>,
     /// Domains whose creation this shard has proposed and not seen yet.
     domains_proposed: RefCell<HashSet<String>>,
+    /// Copies being pulled into this shard: (domain, key, version).
+    pub pulls: RefCell<HashSet<(String, String, Version)>>,
     /// When this shard's share of the copy budget is next free.
     pub copy_budget: Cell<std::time::Instant>,
 }
@@ -186,6 +188,7 @@ impl Shard {
             cluster: RefCell::new((u64::MAX, Rc::default())),
             domains_proposed: RefCell::default(),
             copy_budget: Cell::new(std::time::Instant::now()),
+            pulls: RefCell::default(),
         })
     }
 
