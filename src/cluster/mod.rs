@@ -339,9 +339,9 @@ async fn register(core: Arc<Core>, seed: Option<String>) {
             let Some(target) = target else { continue };
             match core.peers.forward(&target, &op, 0, JOIN_TIMEOUT).await {
                 Ok(result) => result,
-                Err(error) => Err(ControlError::LeaderUnreachable {
-                    leader: 0,
-                    reason: format!("{target}: {error}"),
+                Err(error) => Err(ControlError::PeerUnreachable {
+                    address: target,
+                    reason: error.to_string(),
                 }),
             }
         };

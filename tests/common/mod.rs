@@ -12,6 +12,31 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
+/// Starts tried with fresh ports before a test gives up.
+const START_ATTEMPTS: u32 = 5;
+/// Test nodes' ports come from here: below the ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`, 32768 and up by default).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port in `TEST_PORTS` that nothing listens on right now.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    let mut state = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        ^ u64::from(std::process::id()) << 32
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64;
+    loop {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let port = TEST_PORTS.start + (state % u64::from(TEST_PORTS.end - TEST_PORTS.start)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// How long a node gets to start before a test gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -62,8 +87,27 @@ impl TestNode {
     }
 
     /// Starts the process; a restart keeps the ports of the first start,
-    /// as a real node's fixed ports would be.
+    /// as a real node's fixed ports would be. The ports are picked below
+    /// the kernel's ephemeral range, so that while a node is down no
+    /// outgoing connection (or port-0 listener) of another test takes its
+    /// port; a port another test picked at the same moment means a retry.
     fn launch(&mut self) {
+        let first_start = self.http_port == 0;
+        for attempt in 1..=START_ATTEMPTS {
+            if first_start {
+                (self.http_port, self.peer_port, self.mogile_port) =
+                    (free_port(), free_port(), free_port());
+            }
+            if self.try_launch() {
+                return;
+            }
+            self.kill();
+            assert!(first_start && attempt < START_ATTEMPTS, "node did not start");
+        }
+    }
+
+    /// Starts the process on the chosen ports; false if it exits first.
+    fn try_launch(&mut self) -> bool {
         let _ = std::fs::remove_file(self.dir.join("ports.json"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
         command
@@ -82,17 +126,24 @@ impl TestNode {
         }
         self.child = Some(command.spawn().expect("spawn cairn"));
         let ports = self.dir.join("ports.json");
-        let (http, peer, mogile) = wait_for(START_TIMEOUT, || {
+        let started = wait_for(START_TIMEOUT, || {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return Some(None);
+            }
             let text = std::fs::read_to_string(&ports).ok()?;
             let value: serde_json::Value = serde_json::from_str(&text).ok()?;
             let port = |name: &str| value[name].as_u64().map(|p| p as u16);
-            Some((port("http")?, port("peer")?, port("mogile")?))
+            Some(Some((port("http")?, port("peer")?, port("mogile")?)))
         })
-        .expect("node wrote ports.json");
+        .expect("node wrote ports.json or exited");
+        let Some((http, peer, mogile)) = started else {
+            return false;
+        };
         (self.http_port, self.peer_port, self.mogile_port) = (http, peer, mogile);
         self.base = format!("http://127.0.0.1:{http}");
         wait_for(START_TIMEOUT, || ureq::get(&self.url("/v1/status")).call().ok())
             .expect("node answers /v1/status");
+        true
     }
 
     pub fn url(&self, path: &str) -> String {
