@@ -668,8 +668,16 @@ fn every_node_of_a_cluster_serves_the_flow_and_lists_every_holder() {
         }
     })
     .expect("domain created");
-    trackers[1]
-        .ok("create_class", &[("domain", "everywhere"), ("class", "all"), ("mindevcount", "3")]);
+    // The domain reaches the other nodes' state a moment later.
+    wait_for(WAIT, || {
+        trackers[1]
+            .call(
+                "create_class",
+                &[("domain", "everywhere"), ("class", "all"), ("mindevcount", "3")],
+            )
+            .ok()
+    })
+    .expect("class created");
     for tracker in &mut trackers {
         wait_for(WAIT, || {
             let classes = tracker.ok("get_domains", &[]);
