@@ -43,7 +43,8 @@ fn three_nodes_agree_and_share_classes() {
     assert_eq!(stored.json()["class"], "triple");
     assert_eq!(b.get("photos", "cat.jpg").body, b"meow");
     for node in [a, b, c] {
-        assert!(class_names(node).contains(&"triple".to_owned()));
+        wait_for(SETTLE_TIMEOUT, || class_names(node).contains(&"triple".to_owned()).then_some(()))
+            .expect("the class reached every node");
     }
     // The first PUT registered the domain cluster-wide.
     wait_for(SETTLE_TIMEOUT, || {
@@ -230,10 +231,15 @@ fn membership_and_classes_survive_a_full_restart() {
     }
     let after = cluster.settle(3, 3);
     assert_eq!(ids(&before), ids(&after));
+    // Each node re-applies the log once the leader tells it what is committed.
     for node in &cluster.nodes {
-        assert!(class_names(node).contains(&"kept".to_owned()));
-        let domains = reply(ureq::get(&node.url("/v1/admin/domains")).call()).json();
-        assert!(domains["domains"].as_array().unwrap().contains(&json!("archive")));
+        wait_for(SETTLE_TIMEOUT, || {
+            let domains = reply(ureq::get(&node.url("/v1/admin/domains")).call()).json();
+            (class_names(node).contains(&"kept".to_owned())
+                && domains["domains"].as_array()?.contains(&json!("archive")))
+            .then_some(())
+        })
+        .unwrap_or_else(|| panic!("{} lost the class or the domain", node.base));
     }
 }
 
