@@ -54,6 +54,9 @@ pub struct Core {
     pub raft: Raft,
     pub view: ClusterView,
     pub peers: Peers,
+    /// Connections for heartbeats only, so they never wait behind other
+    /// control traffic to the same member.
+    pub heartbeat_peers: Peers,
     pub timing: Timing,
     /// Filled by the leader's heartbeats; empty elsewhere.
     pub health: Mutex<HashMap<NodeId, Health>>,

@@ -270,7 +270,8 @@ async fn boot(
         identity: identity.clone(),
         raft,
         view,
-        peers: Peers::new(identity),
+        peers: Peers::new(identity.clone()),
+        heartbeat_peers: Peers::new(identity),
         timing: config.timing,
         health: Mutex::default(),
         reporter: OnceLock::new(),
@@ -297,6 +298,7 @@ async fn boot(
     }
     tokio::spawn(register(core.clone(), config.join));
     tokio::spawn(tracker::run(core.clone()));
+    tokio::spawn(tracker::run_replication(core.clone()));
     tokio::spawn(replicas::reannounce(core.clone()));
     Ok(core)
 }

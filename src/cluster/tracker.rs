@@ -53,7 +53,20 @@ pub async fn run(core: Arc<Core>) {
         if let Err(error) = keep_voters(&core).await {
             tracing::info!(%error, "cannot change the voters");
         }
-        replicate_round(&core).await;
+    }
+}
+
+/// The leader's replication rounds, on their own loop so that a slow round
+/// (a member slow to answer, a raft write) never delays the heartbeats
+/// that decide who is alive.
+pub async fn run_replication(core: Arc<Core>) {
+    let mut ticker = tokio::time::interval(core.timing.heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if core.is_leader() {
+            replicate_round(&core).await;
+        }
     }
 }
 
@@ -71,7 +84,8 @@ async fn heartbeat_all(core: &Arc<Core>) {
                 return (id, Some(core.local_report()));
             }
             let heartbeat = Message::Heartbeat { term, leader_id: core.id(), sent_ms: unix_ms() };
-            let answer = core.peers.call(&address, &heartbeat, core.timing.heartbeat).await;
+            let answer =
+                core.heartbeat_peers.call(&address, &heartbeat, core.timing.heartbeat).await;
             match answer {
                 Ok(Message::HeartbeatReply {
                     disk_total_bytes,
