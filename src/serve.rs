@@ -330,7 +330,28 @@ async fn run_shard(
     glommio::spawn_local(crate::mogile::serve(shard.clone(), glommio_listener(mogile_socket)))
         .detach();
 
-    let listener = glommio_listener(socket);
+    accept_connections(
+        shard,
+        glommio_listener(socket),
+        CONNECTIONS_PER_SHARD_MAX,
+        serve_connection,
+    )
+    .await;
+}
+
+/// Accepts connections on one shard's listener and serves each with
+/// `serve`, at most `open_max` at once (more are closed at once). Every
+/// connection gets `--write-timeout-ms`, so a client that stops reading
+/// cannot hold it.
+pub async fn accept_connections<F, Fut>(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    open_max: usize,
+    serve: F,
+) where
+    F: Fn(Rc<Shard>, glommio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let stream = match listener.accept().await {
@@ -342,7 +363,7 @@ async fn run_shard(
                 continue;
             }
         };
-        if open.get() >= CONNECTIONS_PER_SHARD_MAX {
+        if open.get() >= open_max {
             continue;
         }
         let _ = stream.set_nodelay(true);
@@ -351,9 +372,10 @@ async fn run_shard(
             continue;
         }
         open.set(open.get() + 1);
-        let (shard, open) = (shard.clone(), open.clone());
+        let open = open.clone();
+        let serving = serve(shard.clone(), stream);
         glommio::spawn_local(async move {
-            serve_connection(shard, stream).await;
+            serving.await;
             open.set(open.get() - 1);
         })
         .detach();

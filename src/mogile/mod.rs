@@ -49,34 +49,17 @@ pub fn unix_ms_now() -> u64 {
 /// shard's part of the expiry of unclosed uploads.
 pub async fn serve(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
     glommio::spawn_local(expire_uploads(shard.clone())).detach();
-    let open = Rc::new(std::cell::Cell::new(0usize));
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "tracker accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if open.get() >= CONNECTIONS_PER_SHARD_MAX {
-            continue;
-        }
-        let _ = stream.set_nodelay(true);
-        if let Err(error) = stream.set_write_timeout(Some(shard.node.config.write_timeout)) {
-            tracing::warn!(%error, "cannot set a write timeout; closing the connection");
-            continue;
-        }
-        open.set(open.get() + 1);
-        let (shard, open) = (shard.clone(), open.clone());
-        glommio::spawn_local(async move {
+    crate::serve::accept_connections(
+        shard,
+        listener,
+        CONNECTIONS_PER_SHARD_MAX,
+        |shard, stream| async move {
             if let Err(error) = serve_connection(&shard, stream).await {
                 tracing::debug!(%error, "tracker connection ended with an error");
             }
-            open.set(open.get() - 1);
-        })
-        .detach();
-    }
+        },
+    )
+    .await;
 }
 
 /// Answers each request line in order until the client closes. A bad line
