@@ -172,26 +172,7 @@ impl Core {
             holders: vec![self.id()],
             wanted: 0,
         };
-        let mut best: Option<IndexEntry> = None;
-        for (home, address) in self.homes(&domain, &key) {
-            if self.is_down(home) {
-                continue;
-            }
-            let answer = if home == self.id() {
-                self.index_update(&entry)
-            } else {
-                let request = Message::IndexUpdate { entry: Box::new(entry.clone()) };
-                match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
-                    Ok(Message::IndexReply { entry }) => entry.map(|e| *e),
-                    _ => None,
-                }
-            };
-            if let Some(answer) = answer {
-                if best.as_ref().is_none_or(|b| answer.holders.len() > b.holders.len()) {
-                    best = Some(answer);
-                }
-            }
-        }
+        let (_, best) = self.send_to_homes(&entry, IndexChange::Update).await;
         let Some(best) = best else { return };
         let newest = Version { hlc: best.hlc, node_id: best.writer };
         if newest > record.version {
@@ -283,16 +264,59 @@ impl Core {
     /// Tells the key's homes that this node no longer holds `entry`'s version.
     pub async fn forget_holder(&self, entry: IndexEntry) {
         let forget = IndexEntry { holders: vec![self.id()], ..entry };
-        for (home, address) in self.homes(&forget.domain, &forget.key) {
-            if home == self.id() {
-                self.index_forget(&forget);
+        self.send_to_homes(&forget, IndexChange::Forget).await;
+    }
+
+    /// Sends an index change to each live home of the entry's key (this
+    /// node's own index directly). Answers how many homes took it, and the
+    /// newest version they answered with (holders they know merged).
+    async fn send_to_homes(
+        &self,
+        entry: &IndexEntry,
+        change: IndexChange,
+    ) -> (usize, Option<IndexEntry>) {
+        let (mut told, mut newest) = (0, None);
+        for (home, address) in self.homes(&entry.domain, &entry.key) {
+            if self.is_down(home) {
                 continue;
             }
-            let request = Message::IndexForget { entry: Box::new(forget.clone()) };
-            if let Err(error) = self.peers.call(&address, &request, INDEX_TIMEOUT).await {
-                tracing::info!(%error, "a home missed a dropped copy");
+            let answer = if home == self.id() {
+                match change {
+                    // `None`: this node's index could not be read or written.
+                    IndexChange::Update => match self.index_update(entry) {
+                        Some(answer) => Some(answer),
+                        None => continue,
+                    },
+                    IndexChange::Forget => {
+                        self.index_forget(entry);
+                        None
+                    }
+                }
+            } else {
+                let boxed = Box::new(entry.clone());
+                let request = match change {
+                    IndexChange::Update => Message::IndexUpdate { entry: boxed },
+                    IndexChange::Forget => Message::IndexForget { entry: boxed },
+                };
+                match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                    Ok(Message::IndexReply { entry }) => entry.map(|e| *e),
+                    Ok(_) => None,
+                    Err(error) => {
+                        let key = format!("{}/{}", entry.domain, entry.key);
+                        tracing::info!(%error, %key, "a home missed an index change");
+                        continue;
+                    }
+                }
+            };
+            told += 1;
+            if let Some(answer) = answer {
+                newest = Some(match newest {
+                    None => answer,
+                    Some(known) => newer_of(known, answer),
+                });
             }
         }
+        (told, newest)
     }
 
     /// A holder's side of `Superseded`.
@@ -330,19 +354,7 @@ impl Core {
             wanted: 0,
         };
         self.forget_location(&domain, &key);
-        let mut told = 0;
-        for (home, address) in self.homes(&domain, &key) {
-            if home == self.id() {
-                told += usize::from(self.index_update(&entry).is_some());
-                continue;
-            }
-            let request = Message::IndexUpdate { entry: Box::new(entry.clone()) };
-            match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
-                Ok(_) => told += 1,
-                Err(error) => tracing::info!(%error, %domain, %key, "a home missed a deletion"),
-            }
-        }
-        told
+        self.send_to_homes(&entry, IndexChange::Update).await.0
     }
 
     /// Hands work for a key to the shard that owns it.
@@ -476,6 +488,15 @@ fn check_blocks(bytes: &[u8], offset: u64, crcs: &[u32]) -> Result<(), u64> {
         }
     }
     Ok(())
+}
+
+/// What a holder asks of a key's homes.
+#[derive(Clone, Copy)]
+enum IndexChange {
+    /// Merge the entry (a version held, or a tombstone).
+    Update,
+    /// Stop counting the entry's holders as holders of its version.
+    Forget,
 }
 
 /// Of two homes' answers, the newer version; for the same version, the
