@@ -91,23 +91,7 @@ pub async fn put(
         closes_upload: None,
         version: None,
     };
-    let landed = Landed {
-        sha256: commit.written.sha256,
-        domain: domain.clone(),
-        key: key.clone(),
-        upload_id: commit.upload_id.clone(),
-        // From here the upload is the shards' to finish: a client that goes
-        // away now must not cancel a commit half done.
-        tmp: upload.hand_over(),
-    };
-    let finishing =
-        glommio::spawn_local(finish_upload(shard.clone(), landed, |shard| async move {
-            shard.commit_put(commit).await.map_err(ApiError::from)
-        }))
-        .detach();
-    let record = finishing
-        .await
-        .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))??;
+    let record = commit_upload(shard, &mut upload, commit).await?;
     shard.ensure_domain(&domain);
     let body = record_json(&domain, &key, &record);
     Ok(Response::builder()
@@ -343,10 +327,21 @@ pub(crate) async fn store_copy(
         closes_upload: None,
         version: Some(copied.version),
     };
+    commit_upload(shard, &mut upload, commit).await
+}
+
+/// Hands a received upload over to the shards and commits it as a new
+/// version of its key. From here the upload is the shards' to finish: a
+/// client that goes away now must not cancel a commit half done.
+async fn commit_upload(
+    shard: &Rc<Shard>,
+    upload: &mut Upload<'_>,
+    commit: PutCommit,
+) -> Result<KeyRecord, ApiError> {
     let landed = Landed {
         sha256: commit.written.sha256,
-        domain: copied.domain,
-        key: copied.key,
+        domain: commit.domain.clone(),
+        key: commit.key.clone(),
         upload_id: commit.upload_id.clone(),
         tmp: upload.hand_over(),
     };
@@ -357,7 +352,7 @@ pub(crate) async fn store_copy(
         .detach();
     finishing
         .await
-        .ok_or_else(|| ApiError::from(std::io::Error::other("copy task was cancelled")))?
+        .ok_or_else(|| ApiError::from(std::io::Error::other("upload task was cancelled")))?
 }
 
 /// An upload in progress: its record says `uploading`; its bytes are held
