@@ -13,6 +13,7 @@ use common::cluster::{
 };
 use common::{reply, wait_for, TestNode};
 use serde_json::{json, Value};
+use sha2::Digest as _;
 
 #[test]
 fn three_nodes_agree_and_share_classes() {
@@ -277,7 +278,9 @@ fn a_dead_voter_is_replaced_by_a_learner() {
 fn a_wrong_token_or_a_bad_frame_is_turned_away() {
     let cluster = Cluster::start(1, &[]);
     let seed = &cluster.nodes[0];
-    // A node with the wrong token never gets in.
+    // A node with the wrong token never gets in: its Hello is refused
+    // (shown here with a Hello of our own, answered at once), so the
+    // cluster still has one member.
     let intruder = TestNode::start(&[
         "--shards",
         "1",
@@ -286,7 +289,29 @@ fn a_wrong_token_or_a_bad_frame_is_turned_away() {
         "--join-token",
         "not-the-token",
     ]);
-    std::thread::sleep(Duration::from_secs(3));
+    let hello = cairn_net::Message::Hello {
+        node_id: 99,
+        cluster_id: 0,
+        token_sha256: sha2::Sha256::digest(b"not-the-token").into(),
+        http: "127.0.0.1:1".into(),
+        peer: "127.0.0.1:2".into(),
+        zone: String::new(),
+    };
+    let mut frame = cairn_net::FrameBytes::new();
+    cairn_net::encode_message(&hello, &mut frame).expect("a Hello encodes");
+    let mut stream = TcpStream::connect(seed.peer_address()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream.write_all(&frame).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let mut received = cairn_net::FrameBuf::new();
+    cairn_net::decode_frame(&answer, &mut received).expect("one answer frame");
+    match received.deserialize().expect("a message") {
+        cairn_net::Message::Error { code, message } => {
+            assert_eq!((code, message.as_str()), (401, "wrong join token"));
+        }
+        other => panic!("a wrong token was answered {other:?}"),
+    }
     let report = cluster_report(seed).unwrap();
     assert_eq!(report["members"].as_array().unwrap().len(), 1, "{report:#}");
     drop(intruder);
