@@ -309,24 +309,7 @@ impl Meta {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<(String, String, KeyRecord)>, MetaError> {
-        let start = match after {
-            None => vec![TAG_KEY],
-            Some((domain, key)) => {
-                let mut id = key_id(domain, key);
-                id.push(0);
-                id
-            }
-        };
-        let mut out = Vec::new();
-        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
-            let (id, value) = entry?;
-            if id.first() != Some(&TAG_KEY) || out.len() >= limit {
-                break;
-            }
-            let (domain, key) = decode(&id, split_domain_key(&id[1..]))?;
-            out.push((domain, key, decode(&id, KeyRecord::decode(&value))?));
-        }
-        Ok(out)
+        self.named_after(TAG_KEY, after, limit, KeyRecord::decode)
     }
 
     /// This node's index record of a key it is home of.
@@ -345,10 +328,22 @@ impl Meta {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<Vec<(String, String, IndexRecord)>, MetaError> {
+        self.named_after(TAG_INDEX, after, limit, IndexRecord::decode)
+    }
+
+    /// Up to `limit` records of `tag domain NUL name` ids after `after`
+    /// (from the tag's start when `None`), across domains, in byte order.
+    fn named_after<T>(
+        &self,
+        tag: u8,
+        after: Option<(&str, &str)>,
+        limit: usize,
+        decode_value: impl Fn(&[u8]) -> Result<T, RecordError>,
+    ) -> Result<Vec<(String, String, T)>, MetaError> {
         let start = match after {
-            None => vec![TAG_INDEX],
-            Some((domain, key)) => {
-                let mut id = named_id(TAG_INDEX, domain, key);
+            None => vec![tag],
+            Some((domain, name)) => {
+                let mut id = named_id(tag, domain, name);
                 id.push(0);
                 id
             }
@@ -356,11 +351,11 @@ impl Meta {
         let mut out = Vec::new();
         for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
             let (id, value) = entry?;
-            if id.first() != Some(&TAG_INDEX) || out.len() >= limit {
+            if id.first() != Some(&tag) || out.len() >= limit {
                 break;
             }
-            let (domain, key) = decode(&id, split_domain_key(&id[1..]))?;
-            out.push((domain, key, decode(&id, IndexRecord::decode(&value))?));
+            let (domain, name) = decode(&id, split_domain_key(&id[1..]))?;
+            out.push((domain, name, decode(&id, decode_value(&value))?));
         }
         Ok(out)
     }
