@@ -159,19 +159,16 @@ impl Core {
         self.forget_location(&domain, &key);
         let Some(node) = self.node.get() else { return };
         let Ok(Some(record)) = node.meta.key(&domain, &key) else { return };
-        let entry = IndexEntry {
-            domain: domain.clone(),
-            key: key.clone(),
-            hlc: record.version.hlc,
-            writer: record.version.node_id,
-            sha256: record.sha256.0,
+        let held = IndexRecord {
+            version: record.version,
+            sha256: record.sha256,
             size_bytes: record.size_bytes,
             class: record.class.clone(),
             content_type: record.content_type.clone(),
             deleted: false,
             holders: vec![self.id()],
-            wanted: 0,
         };
+        let entry = entry_of(&domain, &key, &held, 0);
         let (_, best) = self.send_to_homes(&entry, IndexChange::Update).await;
         let Some(best) = best else { return };
         let newest = Version { hlc: best.hlc, node_id: best.writer };
