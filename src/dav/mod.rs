@@ -246,7 +246,7 @@ async fn get(
 ) -> Result<Response<ResBody>, ApiError> {
     match resolve(&shard.node.meta, &path)?.ok_or_else(|| not_found(&path))? {
         Resource::File { key, .. } => {
-            blob::get(shard, KeyRef { domain: path.domain, key }, &request.headers, kind).await
+            blob::get(shard, &KeyRef { domain: path.domain, key }, &request.headers, kind).await
         }
         Resource::Collection { prefix, .. } => {
             let builder =

@@ -503,16 +503,21 @@ pub enum ReadKind {
 
 pub async fn get(
     shard: &Rc<Shard>,
-    target: KeyRef,
+    target: &KeyRef,
     headers: &HeaderMap,
     kind: ReadKind,
 ) -> Result<Response<ResBody>, ApiError> {
-    match read_key(shard, &target, headers, kind).await {
+    match read_key(shard, target, headers, kind).await {
         // An overwrite may have committed and its old blob been collected
         // between reading the key and opening the blob: read the key again.
-        Err(error) if error.code == NO_INTACT_COPY => read_key(shard, &target, headers, kind).await,
+        Err(error) if error.code == NO_INTACT_COPY => read_key(shard, target, headers, kind).await,
         other => other,
     }
+}
+
+/// Whether a read failed because this node holds no such key.
+pub fn is_not_here(error: &ApiError) -> bool {
+    error.code == NOT_HERE
 }
 
 async fn read_key(
@@ -523,7 +528,8 @@ async fn read_key(
 ) -> Result<Response<ResBody>, ApiError> {
     let meta = &shard.node.meta;
     let record = meta.key(&target.domain, &target.key)?.ok_or_else(|| {
-        ApiError::not_found(format!("no key {:?} in domain {:?}", target.key, target.domain))
+        let message = format!("no key {:?} in domain {:?}", target.key, target.domain);
+        ApiError::new(StatusCode::NOT_FOUND, NOT_HERE, message)
     })?;
     let tag = etag(&record.sha256);
     let mut response = Response::builder()
@@ -733,6 +739,9 @@ fn read_failed(
 }
 
 const NO_INTACT_COPY: &str = "no_intact_copy";
+/// The code of a 404 for a key this node does not hold (the same code as
+/// every other 404, so clients see one).
+const NOT_HERE: &str = "not_found";
 
 fn no_intact_copy(sha256: &Digest) -> ApiError {
     ApiError::new(

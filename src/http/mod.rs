@@ -149,18 +149,17 @@ async fn dispatch(
                 Method::GET if query.has("redirect") => remote::redirect(shard, target).await,
                 Method::GET | Method::HEAD => {
                     let kind = if method == Method::GET { ReadKind::Get } else { ReadKind::Head };
-                    let here = shard.node.meta.key(&target.domain, &target.key)?.is_some();
-                    if !here {
-                        return remote::proxy(shard, target, kind).await;
-                    }
-                    let key = KeyRef { domain: target.domain.clone(), key: target.key.clone() };
-                    match blob::get(shard, target, headers, kind).await {
+                    match blob::get(shard, &target, headers, kind).await {
+                        // Not held here: found through the key's homes.
+                        Err(error) if blob::is_not_here(&error) => {
+                            remote::proxy(shard, target, kind).await
+                        }
                         // This copy is damaged (and now quarantined): serve
                         // another holder's.
                         Err(error) if blob::is_damaged_copy(&error) => {
-                            let (domain, name) = (key.domain.clone(), key.key.clone());
+                            let (domain, name) = (target.domain.clone(), target.key.clone());
                             let served =
-                                remote::proxy(shard, key, kind).await.map_err(|_| error)?;
+                                remote::proxy(shard, target, kind).await.map_err(|_| error)?;
                             // Another holder has the bytes: stop counting
                             // this node's damaged copy, so the tracker
                             // makes a good one elsewhere.
