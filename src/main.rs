@@ -1,18 +1,8 @@
 //! The `cairn` binary: `cairn serve` runs a node; the other commands are a
 //! client of a node's HTTP API.
 
-mod cache;
 mod client;
-mod cluster;
-mod dav;
-mod http;
-mod metrics;
-mod mogile;
-mod node;
-mod placement;
-mod replication;
 mod serve;
-mod shard;
 
 use clap::{Parser, Subcommand};
 

@@ -4,28 +4,24 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use cairn_cluster::work::{work_queue, ShardWork};
+use cairn_cluster::{ClusterConfig, Storage, Timing};
 use cairn_engine::meta::Batch;
 use cairn_engine::reader::warm_up_direct_io;
-use cairn_engine::{Clock, DataDir, KeyState, Meta};
-use cairn_net::{glommio_listener, GlommioIo, LocalTimer, ReusePortListeners};
+use cairn_engine::{Clock, DataDir, Meta, NodeStats};
+use cairn_net::{glommio_listener, ReusePortListeners};
+use cairn_node::metrics::ShardMetrics;
+use cairn_node::{Node, NodeConfig, Shard, ShardRequest};
 use cairn_raft::Member;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::cluster::{self, ClusterConfig, LocalReport, Timing};
-use crate::metrics::{NodeStats, ShardMetrics};
-use crate::node::{Node, NodeConfig};
-use crate::shard::{Shard, ShardRequest};
-
 /// Requests queued between two shards before senders wait.
 const MESH_QUEUE_LEN: usize = 1024;
-/// Open client connections per shard; more are closed at once.
-const CONNECTIONS_PER_SHARD_MAX: usize = 16 * 1024;
 /// glommio's own default registered-buffer size per executor.
 const IO_MEMORY_MAX_BYTES: usize = 10 << 20;
 const IO_MEMORY_MIN_BYTES: usize = 256 << 10;
@@ -126,7 +122,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (tmp_removed, uploads_removed) = recover(&data, &meta)?;
     tracing::info!(tmp_removed, uploads_removed, "recovered from the last stop");
-    let stats = NodeStats::default();
+    let stats = Arc::new(NodeStats::default());
     meta.for_each_key(|record| stats.add(record.state, 1, record.size_bytes as i64))?;
 
     let http = ReusePortListeners::bind(args.listen, shard_count)
@@ -144,9 +140,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         peer: format!("{host}:{}", peer_addr.port()),
         zone: args.zone.clone(),
     };
-    let control = cluster::start(
-        &data,
-        meta.db(),
+    let (work_senders, work_receivers): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| work_queue()).unzip();
+    let storage = Storage { data: data.clone(), meta: meta.clone(), stats: stats.clone() };
+    let control = cairn_cluster::start(
+        storage,
+        work_senders,
         ClusterConfig {
             id: node_id,
             member,
@@ -182,10 +181,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         stats,
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
-        dav_locks: Default::default(),
     });
 
-    set_reporter(&node);
     let ports = serde_json::json!({
         "http": http_addr.port(),
         "peer": peer_addr.port(),
@@ -205,9 +202,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let io_memory = args.io_memory.map_or_else(|| default_io_memory(shard_count), |b| b as usize);
     let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
-    let (work_senders, work_receivers): (Vec<_>, Vec<_>) =
-        (0..shard_count).map(|_| crate::replication::work_queue()).unzip();
-    node.control.attach(node.clone(), work_senders);
     let mut executors = Vec::with_capacity(shard_count);
     let sockets = http.into_sockets().into_iter().zip(mogile.into_sockets());
     for ((id, sockets), work) in sockets.enumerate().zip(work_receivers) {
@@ -230,7 +224,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Shards, and the core the raft thread gets to itself: with more than 2
-/// cores and no `--shards`, one core is left to raft (DESIGN §3); with 2 or
+/// cores and no `--shards`, one core is left to raft (docs/design.md §3); with 2 or
 /// fewer it shares.
 fn threads(shards: Option<usize>, cpus: usize) -> (usize, Option<usize>) {
     match shards {
@@ -252,24 +246,6 @@ fn advertised_host(advertise: Option<&str>, listen: SocketAddr) -> anyhow::Resul
         None if listen.is_ipv6() => Ok(format!("[{}]", listen.ip())),
         None => Ok(listen.ip().to_string()),
     }
-}
-
-/// What this node tells the leader in each heartbeat answer.
-fn set_reporter(node: &Arc<Node>) {
-    let weak = Arc::downgrade(node);
-    node.control.set_reporter(Box::new(move || {
-        let Some(node) = weak.upgrade() else { return LocalReport::default() };
-        let disk = node.data.disk_usage_blocking().ok();
-        let keys_by_state = KeyState::ALL
-            .iter()
-            .map(|state| (state.as_str().to_owned(), node.stats.get(*state).0.max(0) as u64))
-            .collect();
-        LocalReport {
-            disk_total_bytes: disk.map_or(0, |d| d.total_bytes),
-            disk_free_bytes: disk.map_or(0, |d| d.free_bytes),
-            keys_by_state,
-        }
-    }));
 }
 
 /// Parses `500ms`, `3s`, `10m`, `1h` (and combinations such as `1m30s`).
@@ -314,7 +290,7 @@ async fn run_shard(
     node: Arc<Node>,
     mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
     (socket, mogile_socket): (OwnedFd, OwnedFd),
-    work: futures_channel::mpsc::Receiver<crate::replication::ShardWork>,
+    work: futures_channel::mpsc::Receiver<ShardWork>,
 ) {
     if let Err(error) = warm_up_direct_io(&node.data.probe_path()).await {
         tracing::warn!(%error, "direct I/O warm-up failed");
@@ -326,74 +302,8 @@ async fn run_shard(
     let shard = Shard::new(id, node, senders);
     shard.serve_mesh(receivers);
     glommio::spawn_local(shard.clone().collect_garbage()).detach();
-    glommio::spawn_local(crate::replication::serve_work(shard.clone(), work)).detach();
-    glommio::spawn_local(crate::mogile::serve(shard.clone(), glommio_listener(mogile_socket)))
-        .detach();
-
-    accept_connections(
-        shard,
-        glommio_listener(socket),
-        CONNECTIONS_PER_SHARD_MAX,
-        serve_connection,
-    )
-    .await;
-}
-
-/// Accepts connections on one shard's listener and serves each with
-/// `serve`, at most `open_max` at once (more are closed at once). Every
-/// connection gets `--write-timeout-ms`, so a client that stops reading
-/// cannot hold it.
-pub async fn accept_connections<F, Fut>(
-    shard: Rc<Shard>,
-    listener: glommio::net::TcpListener,
-    open_max: usize,
-    serve: F,
-) where
-    F: Fn(Rc<Shard>, glommio::net::TcpStream) -> Fut,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    let open = Rc::new(std::cell::Cell::new(0usize));
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(error) => {
-                // Out of descriptors, usually: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if open.get() >= open_max {
-            continue;
-        }
-        let _ = stream.set_nodelay(true);
-        if let Err(error) = stream.set_write_timeout(Some(shard.node.config.write_timeout)) {
-            tracing::warn!(%error, "cannot set a write timeout; closing the connection");
-            continue;
-        }
-        open.set(open.get() + 1);
-        let open = open.clone();
-        let serving = serve(shard.clone(), stream);
-        glommio::spawn_local(async move {
-            serving.await;
-            open.set(open.get() - 1);
-        })
-        .detach();
-    }
-}
-
-async fn serve_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
-    let header_timeout = shard.node.config.header_timeout;
-    let service =
-        hyper::service::service_fn(move |request| crate::http::handle(shard.clone(), request));
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(LocalTimer)
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .serve_connection(GlommioIo::new(stream), service);
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "connection ended with an error");
-    }
+    glommio::spawn_local(cairn_node::replication::serve_work(shard.clone(), work)).detach();
+    cairn_api::serve_shard(shard, glommio_listener(socket), glommio_listener(mogile_socket)).await;
 }
 
 /// Per-shard registered memory that fits RLIMIT_MEMLOCK (glommio registers

@@ -1,4 +1,4 @@
-//! One real node on loopback: the blob lifecycle of DESIGN.md §4 and the
+//! One real node on loopback: the blob lifecycle of docs/design.md §4 and the
 //! HTTP API of §9, proven from the outside.
 
 mod common;

@@ -14,6 +14,8 @@ pub mod names;
 pub mod props;
 pub mod reader;
 pub mod record;
+pub mod shard_hash;
+pub mod stats;
 pub mod version;
 pub mod writer;
 
@@ -28,5 +30,7 @@ pub use reader::{BlobReader, ReadError};
 pub use record::{
     BlobRecord, IndexRecord, KeyRecord, KeyState, PendingUpload, RecordError, StoredUpload,
 };
+pub use shard_hash::{key_shard, Fnv};
+pub use stats::NodeStats;
 pub use version::{Clock, Version};
 pub use writer::BlobWriter;

@@ -35,7 +35,7 @@ pub enum RecordError {
     Trailing(usize),
 }
 
-/// Where a key stands on this node (DESIGN.md §4). `Uploading` is never
+/// Where a key stands on this node (docs/design.md §4). `Uploading` is never
 /// stored in a key record: an upload in progress has its own record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyState {
@@ -196,7 +196,7 @@ impl PendingUpload {
     }
 }
 
-/// What a key's home node knows of it (DESIGN §5): the newest version it
+/// What a key's home node knows of it (docs/design.md §5): the newest version it
 /// has heard of, and which nodes hold an intact copy of that version. A
 /// deleted key keeps its record (a tombstone) so an older version arriving
 /// late cannot bring it back.

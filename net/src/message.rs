@@ -94,7 +94,7 @@ pub enum Message {
     IndexForget { entry: Box<IndexEntry> },
 }
 
-/// One key version as the index sees it (DESIGN §5). Boxed inside
+/// One key version as the index sees it (docs/design.md §5). Boxed inside
 /// messages, so that it does not grow the archived size of every message
 /// (an archived enum is as large as its largest variant).
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! cairn-raft: the cluster state of cairn (DESIGN §7) and the storage that
+//! cairn-raft: the cluster state of cairn (docs/design.md §7) and the storage that
 //! openraft 0.9 needs for it, in column families of the node's RocksDB.
 //!
 //! What it owns: the raft type configuration ([`TypeConfig`], [`Member`]),

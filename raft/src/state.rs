@@ -60,7 +60,7 @@ pub struct ClassRecord {
     pub replicas: u32,
 }
 
-/// Everything the cluster agrees on through raft (DESIGN §7).
+/// Everything the cluster agrees on through raft (docs/design.md §7).
 ///
 /// Serialized with serde JSON as snapshot data. Class keys are split in two
 /// maps, cluster-wide classes and classes per domain, so every map key is a

@@ -1,0 +1,264 @@
+//! COPY and MOVE (RFC 4918 §9.8, §9.9) within this server, across domains
+//! too. A copied file refers to the same blob (same sha256, one more
+//! reference committed in the same batch as the new key record): no byte
+//! is copied. A MOVE is a COPY then a DELETE of the source; between the
+//! two, both names exist (no cross-shard transaction), and the source is
+//! only deleted if it is still the version that was copied.
+
+use super::locks;
+use std::rc::Rc;
+
+use cairn_engine::{KeyRecord, Meta};
+use http::request::Parts;
+use http::{Response, StatusCode};
+
+use super::path::{self, DavPath, Destination};
+use super::resource::{self, resolve, settle, Resource, BATCH_LEN};
+use super::{conflict, no_parent, not_found, parent_of, preconditions, remove, Target};
+use crate::http::ErrorKind;
+use crate::http::{ApiError, ResBody};
+use cairn_node::shard::{collection_exists, CollectionOp, CopyCommit, Shard};
+use cairn_node::NodeError;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Copy,
+    Move,
+}
+
+pub async fn transfer(
+    shard: &Rc<Shard>,
+    request: &Parts,
+    path: DavPath,
+    transfer: Transfer,
+) -> Result<Response<ResBody>, ApiError> {
+    let headers = &request.headers;
+    let target = match path::destination(headers)? {
+        Destination::Here(target) => target,
+        Destination::Elsewhere => {
+            return Err(ApiError::new(
+                ErrorKind::ForeignDestination,
+                "the Destination is not a WebDAV resource of this server",
+            ));
+        }
+    };
+    let overwrite = match headers.get("overwrite").map(|v| v.as_bytes()) {
+        None | Some(b"T") | Some(b"t") => true,
+        Some(b"F") | Some(b"f") => false,
+        Some(_) => return Err(ApiError::new(ErrorKind::BadOverwrite, "Overwrite is T or F")),
+    };
+    let deep = match headers.get("depth").map(|v| v.as_bytes()) {
+        None => true,
+        Some(value) if value.eq_ignore_ascii_case(b"infinity") => true,
+        Some(b"0") if transfer == Transfer::Copy => false,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorKind::BadDepth,
+                "Depth must be infinity (or 0 for COPY)",
+            ))
+        }
+    };
+    let meta = shard.node.meta.clone();
+    let source = resolve(&meta, &path)?.ok_or_else(|| not_found(&path))?;
+    if target.is_root() {
+        return Err(forbidden("a domain's root cannot be overwritten"));
+    }
+    let target_path = match &source {
+        Resource::File { .. } => target.name.clone(),
+        Resource::Collection { .. } => target.prefix(),
+    };
+    if target.domain == path.domain
+        && (target_path == source.path()
+            || (source.is_collection() && target_path.starts_with(source.path())))
+    {
+        return Err(forbidden("the destination is the source or inside it"));
+    }
+    let target_parent = parent_of(&target_path).unwrap_or_default();
+    if !collection_exists(&meta, &target.domain, &target_parent)? {
+        return Err(no_parent());
+    }
+    let existing = resolve(&meta, &target)?;
+    let mut targets = vec![Target::new(&target.domain, &target_path, true)];
+    targets.extend(Target::parent(&target.domain, &target_path));
+    if let Some(existing) = &existing {
+        targets.push(Target::new(&target.domain, existing.path(), true));
+    }
+    if transfer == Transfer::Move {
+        targets.push(Target::new(&path.domain, source.path(), true));
+        targets.extend(Target::parent(&path.domain, source.path()));
+    }
+    if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
+        return Ok(refused);
+    }
+    if let Some(existing) = &existing {
+        if !overwrite {
+            return Err(ApiError::new(
+                ErrorKind::ExistsNoOverwrite,
+                "the destination exists and Overwrite is F",
+            ));
+        }
+        remove(shard, &target.domain, existing).await?;
+    }
+    // Detached: a client that goes away must not stop a transfer half way.
+    let (task_shard, task_source, task_path, task_target) =
+        (shard.clone(), source.clone(), path.clone(), target.clone());
+    glommio::spawn_local(async move {
+        run(
+            &task_shard,
+            &task_source,
+            &task_path.domain,
+            &task_target.domain,
+            &target_path,
+            deep,
+            transfer,
+        )
+        .await
+    })
+    .detach()
+    .await
+    .ok_or_else(|| ApiError::from(std::io::Error::other("transfer task was cancelled")))??;
+    let status = if existing.is_some() { StatusCode::NO_CONTENT } else { StatusCode::CREATED };
+    Ok(Response::builder().status(status).body(ResBody::empty()).expect("valid"))
+}
+
+fn forbidden(message: &str) -> ApiError {
+    ApiError::new(ErrorKind::Forbidden, message)
+}
+
+async fn run(
+    shard: &Rc<Shard>,
+    source: &Resource,
+    source_domain: &str,
+    target_domain: &str,
+    target_path: &str,
+    deep: bool,
+    transfer: Transfer,
+) -> Result<(), ApiError> {
+    let meta = shard.node.meta.clone();
+    match source {
+        Resource::File { key, record } => {
+            let copied = copy_file(
+                shard,
+                &meta,
+                source_domain,
+                key,
+                record.clone(),
+                target_domain,
+                target_path,
+            )
+            .await;
+            copied.map_err(|error| match error {
+                NodeError::NotFound => conflict("the source went away during the copy"),
+                other => other.into(),
+            })?;
+            if transfer == Transfer::Move {
+                let removed = cairn_node::delete::delete_everywhere(
+                    shard,
+                    source_domain.to_string(),
+                    key.clone(),
+                    Some(record.version),
+                )
+                .await;
+                match removed {
+                    Ok(_) | Err(NodeError::NotFound) => {}
+                    Err(error) => return Err(error.into()),
+                }
+                locks::table().forget(source_domain, key);
+            }
+        }
+        Resource::Collection { prefix, .. } => {
+            copy_tree(shard, &meta, source_domain, prefix, target_domain, target_path, deep)
+                .await?;
+            if transfer == Transfer::Move {
+                resource::delete_tree(shard, source_domain, prefix).await?;
+                locks::table().forget(source_domain, prefix);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `target_key` refer to the source's blob, with the source's dead
+/// properties. The blob is pinned meanwhile so the collector cannot take
+/// it between reading the source and committing the new reference.
+async fn copy_file(
+    shard: &Rc<Shard>,
+    meta: &Meta,
+    source_domain: &str,
+    source_key: &str,
+    source: KeyRecord,
+    target_domain: &str,
+    target_key: &str,
+) -> Result<(), NodeError> {
+    let props = meta.props(source_domain, source_key)?;
+    let sha256 = source.sha256;
+    shard.place(None, sha256).await?;
+    let copy = CopyCommit {
+        domain: target_domain.to_string(),
+        key: target_key.to_string(),
+        source,
+        props,
+    };
+    let committed = shard.commit_copy(copy).await;
+    shard.unpin(sha256).await;
+    committed.map(|_| ())
+}
+
+/// Copies a collection: its record and properties, then (when `deep`)
+/// every key and collection record under it, a bounded batch at a time.
+async fn copy_tree(
+    shard: &Rc<Shard>,
+    meta: &Meta,
+    source_domain: &str,
+    source_prefix: &str,
+    target_domain: &str,
+    target_prefix: &str,
+    deep: bool,
+) -> Result<(), ApiError> {
+    let props = meta.props(source_domain, source_prefix)?;
+    shard.collection(target_domain.into(), target_prefix.into(), CollectionOp::Copy(props)).await?;
+    if !deep {
+        return Ok(());
+    }
+    let mut start = source_prefix.to_string();
+    loop {
+        let page = meta.list_keys_from(source_domain, source_prefix, &start, BATCH_LEN)?;
+        let Some((last, _)) = page.last() else { break };
+        start = format!("{last}\0");
+        let tasks = page
+            .into_iter()
+            .map(|(key, record)| {
+                let target_key = format!("{target_prefix}{}", &key[source_prefix.len()..]);
+                let (shard, meta) = (shard.clone(), meta.clone());
+                let (source_domain, target_domain) =
+                    (source_domain.to_string(), target_domain.to_string());
+                glommio::spawn_local(async move {
+                    copy_file(
+                        &shard,
+                        &meta,
+                        &source_domain,
+                        &key,
+                        record,
+                        &target_domain,
+                        &target_key,
+                    )
+                    .await
+                })
+                .detach()
+            })
+            .collect();
+        settle(tasks).await?;
+    }
+    let mut start = source_prefix.to_string();
+    loop {
+        let page = meta.list_collections_from(source_domain, source_prefix, &start, BATCH_LEN)?;
+        let Some((last, _)) = page.last() else { break };
+        start = format!("{last}\0");
+        for (marked, _) in page.into_iter().filter(|(marked, _)| marked != source_prefix) {
+            let props = meta.props(source_domain, &marked)?;
+            let target = format!("{target_prefix}{}", &marked[source_prefix.len()..]);
+            shard.collection(target_domain.into(), target, CollectionOp::Copy(props)).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `/dav/` itself: a read-only collection whose members are the domains,
+//! so that a client pointed at the server finds them. Domains are made by
+//! their first write, never through here.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use cairn_engine::Meta;
+use http::request::Parts;
+use http::{header, Response};
+
+use super::propfind::{self, NextMember};
+use super::resource::{Resource, PAGE_LEN};
+use super::{depth, read_body, xml, Depth};
+use crate::http::{ApiError, RequestBody, ResBody};
+use cairn_node::Shard;
+
+/// Domains a GET of `/dav/` lists (PROPFIND lists them all).
+const HTML_LIST_MAX: usize = 1000;
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: &Parts,
+    body: &mut RequestBody,
+) -> Result<Response<ResBody>, ApiError> {
+    let root = Resource::Collection { prefix: String::new(), marker: None };
+    match request.method.as_str() {
+        "PROPFIND" => {
+            let with_members = match depth(&request.headers)? {
+                Depth::Zero => false,
+                Depth::One => true,
+                Depth::Infinity => return Ok(propfind::depth_refused()),
+            };
+            let asked = xml::propfind(&read_body(shard, body, &request.headers).await?)
+                .map_err(super::bad_xml)?;
+            let members = with_members.then(|| domains(shard.node.meta.clone()));
+            propfind::multistatus(shard.node.clone(), "", &root, asked, members)
+        }
+        "GET" | "HEAD" => {
+            let mut page = String::from(
+                "<!DOCTYPE html>\n<html><head><title>/dav/</title></head><body><h1>/dav/</h1><ul>\n",
+            );
+            let listed = shard.node.meta.list_domains("", HTML_LIST_MAX + 1)?;
+            for (i, domain) in listed.iter().enumerate() {
+                if i == HTML_LIST_MAX {
+                    page.push_str("<li>… (more: use PROPFIND)</li>\n");
+                    break;
+                }
+                page.push_str(&format!("<li><a href=\"/dav/{domain}/\">{domain}/</a></li>\n"));
+            }
+            page.push_str("</ul></body></html>\n");
+            let builder =
+                Response::builder().header(header::CONTENT_TYPE, "text/html; charset=utf-8");
+            let body = if request.method == http::Method::HEAD {
+                ResBody::empty()
+            } else {
+                ResBody::bytes(page)
+            };
+            Ok(builder.body(body).expect("valid headers"))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Every domain as a member of `/dav/`, a page of names at a time.
+fn domains(meta: Meta) -> NextMember {
+    let mut ready: VecDeque<String> = VecDeque::new();
+    let mut after = String::new();
+    let mut done = false;
+    Box::new(move || {
+        if ready.is_empty() && !done {
+            let page = meta.list_domains(&after, PAGE_LEN)?;
+            done = page.len() < PAGE_LEN;
+            if let Some(last) = page.last() {
+                after = last.clone();
+            }
+            ready.extend(page);
+        }
+        Ok(ready
+            .pop_front()
+            .map(|domain| (domain, Resource::Collection { prefix: String::new(), marker: None })))
+    })
+}

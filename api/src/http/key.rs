@@ -1,0 +1,205 @@
+//! One key over HTTP, as `/v1/` and WebDAV both serve it: PUT from a
+//! request body, GET and HEAD (ETag, `If-None-Match`, one `Range`) of the
+//! key wherever it is, and DELETE. The node does the work; this turns
+//! headers into its requests and its answers into responses.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_engine::record::CONTENT_TYPE_LEN_MAX;
+use cairn_engine::{Digest, KeyRecord};
+use cairn_node::read::{read_anywhere, KeyFacts, Origin, ReadBody, Want};
+use cairn_node::upload::{ChunkSource, KeyRef, PutRequest};
+use cairn_node::{NodeError, Shard};
+use http::{header, HeaderMap, Response, StatusCode};
+
+use super::body::ResBody;
+use super::error::{ApiError, ErrorKind};
+use super::range::{parse_range, RangeAnswer};
+use super::RequestBody;
+
+const DIGEST_HEADER: &str = "x-content-sha256";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    Get,
+    Head,
+}
+
+/// Stores the request's body as the key's new version; answers its record.
+pub async fn put(
+    shard: &Rc<Shard>,
+    target: KeyRef,
+    class: Option<String>,
+    headers: &HeaderMap,
+    body: &mut RequestBody,
+) -> Result<KeyRecord, ApiError> {
+    let expected_sha256 = match headers.get(DIGEST_HEADER) {
+        None => None,
+        Some(value) => Some(value.to_str().ok().and_then(Digest::from_hex).ok_or_else(|| {
+            ApiError::new(ErrorKind::BadDigest, "X-Content-Sha256 must be 64 hex digits")
+        })?),
+    };
+    let content_type = match headers.get(header::CONTENT_TYPE) {
+        None => String::new(),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|v| v.len() <= CONTENT_TYPE_LEN_MAX)
+            .ok_or_else(|| {
+                ApiError::new(ErrorKind::BadContentType, "Content-Type is not a short ASCII value")
+            })?
+            .to_string(),
+    };
+    let request = PutRequest {
+        target,
+        class,
+        content_type,
+        expected_sha256,
+        declared_bytes: content_length(headers)?,
+    };
+    let timeout = shard.node.config.body_timeout;
+    Ok(cairn_node::upload::put(shard, request, &mut HttpBody { body, timeout }).await?)
+}
+
+/// What a GET or HEAD of this node's copy answers, from the request's
+/// conditional and range headers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    NotModified,
+    Whole,
+    Part { start: u64, end: u64 },
+    NotSatisfiable,
+}
+
+fn plan(headers: &HeaderMap, facts: &KeyFacts) -> Plan {
+    if if_none_match(headers, &etag(&facts.sha256)) {
+        return Plan::NotModified;
+    }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    match parse_range(range, facts.size_bytes) {
+        RangeAnswer::Whole => Plan::Whole,
+        RangeAnswer::Part { start, end } => Plan::Part { start, end },
+        RangeAnswer::NotSatisfiable => Plan::NotSatisfiable,
+    }
+}
+
+/// GET or HEAD of a key, served from this node or another holder (whole,
+/// from another holder).
+pub async fn get(
+    shard: &Rc<Shard>,
+    target: &KeyRef,
+    headers: &HeaderMap,
+    kind: ReadKind,
+) -> Result<Response<ResBody>, ApiError> {
+    let want = |facts: &KeyFacts, origin: Origin| {
+        let size = facts.size_bytes;
+        match (kind, origin) {
+            (ReadKind::Head, _) => Want::Nothing,
+            (ReadKind::Get, Origin::Elsewhere) => Want::Bytes { start: 0, end: size },
+            (ReadKind::Get, Origin::Here) => match plan(headers, facts) {
+                Plan::Whole => Want::Bytes { start: 0, end: size },
+                Plan::Part { start, end } => Want::Bytes { start, end },
+                Plan::NotModified | Plan::NotSatisfiable => Want::Nothing,
+            },
+        }
+    };
+    let reading = read_anywhere(shard, &target.domain, &target.key, want).await?;
+    let facts = &reading.facts;
+    let size = facts.size_bytes;
+    let mut response = Response::builder()
+        .header(header::ETAG, etag(&facts.sha256))
+        .header("x-cairn-version", facts.version_hlc.to_string());
+    if reading.origin == Origin::Here {
+        response = response.header(header::ACCEPT_RANGES, "bytes");
+    }
+    if !facts.content_type.is_empty() {
+        response = response.header(header::CONTENT_TYPE, &facts.content_type);
+    }
+    let answer = match reading.origin {
+        Origin::Here => plan(headers, facts),
+        Origin::Elsewhere => Plan::Whole,
+    };
+    let (status, start, end) = match answer {
+        Plan::NotModified => {
+            return Ok(response.status(StatusCode::NOT_MODIFIED).body(ResBody::empty())?);
+        }
+        Plan::NotSatisfiable => return Ok(not_satisfiable(size)),
+        Plan::Whole => (StatusCode::OK, 0, size),
+        Plan::Part { start, end } => {
+            let range = format!("bytes {start}-{}/{size}", end - 1);
+            response = response.header(header::CONTENT_RANGE, range);
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+    };
+    let response = response.status(status).header(header::CONTENT_LENGTH, end - start);
+    Ok(match reading.body {
+        None => response.body(ResBody::empty())?,
+        Some(ReadBody::Memory(bytes)) => response.body(ResBody::bytes(bytes))?,
+        Some(ReadBody::Stream { chunks, length_bytes }) => {
+            response.body(ResBody::Stream { chunks, remaining_bytes: length_bytes })?
+        }
+    })
+}
+
+fn not_satisfiable(size_bytes: u64) -> Response<ResBody> {
+    let error =
+        ApiError::new(ErrorKind::RangeNotSatisfiable, format!("the blob has {size_bytes} bytes"));
+    let mut answer = error.into_response();
+    let value = format!("bytes */{size_bytes}").parse().expect("valid header value");
+    answer.headers_mut().insert(header::CONTENT_RANGE, value);
+    answer
+}
+
+/// DELETE of a key, wherever it is held.
+pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<(), ApiError> {
+    cairn_node::delete::delete_anywhere(shard, target.domain, target.key).await?;
+    Ok(())
+}
+
+pub fn etag(sha256: &Digest) -> String {
+    format!("\"{sha256}\"")
+}
+
+fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|value| {
+        value.split(',').map(str::trim).any(|candidate| {
+            candidate == "*" || candidate == tag || candidate.strip_prefix("W/") == Some(tag)
+        })
+    })
+}
+
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(value) => {
+            value.to_str().ok().and_then(|v| v.parse().ok()).map(Some).ok_or_else(|| {
+                ApiError::new(ErrorKind::BadContentLength, "Content-Length is not a number")
+            })
+        }
+    }
+}
+
+/// A request body that must keep sending: a pause longer than `timeout`
+/// fails the upload.
+pub struct HttpBody<'b> {
+    pub body: &'b mut RequestBody,
+    pub timeout: Duration,
+}
+
+impl ChunkSource for HttpBody<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, NodeError> {
+        loop {
+            let frame =
+                glommio::timer::timeout(self.timeout, async { Ok(self.body.frame().await) })
+                    .await
+                    .map_err(|_| NodeError::BodyStalled { timeout: self.timeout })?;
+            let Some(frame) = frame else { return Ok(None) };
+            let frame = frame.map_err(|error| NodeError::BodyFailed(error.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                return Ok(Some(data));
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! What every frontend reads of a request: its query parameters and its
+//! body (remembering whether it was read, for `100 Continue`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming};
+
+/// Decoded query parameters, first value of each name.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Query {
+        Query(form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// A refused request's unread body is read and dropped up to this much
+/// before answering, so that a client still sending gets the answer
+/// instead of a reset connection (a lingering close, as nginx does).
+const DRAIN_MAX_BYTES: u64 = 64 << 20;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A request body that remembers whether it was read (reading it makes
+/// hyper send `100 Continue`).
+pub struct RequestBody {
+    incoming: Incoming,
+    polled: bool,
+}
+
+impl RequestBody {
+    pub fn new(incoming: Incoming) -> RequestBody {
+        RequestBody { incoming, polled: false }
+    }
+
+    /// Whether any of the body was asked for.
+    pub fn polled(&self) -> bool {
+        self.polled
+    }
+
+    pub async fn frame(&mut self) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        self.polled = true;
+        self.incoming.frame().await
+    }
+}
+
+pub fn expects_continue(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+pub async fn drain(body: &mut RequestBody) {
+    let _ = glommio::timer::timeout(DRAIN_TIMEOUT, async {
+        let mut drained_bytes = 0u64;
+        while drained_bytes <= DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    drained_bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    })
+    .await;
+}

@@ -1,0 +1,69 @@
+//! Accepting connections on one shard's listener, and serving HTTP/1.1 on
+//! them with hyper through cairn-net's glommio adapter.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use cairn_net::{GlommioIo, LocalTimer};
+use cairn_node::Shard;
+
+/// Open client connections per shard; more are closed at once.
+pub const HTTP_CONNECTIONS_PER_SHARD_MAX: usize = 16 * 1024;
+
+/// Accepts connections on one shard's listener and serves each with
+/// `serve`, at most `open_max` at once (more are closed at once). Every
+/// connection gets `--write-timeout-ms`, so a client that stops reading
+/// cannot hold it.
+pub async fn accept_connections<F, Fut>(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    open_max: usize,
+    serve: F,
+) where
+    F: Fn(Rc<Shard>, glommio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                // Out of descriptors, usually: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if open.get() >= open_max {
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        if let Err(error) = stream.set_write_timeout(Some(shard.node.config.write_timeout)) {
+            tracing::warn!(%error, "cannot set a write timeout; closing the connection");
+            continue;
+        }
+        open.set(open.get() + 1);
+        let open = open.clone();
+        let serving = serve(shard.clone(), stream);
+        glommio::spawn_local(async move {
+            serving.await;
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// Serves HTTP/1.1 on one connection, each request through the router.
+pub async fn serve_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
+    let header_timeout = shard.node.config.header_timeout;
+    let service =
+        hyper::service::service_fn(move |request| crate::router::handle(shard.clone(), request));
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(LocalTimer)
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(GlommioIo::new(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}

@@ -1,0 +1,130 @@
+//! `/v1/{domain}/{key}`: PUT, GET, HEAD and DELETE of one key (through
+//! the shared `http::key`), `?stat`, and where a key is (`?locations`,
+//! `?redirect`).
+
+use std::rc::Rc;
+
+use cairn_engine::{Digest, KeyRecord, KeyState};
+use cairn_node::upload::KeyRef;
+use cairn_node::Shard;
+use http::{header, Response, StatusCode};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::json;
+
+use crate::http::{ApiError, ErrorKind, ResBody};
+
+/// Kept as they are in the URLs of `?locations` and `?redirect`.
+const URL_KEEPS: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `201` with the stored version's record.
+pub fn created(domain: &str, key: &str, record: &KeyRecord) -> Response<ResBody> {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ETAG, crate::http::key::etag(&record.sha256))
+        .body(ResBody::json(&record_json(domain, key, record)))
+        .expect("valid headers")
+}
+
+pub async fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
+    let meta = &shard.node.meta;
+    let index = shard.node.control.lookup(&target.domain, &target.key).await;
+    let holders = |entry: &cairn_net::IndexEntry| -> Vec<String> {
+        entry.holders.iter().map(|h| format!("{h:016x}")).collect()
+    };
+    let body = match meta.key(&target.domain, &target.key)? {
+        Some(record) => {
+            let mut body = record_json(&target.domain, &target.key, &record);
+            body["block_size"] = json!(cairn_engine::BLOCK_SIZE_BYTES);
+            body["content_type"] = json!(record.content_type);
+            body["uploading"] = json!(meta.upload_in_progress(&target.domain, &target.key)?);
+            // The holders of this version, as the key's homes know them.
+            let same = index.as_ref().filter(|e| {
+                !e.deleted && e.hlc == record.version.hlc && e.writer == record.version.node_id
+            });
+            body["holders"] = json!(same.map(holders).unwrap_or_default());
+            body
+        }
+        None if meta.upload_in_progress(&target.domain, &target.key)? => json!({
+            "domain": target.domain, "key": target.key, "state": KeyState::Uploading.as_str(),
+        }),
+        None => match index.filter(|e| !e.deleted) {
+            // Held elsewhere: what the homes know.
+            Some(entry) => json!({
+                "domain": target.domain,
+                "key": target.key,
+                "sha256": Digest(entry.sha256).to_hex(),
+                "size": entry.size_bytes,
+                "class": entry.class,
+                "content_type": entry.content_type,
+                "version": entry.hlc,
+                "state": "elsewhere",
+                "holders": holders(&entry),
+            }),
+            None => return Err(ApiError::not_found(format!("no key {:?}", target.key))),
+        },
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(ResBody::json(&body))
+        .expect("valid"))
+}
+
+pub fn record_json(domain: &str, key: &str, record: &KeyRecord) -> serde_json::Value {
+    json!({
+        "domain": domain,
+        "key": key,
+        "sha256": record.sha256.to_hex(),
+        "size": record.size_bytes,
+        "class": record.class,
+        "version": record.version.hlc,
+        "state": record.state.as_str(),
+    })
+}
+
+fn key_url(http: &str, target: &KeyRef) -> String {
+    format!("http://{http}/v1/{}/{}", target.domain, utf8_percent_encode(&target.key, URL_KEEPS))
+}
+
+/// `GET …?locations`: `{"locations": [{"node", "url"}…]}`.
+pub async fn locations(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
+    let entry = cairn_node::remote::find(shard, &target.domain, &target.key).await?;
+    let locations: Vec<_> = cairn_node::remote::holders(shard, &entry)
+        .into_iter()
+        .map(|holder| {
+            json!({ "node": format!("{:016x}", holder.id), "url": key_url(&holder.http, &target) })
+        })
+        .collect();
+    let body = json!({
+        "domain": target.domain,
+        "key": target.key,
+        "sha256": Digest(entry.sha256).to_hex(),
+        "size": entry.size_bytes,
+        "locations": locations,
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(ResBody::json(&body))?)
+}
+
+/// `GET …?redirect`: 307 to a holder, this node first when it holds one.
+pub async fn redirect(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
+    let entry = cairn_node::remote::find(shard, &target.domain, &target.key).await?;
+    let me = shard.node.control.id();
+    let mut candidates = cairn_node::remote::holders(shard, &entry);
+    candidates.sort_by_key(|holder| holder.id != me);
+    let holder = candidates.into_iter().next().ok_or_else(|| {
+        ApiError::new(ErrorKind::NoHolder, format!("no live holder of {}", Digest(entry.sha256)))
+    })?;
+    Ok(Response::builder()
+        .status(StatusCode::TEMPORARY_REDIRECT)
+        .header(header::LOCATION, key_url(&holder.http, &target))
+        .body(ResBody::empty())?)
+}
+
+/// `DELETE`: `204` once the key's homes have the deletion.
+pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
+    crate::http::key::delete(shard, target).await?;
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty())?)
+}

@@ -1,0 +1,69 @@
+//! The client HTTP API (`/v1/…`, `/metrics`; README "HTTP API").
+
+mod admin;
+mod keys;
+mod list;
+mod path;
+mod status;
+
+use std::rc::Rc;
+
+use cairn_node::upload::KeyRef;
+use cairn_node::Shard;
+use http::request::Parts;
+use http::{Method, Response};
+
+pub use keys::record_json;
+use path::Route;
+
+use crate::http::key::ReadKind;
+use crate::http::{ApiError, Query, RequestBody, ResBody};
+
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: &Parts,
+    body: &mut RequestBody,
+) -> Result<Response<ResBody>, ApiError> {
+    let route = path::route(request.uri.path())?;
+    let query = Query::parse(request.uri.query());
+    match (route, request.method.clone()) {
+        (Route::Metrics, Method::GET) => Ok(status::metrics(shard)),
+        (Route::Status, Method::GET) => status::status(shard).await,
+        (Route::Cluster, Method::GET) => admin::cluster(shard).await,
+        (Route::Admin { segments }, method) => {
+            admin::admin(shard, &method, &segments, &query, body).await
+        }
+        (Route::Domain { domain }, Method::GET) => list::list(shard, &domain, &query),
+        (Route::Key { domain, key }, method) => {
+            one_key(shard, KeyRef { domain, key }, &method, &query, request, body).await
+        }
+        (Route::Unknown, _) => Err(ApiError::not_found("no such endpoint")),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+async fn one_key(
+    shard: &Rc<Shard>,
+    target: KeyRef,
+    method: &Method,
+    query: &Query,
+    request: &Parts,
+    body: &mut RequestBody,
+) -> Result<Response<ResBody>, ApiError> {
+    let headers = &request.headers;
+    match *method {
+        Method::PUT => {
+            let class = query.get("class").map(str::to_string);
+            let (domain, name) = (target.domain.clone(), target.key.clone());
+            let record = crate::http::key::put(shard, target, class, headers, body).await?;
+            Ok(keys::created(&domain, &name, &record))
+        }
+        Method::GET if query.has("stat") => keys::stat(shard, target).await,
+        Method::GET if query.has("locations") => keys::locations(shard, target).await,
+        Method::GET if query.has("redirect") => keys::redirect(shard, target).await,
+        Method::GET => crate::http::key::get(shard, &target, headers, ReadKind::Get).await,
+        Method::HEAD => crate::http::key::get(shard, &target, headers, ReadKind::Head).await,
+        Method::DELETE => keys::delete(shard, target).await,
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}

@@ -1,0 +1,375 @@
+//! The control plane (docs/design.md §1, §6–§8): openraft on a thread of
+//! its own with a current-thread tokio runtime, the peer listener, joining,
+//! the leader's tracker duties, the home role and placement. The shards see
+//! it only through [`Control`]: reads of the applied cluster state that
+//! never wait, and admin changes handed to the raft thread. It reaches the
+//! shards only through the queues of [`work::ShardWork`] it is given at
+//! start, and the node's storage through [`Storage`]: it never names the
+//! node crate or a shard.
+
+mod identity;
+mod network;
+mod ops;
+mod peers;
+pub mod placement;
+mod plane;
+mod replicas;
+mod server;
+mod tracker;
+pub mod work;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener as StdTcpListener;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cairn_engine::{DataDir, Meta, NodeStats};
+use cairn_raft::{
+    default_raft_config, ClusterState, ClusterView, Command, CommandResult, LogStore, Member,
+    NodeId, Raft, StateMachine,
+};
+use openraft::storage::RaftLogStorage;
+
+use identity::{Identity, Start};
+pub use ops::{node_id_text, ClusterReport, ControlError};
+use ops::{AdminOp, OpReply};
+use peers::Peers;
+use plane::Core;
+pub use plane::{LocalReport, Timing};
+
+/// How often a node checks that the cluster knows it as it is.
+const REGISTER_INTERVAL: Duration = Duration::from_secs(1);
+/// Time for a join request to be answered (the learner is added first).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how this node takes part in the cluster.
+pub struct ClusterConfig {
+    pub id: NodeId,
+    pub member: Member,
+    /// Bound already, so that port 0 is resolved before `ports.json`.
+    pub peer_listener: StdTcpListener,
+    pub join: Option<String>,
+    pub join_token: Option<String>,
+    pub timing: Timing,
+    /// The core the raft thread is pinned to, if any.
+    pub cpu: Option<usize>,
+    /// Most background copies a node takes part in at once.
+    pub copies_in_flight_max: u32,
+}
+
+/// The shards' handle on the control plane; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    core: Arc<Core>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Control {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.core.id()
+    }
+
+    /// The applied cluster state, read under a short lock; never waits for
+    /// raft.
+    pub fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+        self.core.view.read(f)
+    }
+
+    pub fn view(&self) -> &ClusterView {
+        &self.core.view
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.core.leader()
+    }
+
+    pub fn term(&self) -> u64 {
+        self.core.raft.metrics().borrow().current_term
+    }
+
+    /// Has `command` committed by the leader (forwarded there from a
+    /// follower) and answers what applying it said.
+    pub async fn submit(&self, command: Command) -> Result<CommandResult, ControlError> {
+        match self.run(AdminOp::Command(command)).await? {
+            OpReply::Command(result) => Ok(result),
+            other => Err(ControlError::Raft(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// The cluster as the leader sees it (or this node, without a leader).
+    pub async fn report(&self) -> ClusterReport {
+        match self.run(AdminOp::Report).await {
+            Ok(OpReply::Report(report)) => report,
+            _ => self.core.report(),
+        }
+    }
+
+    /// Tells the key's homes, in the background, that this node holds the
+    /// key's current version.
+    pub fn announce_local(&self, domain: &str, key: &str) {
+        let core = self.core.clone();
+        let (domain, key) = (domain.to_owned(), key.to_owned());
+        self.runtime.spawn(async move { core.announce(domain, key).await });
+    }
+
+    /// What the key's homes know of it: the first home that answers, or
+    /// `None` when the homes that answered never heard of it.
+    pub async fn lookup(&self, domain: &str, key: &str) -> Option<cairn_net::IndexEntry> {
+        let core = self.core.clone();
+        let (domain, key) = (domain.to_owned(), key.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.lookup(&domain, &key).await);
+        });
+        answer.await.ok().flatten()
+    }
+
+    /// Deletes a key cluster-wide: a tombstone at `version` (later than
+    /// what it deletes) goes to the key's homes, which tell the holders.
+    /// Answers how many homes took it.
+    pub async fn delete_everywhere(
+        &self,
+        domain: &str,
+        key: &str,
+        class: &str,
+        version: cairn_engine::Version,
+    ) -> usize {
+        let core = self.core.clone();
+        let (domain, key, class) = (domain.to_owned(), key.to_owned(), class.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.delete_everywhere(domain, key, class, version).await);
+        });
+        answer.await.unwrap_or(0)
+    }
+
+    /// Tells the key's homes, in the background, that this node no longer
+    /// holds `version` of the key (its copy was damaged and dropped).
+    pub fn forget_holder(&self, domain: &str, key: &str, version: cairn_engine::Version) {
+        let core = self.core.clone();
+        let entry = cairn_net::IndexEntry {
+            domain: domain.to_owned(),
+            key: key.to_owned(),
+            hlc: version.hlc,
+            writer: version.node_id,
+            sha256: [0; 32],
+            size_bytes: 0,
+            class: String::new(),
+            content_type: String::new(),
+            deleted: false,
+            holders: Vec::new(),
+            wanted: 0,
+        };
+        self.runtime.spawn(async move { core.forget_holder(entry).await });
+    }
+
+    /// Forgets where a key was found (a holder did not answer, say).
+    pub fn forget_location(&self, domain: &str, key: &str) {
+        self.core.forget_location(domain, key);
+    }
+
+    /// The `Hello` this node opens peer connections with.
+    pub fn hello(&self) -> cairn_net::Message {
+        self.core.identity.hello()
+    }
+
+    /// A member's HTTP and peer addresses.
+    pub fn addresses(&self, id: NodeId) -> Option<(String, String)> {
+        self.read(|s| s.member(id).map(|r| (r.member.http.clone(), r.member.peer.clone())))
+    }
+
+    async fn run(&self, op: AdminOp) -> Result<OpReply, ControlError> {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let core = self.core.clone();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.execute(op, 0).await);
+        });
+        answer.await.map_err(|_| ControlError::Stopped)?
+    }
+}
+
+/// What of the node's storage the control plane reads and writes: index
+/// records in the metadata, blob files it sends to peers, and the key
+/// counters it reports and updates while it sends.
+#[derive(Clone)]
+pub struct Storage {
+    pub data: DataDir,
+    pub meta: Meta,
+    pub stats: Arc<NodeStats>,
+}
+
+/// Starts raft and the peer listener on their own thread; returns once
+/// raft is running (bootstrapped, or ready to join). `shard_work` holds
+/// one queue per shard, in shard order.
+pub fn start(
+    storage: Storage,
+    shard_work: Vec<work::ShardWorkSender>,
+    config: ClusterConfig,
+) -> anyhow::Result<Control> {
+    let (ready, started) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            if let Some(cpu) = config.cpu {
+                pin_to_cpu(cpu);
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = ready.send(Err(anyhow::Error::from(error)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match boot(storage, shard_work, config).await {
+                    Ok(core) => {
+                        let control = Control { core, runtime: tokio::runtime::Handle::current() };
+                        let _ = ready.send(Ok(control));
+                        std::future::pending::<()>().await;
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                    }
+                }
+            });
+        })
+        .context("cannot start the raft thread")?;
+    started.recv().context("the raft thread stopped while starting")?
+}
+
+async fn boot(
+    storage: Storage,
+    shard_work: Vec<work::ShardWorkSender>,
+    config: ClusterConfig,
+) -> anyhow::Result<Arc<Core>> {
+    let db = storage.meta.db();
+    let mut log_store = LogStore::open(db.clone()).context("cannot open the raft log")?;
+    let state_machine = StateMachine::open(db).context("cannot open the cluster state")?;
+    let view = state_machine.view();
+    let initialized = {
+        let vote = log_store.read_vote().await.context("cannot read the raft vote")?;
+        let log = log_store.get_log_state().await.context("cannot read the raft log")?;
+        vote.is_some() || log.last_log_id.is_some() || view.read(|s| s.last_applied().is_some())
+    };
+    let (identity, start) = Identity::load(
+        &storage.data,
+        config.id,
+        config.member.clone(),
+        config.join.is_some(),
+        config.join_token.as_deref(),
+        initialized,
+    )?;
+    let identity = Arc::new(identity);
+    let raft_config = Arc::new(default_raft_config());
+    let network = network::Network { identity: identity.clone() };
+    let raft = Raft::new(config.id, raft_config, network, log_store, state_machine)
+        .await
+        .context("cannot start raft")?;
+    let core = Arc::new(Core {
+        identity: identity.clone(),
+        raft,
+        view,
+        peers: Peers::new(identity.clone()),
+        heartbeat_peers: Peers::new(identity),
+        timing: config.timing,
+        health: Mutex::default(),
+        storage,
+        shard_work,
+        term_seen: Default::default(),
+        copies: Mutex::default(),
+        copies_in_flight_max: config.copies_in_flight_max,
+        needs_cursor: Mutex::default(),
+        me: OnceLock::new(),
+        key_health: Mutex::default(),
+        locations: Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(replicas::LOCATION_CACHE_ENTRIES).expect("non-zero"),
+        )),
+    });
+    let _ = core.me.set(Arc::downgrade(&core));
+    config.peer_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(config.peer_listener)?;
+    tokio::spawn(server::serve(core.clone(), listener));
+    if start == Start::Bootstrap {
+        let members = BTreeMap::from([(config.id, config.member.clone())]);
+        core.raft.initialize(members).await.context("cannot bootstrap the cluster")?;
+        tracing::info!(node_id = %node_id_text(config.id), "bootstrapped a new one-node cluster");
+    }
+    tokio::spawn(register(core.clone(), config.join));
+    tokio::spawn(tracker::run(core.clone()));
+    tokio::spawn(tracker::run_replication(core.clone()));
+    tokio::spawn(replicas::reannounce(core.clone()));
+    Ok(core)
+}
+
+/// Makes sure the cluster knows this node with its current addresses:
+/// asks the `--join` seed until raft has us, then the leader (through any
+/// member) whenever our record is missing or stale.
+async fn register(core: Arc<Core>, seed: Option<String>) {
+    let mut ticker = tokio::time::interval(REGISTER_INTERVAL);
+    let mut attempts = 0u64;
+    loop {
+        ticker.tick().await;
+        let me = &core.identity.member;
+        let id = core.id();
+        let recorded = core.view.read(|s| s.member(id).map(|r| r.member.clone()));
+        let known_to_raft = core.peer_address(id).is_some();
+        if recorded.as_ref() == Some(me)
+            && core.peer_address(id).as_deref() == Some(me.peer.as_str())
+        {
+            continue;
+        }
+        let op = AdminOp::Join { id, member: me.clone() };
+        let result = if core.leader().is_some() {
+            core.execute(op, 0).await
+        } else {
+            // No leader known: ask the seed, or any other member, to pass
+            // the request on to theirs.
+            let others: Vec<String> = core.view.read(|s| {
+                s.members()
+                    .iter()
+                    .filter(|(m, _)| **m != id)
+                    .map(|(_, r)| r.member.peer.clone())
+                    .collect()
+            });
+            let target = match (&seed, known_to_raft) {
+                (Some(seed), false) => Some(seed.clone()),
+                _ if !others.is_empty() => Some(others[attempts as usize % others.len()].clone()),
+                _ => seed.clone(),
+            };
+            let Some(target) = target else { continue };
+            match core.peers.forward(&target, &op, 0, JOIN_TIMEOUT).await {
+                Ok(result) => result,
+                Err(error) => Err(ControlError::PeerUnreachable {
+                    address: target,
+                    reason: error.to_string(),
+                }),
+            }
+        };
+        attempts += 1;
+        match result {
+            Ok(OpReply::Joined { cluster_id }) => {
+                core.identity.learn_cluster_id(cluster_id);
+                tracing::info!(node_id = %node_id_text(id), "registered with the cluster");
+            }
+            Ok(_) => {}
+            Err(error) if attempts % 10 == 1 => {
+                tracing::warn!(%error, "cannot register with the cluster yet; retrying");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: `set` is a plain bit set handed to the kernel by pointer for
+    // this thread (pid 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::warn!(cpu, "cannot pin the raft thread");
+        }
+    }
+}

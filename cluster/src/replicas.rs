@@ -1,0 +1,709 @@
+//! The raft thread's part of replication (docs/design.md §4–§6): the home role
+//! (index records of the keys this node is home of), announcing this
+//! node's copies to their homes, serving blob bytes to peers, and handing
+//! copy commands to the shard that owns the key.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cairn_engine::{Digest, IndexRecord, KeyState, Version};
+use cairn_net::{FrameBytes, FrameHeader, IndexEntry, Message};
+use cairn_raft::{MemberState, NodeId};
+use futures_lite::AsyncWriteExt;
+
+use crate::placement;
+use crate::plane::Core;
+use crate::work::ShardWork;
+
+/// Keys whose location a node remembers.
+pub const LOCATION_CACHE_ENTRIES: usize = 64 * 1024;
+/// How long a remembered location is trusted without asking the homes.
+const LOCATION_TTL: Duration = Duration::from_secs(5);
+
+/// Homes per key (docs/design.md §5).
+pub const HOME_COUNT: usize = 3;
+/// How long a home may take to answer an index request.
+const INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+/// Index records a home looks at per `NeedsQuery`.
+const NEEDS_SCAN_MAX: usize = 4096;
+/// One blob-body frame carries at most this much.
+const BLOB_FRAME_BYTES_MAX: u64 = 1 << 30;
+/// Bytes read from disk at a time when serving a blob.
+const SERVE_CHUNK_BYTES: usize = 1 << 20;
+
+impl Core {
+    /// The key's homes that are not dead, with their peer addresses.
+    pub fn homes(&self, domain: &str, key: &str) -> Vec<(NodeId, String)> {
+        let members: Vec<(NodeId, String)> = self.view.read(|state| {
+            state
+                .members()
+                .iter()
+                .filter(|(_, record)| record.state != MemberState::Dead)
+                .map(|(id, record)| (*id, record.member.peer.clone()))
+                .collect()
+        });
+        let ids: Vec<NodeId> = members.iter().map(|(id, _)| *id).collect();
+        placement::homes(&ids, domain, key, HOME_COUNT)
+            .into_iter()
+            .filter_map(|id| members.iter().find(|(m, _)| *m == id).cloned())
+            .collect()
+    }
+
+    /// Copies a key's class wants, from the cluster state.
+    pub fn wanted(&self, domain: &str, class: &str) -> u32 {
+        self.view.read(|s| s.replicas(domain, class)).unwrap_or(cairn_raft::DEFAULT_CLASS_REPLICAS)
+    }
+
+    /// A home's side of `IndexUpdate`: merges and answers what it knows.
+    pub fn index_update(&self, entry: &IndexEntry) -> Option<IndexEntry> {
+        let node = &self.storage;
+        let incoming = record_of(entry);
+        let (merged, replaced) = match node.meta.index(&entry.domain, &entry.key).ok()? {
+            Some(mut known) => {
+                let before = known.clone();
+                if !known.merge(&incoming) {
+                    let wanted = self.wanted(&entry.domain, &known.class);
+                    return Some(entry_of(&entry.domain, &entry.key, &known, wanted));
+                }
+                let replaced = (before.version < known.version).then_some(before);
+                (known, replaced)
+            }
+            None => (incoming, None),
+        };
+        if let Some(replaced) = replaced {
+            // The holders of the replaced version drop their copies.
+            let stale: Vec<NodeId> =
+                replaced.holders.into_iter().filter(|h| !merged.holders.contains(h)).collect();
+            let newer = entry_of(&entry.domain, &entry.key, &merged, 0);
+            self.tell_superseded(stale, newer);
+        }
+        let mut batch = cairn_engine::meta::Batch::default();
+        batch.put_index(&entry.domain, &entry.key, &merged);
+        // The index can be rebuilt from the holders' announcements, so it
+        // is written without waiting for a sync.
+        if let Err(error) = node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "cannot write an index record");
+        }
+        let wanted = self.wanted(&entry.domain, &merged.class);
+        Some(entry_of(&entry.domain, &entry.key, &merged, wanted))
+    }
+
+    pub fn index_lookup(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+        let node = &self.storage;
+        let known = node.meta.index(domain, key).ok()??;
+        let wanted = self.wanted(domain, &known.class);
+        Some(entry_of(domain, key, &known, wanted))
+    }
+
+    /// Keys this node is the first live home of whose copy count is not
+    /// their class's, up to `max`, continuing where the last call stopped.
+    pub fn needs(&self, max: usize) -> Vec<IndexEntry> {
+        let node = &self.storage;
+        let mut cursor = self.needs_cursor.lock().expect("needs cursor lock");
+        let after = cursor.as_ref().map(|(d, k)| (d.as_str(), k.as_str()));
+        let records = match node.meta.index_after(after, NEEDS_SCAN_MAX) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, "cannot scan the index");
+                return Vec::new();
+            }
+        };
+        *cursor = if records.len() < NEEDS_SCAN_MAX {
+            None
+        } else {
+            records.last().map(|(d, k, _)| (d.clone(), k.clone()))
+        };
+        let mut out = Vec::new();
+        for (domain, key, record) in records {
+            if out.len() >= max || record.deleted {
+                continue;
+            }
+            let wanted = self.wanted(&domain, &record.class);
+            let lasting = self.view.read(|s| {
+                record
+                    .holders
+                    .iter()
+                    .filter(|h| {
+                        s.member(**h).is_some_and(|m| {
+                            matches!(
+                                m.state,
+                                MemberState::Alive | MemberState::Readonly | MemberState::Down
+                            )
+                        })
+                    })
+                    .count()
+            });
+            let draining = self.view.read(|s| {
+                record
+                    .holders
+                    .iter()
+                    .any(|h| s.member(*h).is_some_and(|m| m.state == MemberState::Drain))
+            });
+            // A copy on a draining node is replaced, then dropped.
+            if lasting == wanted as usize && !draining {
+                continue;
+            }
+            // Any home reports it (the tracker merges): the first home may
+            // be new and not know the key yet.
+            if !self.homes(&domain, &key).iter().any(|(id, _)| *id == self.id()) {
+                continue;
+            }
+            out.push(entry_of(&domain, &key, &record, wanted));
+        }
+        out
+    }
+
+    /// Tells the key's homes that this node holds its current version;
+    /// marks the key `stored` here once a home counts enough copies.
+    pub async fn announce(&self, domain: String, key: String) {
+        self.forget_location(&domain, &key);
+        let node = &self.storage;
+        let Ok(Some(record)) = node.meta.key(&domain, &key) else { return };
+        let held = IndexRecord {
+            version: record.version,
+            sha256: record.sha256,
+            size_bytes: record.size_bytes,
+            class: record.class.clone(),
+            content_type: record.content_type.clone(),
+            deleted: false,
+            holders: vec![self.id()],
+        };
+        let entry = entry_of(&domain, &key, &held, 0);
+        let (_, best) = self.send_to_homes(&entry, IndexChange::Update).await;
+        let Some(best) = best else { return };
+        let newest = Version { hlc: best.hlc, node_id: best.writer };
+        if newest > record.version {
+            // A newer version or a deletion won: this copy is stale.
+            self.superseded(&best);
+            return;
+        }
+        let complete = !best.deleted
+            && best.hlc == entry.hlc
+            && best.writer == entry.writer
+            && best.holders.len() >= self.wanted(&domain, &record.class) as usize;
+        if complete && record.state == KeyState::NeedReplication {
+            let version = record.version;
+            self.to_shard(
+                &domain,
+                &key,
+                ShardWork::MarkStored { domain: domain.clone(), key: key.clone(), version },
+            );
+        }
+    }
+
+    /// Tells each of `holders` that `newer` replaces what they hold.
+    fn tell_superseded(&self, holders: Vec<NodeId>, newer: IndexEntry) {
+        let Some(core) = self.me.get().and_then(std::sync::Weak::upgrade) else { return };
+        for holder in holders {
+            let (core, newer) = (core.clone(), newer.clone());
+            tokio::spawn(async move {
+                if holder == core.id() {
+                    core.superseded(&newer);
+                    return;
+                }
+                let Some(address) =
+                    core.view.read(|s| s.member(holder).map(|r| r.member.peer.clone()))
+                else {
+                    return;
+                };
+                let request = Message::Superseded { entry: Box::new(newer) };
+                if let Err(error) = core.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                    tracing::debug!(%error, "cannot tell a holder its copy is superseded");
+                }
+            });
+        }
+    }
+
+    fn raft_term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// A home's side of `IndexForget`.
+    pub fn index_forget(&self, entry: &IndexEntry) {
+        let node = &self.storage;
+        let Ok(Some(mut known)) = node.meta.index(&entry.domain, &entry.key) else { return };
+        if known.version != (Version { hlc: entry.hlc, node_id: entry.writer }) {
+            return;
+        }
+        known.holders.retain(|h| !entry.holders.contains(h));
+        let mut batch = cairn_engine::meta::Batch::default();
+        batch.put_index(&entry.domain, &entry.key, &known);
+        if let Err(error) = node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "cannot write an index record");
+        }
+    }
+
+    /// A holder's side of `DropCopy`: refuses a deposed tracker, drops the
+    /// copy if it is still that version, and tells the key's homes.
+    pub async fn drop_copy(&self, term: u64, entry: IndexEntry) -> Message {
+        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel).max(self.raft_term());
+        if term < seen {
+            return Message::Error { code: 409, message: format!("stale term {term} < {seen}") };
+        }
+        let version = Version { hlc: entry.hlc, node_id: entry.writer };
+        let (reply, done) = futures_channel::oneshot::channel();
+        let work = ShardWork::DropVersion {
+            domain: entry.domain.clone(),
+            key: entry.key.clone(),
+            version,
+            reply,
+        };
+        if !self.to_shard(&entry.domain, &entry.key, work) {
+            return Message::Error { code: 503, message: "shard queue full".into() };
+        }
+        // Dropped now, or not here at all: either way the homes must stop
+        // counting this node as a holder of that version.
+        let _ = done.await;
+        self.forget_holder(entry).await;
+        Message::Done
+    }
+
+    /// Tells the key's homes that this node no longer holds `entry`'s version.
+    pub async fn forget_holder(&self, entry: IndexEntry) {
+        let forget = IndexEntry { holders: vec![self.id()], ..entry };
+        self.send_to_homes(&forget, IndexChange::Forget).await;
+    }
+
+    /// Sends an index change to each live home of the entry's key (this
+    /// node's own index directly). Answers how many homes took it, and the
+    /// newest version they answered with (holders they know merged).
+    async fn send_to_homes(
+        &self,
+        entry: &IndexEntry,
+        change: IndexChange,
+    ) -> (usize, Option<IndexEntry>) {
+        let (mut told, mut newest) = (0, None);
+        for (home, address) in self.homes(&entry.domain, &entry.key) {
+            if self.is_down(home) {
+                continue;
+            }
+            let answer = if home == self.id() {
+                match change {
+                    // `None`: this node's index could not be read or written.
+                    IndexChange::Update => match self.index_update(entry) {
+                        Some(answer) => Some(answer),
+                        None => continue,
+                    },
+                    IndexChange::Forget => {
+                        self.index_forget(entry);
+                        None
+                    }
+                }
+            } else {
+                let boxed = Box::new(entry.clone());
+                let request = match change {
+                    IndexChange::Update => Message::IndexUpdate { entry: boxed },
+                    IndexChange::Forget => Message::IndexForget { entry: boxed },
+                };
+                match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
+                    Ok(Message::IndexReply { entry }) => entry.map(|e| *e),
+                    Ok(_) => None,
+                    Err(error) => {
+                        let key = format!("{}/{}", entry.domain, entry.key);
+                        tracing::info!(%error, %key, "a home missed an index change");
+                        continue;
+                    }
+                }
+            };
+            told += 1;
+            if let Some(answer) = answer {
+                newest = Some(match newest {
+                    None => answer,
+                    Some(known) => newer_of(known, answer),
+                });
+            }
+        }
+        (told, newest)
+    }
+
+    /// A holder's side of `Superseded`.
+    pub fn superseded(&self, newer: &IndexEntry) {
+        self.forget_location(&newer.domain, &newer.key);
+        let version = Version { hlc: newer.hlc, node_id: newer.writer };
+        let work = ShardWork::DropIfOlder {
+            domain: newer.domain.clone(),
+            key: newer.key.clone(),
+            version,
+        };
+        self.to_shard(&newer.domain, &newer.key, work);
+    }
+
+    /// Records a deletion of a key at `version` with its homes (a
+    /// tombstone); the homes tell the holders to drop their copies.
+    pub async fn delete_everywhere(
+        &self,
+        domain: String,
+        key: String,
+        class: String,
+        version: Version,
+    ) -> usize {
+        let entry = IndexEntry {
+            domain: domain.clone(),
+            key: key.clone(),
+            hlc: version.hlc,
+            writer: version.node_id,
+            sha256: [0; 32],
+            size_bytes: 0,
+            class,
+            content_type: String::new(),
+            deleted: true,
+            holders: Vec::new(),
+            wanted: 0,
+        };
+        self.forget_location(&domain, &key);
+        self.send_to_homes(&entry, IndexChange::Update).await.0
+    }
+
+    /// Hands work for a key to the shard that owns it.
+    pub fn to_shard(&self, domain: &str, key: &str, work: ShardWork) -> bool {
+        let queues = &self.shard_work;
+        let shard = cairn_engine::key_shard(domain, key, queues.len());
+        queues[shard].clone().try_send(work).is_ok()
+    }
+
+    /// A target's side of `Replicate`: refuses a deposed tracker, then has
+    /// the key's shard pull the copy and waits for it.
+    pub async fn replicate(&self, term: u64, entry: IndexEntry, source_peer: String) -> Message {
+        let seen = self.term_seen.fetch_max(term, Ordering::AcqRel).max(self.raft_term());
+        if term < seen {
+            return Message::ReplicateReply {
+                ok: false,
+                message: format!("stale term {term}: a tracker of term {seen} has spoken"),
+            };
+        }
+        let (reply, done) = futures_channel::oneshot::channel();
+        let (domain, key) = (entry.domain.clone(), entry.key.clone());
+        let work = ShardWork::Pull {
+            entry: Box::new(entry),
+            source_peer,
+            hello: self.identity.hello(),
+            reply,
+        };
+        if !self.to_shard(&domain, &key, work) {
+            return Message::ReplicateReply { ok: false, message: "shard queue full".into() };
+        }
+        match done.await {
+            Ok(Ok(())) => Message::ReplicateReply { ok: true, message: String::new() },
+            Ok(Err(error)) => Message::ReplicateReply { ok: false, message: error.to_string() },
+            Err(_) => {
+                Message::ReplicateReply { ok: false, message: "the shard dropped the copy".into() }
+            }
+        }
+    }
+}
+
+/// Streams blob `sha256` to a peer as blob-body frames, checking every
+/// block's CRC on the way; a damaged block ends the connection.
+pub async fn serve_blob<W>(core: &Core, stream: &mut W, sha256: Digest) -> Result<(), String>
+where
+    W: futures_lite::AsyncWrite + Unpin,
+{
+    let node = &core.storage;
+    let Some(record) = node.meta.blob(&sha256).map_err(|e| e.to_string())? else {
+        let mut frame = FrameBytes::new();
+        let refusal = Message::Error { code: 404, message: format!("no blob {sha256}") };
+        cairn_net::encode_message(&refusal, &mut frame).map_err(|e| e.to_string())?;
+        return stream.write_all(&frame).await.map_err(|e| e.to_string());
+    };
+    // Counted as `replication-out` while it streams (a proxied GET too).
+    let _sending = Sending::start(node, record.size_bytes);
+    if let Some(bytes) = &record.inline {
+        cairn_engine::reader::verify_blocks(bytes, &record.block_crcs, 0, record.size_bytes)
+            .map_err(|e| format!("inline blob {sha256} is damaged: {e}"))?;
+        stream
+            .write_all(&FrameHeader::blob_body(bytes.len() as u32).encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(bytes).await.map_err(|e| e.to_string())?;
+        return stream.flush().await.map_err(|e| e.to_string());
+    }
+    let path = node.data.fid_path(&sha256);
+    let opened = tokio::task::spawn_blocking(move || std::fs::File::open(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("blob {sha256}: {e}"))?;
+    let file = std::sync::Arc::new(opened);
+    let crcs = std::sync::Arc::new(record.block_crcs.clone());
+    let mut sent = 0u64;
+    while sent < record.size_bytes {
+        let frame_bytes = (record.size_bytes - sent).min(BLOB_FRAME_BYTES_MAX);
+        let header = FrameHeader::blob_body(frame_bytes as u32).encode();
+        stream.write_all(&header).await.map_err(|e| e.to_string())?;
+        let frame_end = sent + frame_bytes;
+        while sent < frame_end {
+            let want = ((frame_end - sent) as usize).min(SERVE_CHUNK_BYTES);
+            let (file, crcs, offset) = (file.clone(), crcs.clone(), sent);
+            // Reading and checking off the raft thread: it must stay free
+            // for heartbeats and elections.
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                file.read_exact_at(&mut buf, offset).map_err(|e| e.to_string())?;
+                check_blocks(&buf, offset, &crcs)
+                    .map_err(|block| format!("damaged at block {block}"))?;
+                Ok::<_, String>(buf)
+            });
+            let buf = read
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("blob {sha256}: {e}"))?;
+            stream.write_all(&buf).await.map_err(|e| e.to_string())?;
+            sent += want as u64;
+        }
+    }
+    stream.flush().await.map_err(|e| e.to_string())
+}
+
+/// A blob being sent to a peer, counted in `/v1/status` until dropped.
+struct Sending<'n> {
+    node: &'n crate::Storage,
+    size_bytes: u64,
+}
+
+impl<'n> Sending<'n> {
+    fn start(node: &'n crate::Storage, size_bytes: u64) -> Sending<'n> {
+        node.stats.add(KeyState::ReplicationOut, 1, size_bytes as i64);
+        Sending { node, size_bytes }
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.node.stats.add(KeyState::ReplicationOut, -1, -(self.size_bytes as i64));
+    }
+}
+
+/// Checks the CRC of each block of `bytes`, which start at `offset` (a
+/// multiple of the block size); answers the first bad block.
+fn check_blocks(bytes: &[u8], offset: u64, crcs: &[u32]) -> Result<(), u64> {
+    let block_bytes = cairn_engine::BLOCK_SIZE_BYTES as usize;
+    let first = offset / cairn_engine::BLOCK_SIZE_BYTES;
+    for (i, block) in bytes.chunks(block_bytes).enumerate() {
+        let index = first + i as u64;
+        if crcs.get(index as usize) != Some(&crc32fast::hash(block)) {
+            return Err(index);
+        }
+    }
+    Ok(())
+}
+
+/// What a holder asks of a key's homes.
+#[derive(Clone, Copy)]
+enum IndexChange {
+    /// Merge the entry (a version held, or a tombstone).
+    Update,
+    /// Stop counting the entry's holders as holders of its version.
+    Forget,
+}
+
+/// Of two homes' answers, the newer version; for the same version, the
+/// holders both know.
+fn newer_of(a: IndexEntry, b: IndexEntry) -> IndexEntry {
+    match (a.hlc, a.writer).cmp(&(b.hlc, b.writer)) {
+        std::cmp::Ordering::Less => b,
+        std::cmp::Ordering::Greater => a,
+        std::cmp::Ordering::Equal => {
+            let mut merged = a;
+            merged.deleted |= b.deleted;
+            for holder in b.holders {
+                if !merged.holders.contains(&holder) {
+                    merged.holders.push(holder);
+                }
+            }
+            merged.holders.sort_unstable();
+            merged
+        }
+    }
+}
+
+pub fn record_of(entry: &IndexEntry) -> IndexRecord {
+    let mut holders = entry.holders.clone();
+    // Bounded like every short text of a record (a peer could send more).
+    let short = |text: &str| {
+        let mut text = text.to_owned();
+        while text.len() > SHORT_TEXT_BYTES_MAX {
+            text.pop();
+        }
+        text
+    };
+    holders.sort_unstable();
+    holders.dedup();
+    IndexRecord {
+        version: Version { hlc: entry.hlc, node_id: entry.writer },
+        sha256: Digest(entry.sha256),
+        size_bytes: entry.size_bytes,
+        class: short(&entry.class),
+        content_type: short(&entry.content_type),
+        deleted: entry.deleted,
+        holders,
+    }
+}
+
+/// Longest class or content type a record keeps.
+const SHORT_TEXT_BYTES_MAX: usize = 255;
+
+pub fn entry_of(domain: &str, key: &str, record: &IndexRecord, wanted: u32) -> IndexEntry {
+    IndexEntry {
+        domain: domain.to_owned(),
+        key: key.to_owned(),
+        hlc: record.version.hlc,
+        writer: record.version.node_id,
+        sha256: record.sha256.0,
+        size_bytes: record.size_bytes,
+        class: record.class.clone(),
+        content_type: record.content_type.clone(),
+        deleted: record.deleted,
+        holders: record.holders.clone(),
+        wanted,
+    }
+}
+
+impl Core {
+    /// Where the key is: from the location cache while fresh, else from
+    /// the key's homes, asked in order until one knows the key. A miss is
+    /// not remembered (a key stored a moment later must be found), nor is a
+    /// key still short of copies.
+    pub async fn lookup(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+        let id = (domain.to_owned(), key.to_owned());
+        {
+            let mut cache = self.locations.lock().expect("location cache lock");
+            match cache.get(&id) {
+                Some((entry, found)) if found.elapsed() < LOCATION_TTL => {
+                    return Some(entry.clone())
+                }
+                Some(_) => {
+                    cache.pop(&id);
+                }
+                None => {}
+            }
+        }
+        let found = self.lookup_homes(domain, key).await?;
+        // Only settled keys (all their copies made) are remembered: the
+        // holders of one still being copied change from moment to moment.
+        if !found.deleted && found.holders.len() >= found.wanted as usize {
+            let mut cache = self.locations.lock().expect("location cache lock");
+            cache.put(id, (found.clone(), std::time::Instant::now()));
+        }
+        Some(found)
+    }
+
+    pub fn forget_location(&self, domain: &str, key: &str) {
+        let id = (domain.to_owned(), key.to_owned());
+        self.locations.lock().expect("location cache lock").pop(&id);
+    }
+
+    /// Asks the key's homes in order; when none of them can answer (they
+    /// are down, or membership just changed), asks every other member.
+    async fn lookup_homes(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+        let homes: Vec<(NodeId, String)> =
+            self.homes(domain, key).into_iter().filter(|(id, _)| !self.is_down(*id)).collect();
+        let mut answered = false;
+        let mut newest: Option<IndexEntry> = None;
+        // Every live home: they may disagree (one missed an update), and
+        // the newest version, with every holder any of them knows, wins.
+        for (home, address) in &homes {
+            match self.ask_index(*home, address, domain, key).await {
+                Some(Some(entry)) => {
+                    answered = true;
+                    newest = Some(match newest {
+                        None => entry,
+                        Some(known) => newer_of(known, entry),
+                    });
+                }
+                Some(None) => answered = true,
+                None => {}
+            }
+        }
+        if answered {
+            return newest;
+        }
+        let others: Vec<(NodeId, String)> = self.view.read(|s| {
+            s.members()
+                .iter()
+                .filter(|(id, r)| {
+                    matches!(
+                        r.state,
+                        MemberState::Alive | MemberState::Drain | MemberState::Readonly
+                    ) && !homes.iter().any(|h| h.0 == **id)
+                })
+                .map(|(id, r)| (*id, r.member.peer.clone()))
+                .collect()
+        });
+        for (id, address) in others {
+            if let Some(Some(entry)) = self.ask_index(id, &address, domain, key).await {
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    fn is_down(&self, id: NodeId) -> bool {
+        self.view.read(|s| s.member(id).is_some_and(|m| m.state == MemberState::Down))
+    }
+
+    /// One node's index record of a key: `None` when the node did not
+    /// answer, `Some(None)` when it answered that it knows nothing.
+    async fn ask_index(
+        &self,
+        id: NodeId,
+        address: &str,
+        domain: &str,
+        key: &str,
+    ) -> Option<Option<IndexEntry>> {
+        if id == self.id() {
+            return Some(self.index_lookup(domain, key));
+        }
+        let request = Message::IndexLookup { domain: domain.to_owned(), key: key.to_owned() };
+        match self.peers.call(address, &request, INDEX_TIMEOUT).await {
+            Ok(Message::IndexReply { entry }) => Some(entry.map(|e| *e)),
+            _ => None,
+        }
+    }
+}
+
+/// Local keys looked at per re-announcement pass.
+const REANNOUNCE_SCAN_MAX: usize = 1024;
+/// Every this many cycles over the keys, every key is re-announced, not
+/// only those short of copies.
+const FULL_PASS_EVERY: u64 = 6;
+/// How often a node re-announces its keys that still lack copies.
+const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Re-announces, in bounded passes, the keys this node holds that are not
+/// `stored` yet: so homes that missed an announcement (down, just joined,
+/// or the index moved) learn of them, and this node learns when they are.
+pub async fn reannounce(core: std::sync::Arc<Core>) {
+    let mut cursor: Option<(String, String)> = None;
+    let mut ticker = tokio::time::interval(REANNOUNCE_INTERVAL);
+    let (mut cycles, mut full_pass) = (0u64, false);
+    loop {
+        ticker.tick().await;
+        let node = &core.storage;
+        let after = cursor.as_ref().map(|(d, k)| (d.as_str(), k.as_str()));
+        let keys = match node.meta.keys_after(after, REANNOUNCE_SCAN_MAX) {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::warn!(%error, "cannot scan keys to re-announce");
+                continue;
+            }
+        };
+        cursor = if keys.len() < REANNOUNCE_SCAN_MAX {
+            None
+        } else {
+            keys.last().map(|(d, k, _)| (d.clone(), k.clone()))
+        };
+        // Keys still short of copies every pass; the others too, so a copy
+        // that missed a deletion or a newer version finds out.
+        for (domain, key, record) in keys {
+            if record.state == KeyState::NeedReplication || full_pass {
+                core.announce(domain, key).await;
+            }
+        }
+        if cursor.is_none() {
+            // A cycle over every key ended: every FULL_PASS_EVERY-th cycle
+            // announces all keys, not only those short of copies.
+            cycles += 1;
+            full_pass = cycles % FULL_PASS_EVERY == 0;
+        }
+    }
+}

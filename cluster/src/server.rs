@@ -1,0 +1,210 @@
+//! The peer listener (`--peer-listen`) on the raft thread: authenticates
+//! each connection's `Hello`, then answers one request at a time. A bad
+//! frame closes that connection with a logged reason, never more.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_net::{
+    encode_message, read_frame, read_frame_bounded, write_frame, ArchivedMessage, FrameBuf,
+    FrameBytes, FrameError, Message, RaftRpc,
+};
+use cairn_raft::{NodeId, TypeConfig};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+use super::ops::{ControlError, Forwarded, OpReply};
+use super::peers::FORWARD_PATH;
+use crate::plane::Core;
+
+/// A caller must introduce itself within this time.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle peer connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Largest `Hello` accepted: nothing bigger is read before the caller has
+/// proven it holds the join token.
+const HELLO_BYTES_MAX: u32 = 4096;
+/// Peer connections served at once; more are closed on arrival.
+const PEER_CONNECTIONS_MAX: usize = 256;
+/// Error codes of `Message::Error`.
+const CODE_UNAUTHORIZED: u16 = 401;
+const CODE_BAD_REQUEST: u16 = 400;
+
+pub async fn serve(core: Arc<Core>, listener: TcpListener) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%remote, "too many peer connections; closing this one");
+                    continue;
+                };
+                let core = core.clone();
+                tokio::spawn(async move {
+                    if let Err(reason) = serve_connection(&core, stream).await {
+                        tracing::info!(%remote, %reason, "peer connection closed");
+                    }
+                    drop(slot);
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "peer accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(core: &Core, stream: TcpStream) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut stream = stream.compat();
+    let mut receive = FrameBuf::new();
+    let mut send = FrameBytes::new();
+    let first = read_frame_bounded(&mut stream, &mut receive, HELLO_BYTES_MAX);
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, first)
+        .await
+        .map_err(|_| "no Hello in time".to_owned())?;
+    hello.map_err(|e| e.to_string())?;
+    let admitted = match receive.access().map_err(|e| e.to_string())? {
+        ArchivedMessage::Hello { token_sha256, cluster_id, .. } => {
+            let token: [u8; 32] = std::array::from_fn(|i| token_sha256[i]);
+            core.identity.admits(&token, cluster_id.to_native())
+        }
+        _ => Err("the first message was not a Hello"),
+    };
+    let reply = match admitted {
+        Ok(()) => Message::HelloAck { node_id: core.id(), cluster_id: core.identity.cluster_id() },
+        Err(reason) => Message::Error { code: CODE_UNAUTHORIZED, message: reason.to_owned() },
+    };
+    send_message(&mut stream, &mut send, &reply).await?;
+    admitted?;
+    loop {
+        match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, &mut receive)).await {
+            Err(_) => return Err("idle".to_owned()),
+            Ok(Err(FrameError::Closed)) => return Ok(()),
+            Ok(Err(error)) => return Err(format!("bad frame: {error}")),
+            Ok(Ok(_)) => {}
+        }
+        if let Ok(ArchivedMessage::FetchBlob { sha256 }) = receive.access() {
+            let sha256 = cairn_engine::Digest(*sha256);
+            super::replicas::serve_blob(core, &mut stream, sha256).await?;
+            continue;
+        }
+        let reply = answer(core, &receive).await?;
+        send_message(&mut stream, &mut send, &reply).await?;
+    }
+}
+
+/// The answer to the request in `receive`, read in place.
+async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
+    let request = receive.access().map_err(|e| format!("bad message: {e}"))?;
+    Ok(match request {
+        ArchivedMessage::Raft { kind, payload } => {
+            let kind = RaftRpc::from(*kind);
+            let payload = raft_call(core, kind, payload.as_slice()).await?;
+            Message::RaftReply { kind, payload }
+        }
+        ArchivedMessage::Heartbeat { term, .. } => {
+            // A tracker of this term speaks: older ones are deposed.
+            core.term_seen.fetch_max(term.to_native(), std::sync::atomic::Ordering::AcqRel);
+            let report = core.local_report();
+            Message::HeartbeatReply {
+                node_id: core.id(),
+                term: core.raft.metrics().borrow().current_term,
+                disk_total_bytes: report.disk_total_bytes,
+                disk_free_bytes: report.disk_free_bytes,
+                keys_by_state: report.keys_by_state,
+            }
+        }
+        ArchivedMessage::Forward { path, body } if path.as_str() == FORWARD_PATH => {
+            let result: Result<OpReply, ControlError> =
+                match serde_json::from_slice::<Forwarded>(body.as_slice()) {
+                    Ok(forwarded) => core.execute(forwarded.op, forwarded.hops).await,
+                    Err(error) => {
+                        return Ok(Message::Error {
+                            code: CODE_BAD_REQUEST,
+                            message: format!("bad forwarded operation: {error}"),
+                        })
+                    }
+                };
+            let status = if result.is_ok() { 200 } else { 503 };
+            Message::ForwardReply { status, body: to_json(&result) }
+        }
+        ArchivedMessage::IndexUpdate { .. }
+        | ArchivedMessage::Replicate { .. }
+        | ArchivedMessage::Superseded { .. }
+        | ArchivedMessage::IndexForget { .. }
+        | ArchivedMessage::DropCopy { .. } => {
+            let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
+            match owned {
+                Message::IndexUpdate { entry } => {
+                    Message::IndexReply { entry: core.index_update(&entry).map(Box::new) }
+                }
+                Message::Replicate { term, entry, source_peer } => {
+                    core.replicate(term, *entry, source_peer).await
+                }
+                Message::Superseded { entry } => {
+                    core.superseded(&entry);
+                    Message::Done
+                }
+                Message::IndexForget { entry } => {
+                    core.index_forget(&entry);
+                    Message::Done
+                }
+                Message::DropCopy { term, entry } => core.drop_copy(term, *entry).await,
+                _ => unreachable!("matched above"),
+            }
+        }
+        ArchivedMessage::IndexLookup { domain, key } => Message::IndexReply {
+            entry: core.index_lookup(domain.as_str(), key.as_str()).map(Box::new),
+        },
+        ArchivedMessage::NeedsQuery { max } => {
+            Message::NeedsReply { needs: core.needs(max.to_native() as usize) }
+        }
+        other => Message::Error {
+            code: CODE_BAD_REQUEST,
+            message: format!("unexpected request {other:?}"),
+        },
+    })
+}
+
+/// Runs one raft RPC; the reply is the JSON of raft's `Result`. A request
+/// that does not decode ends the connection.
+async fn raft_call(core: &Core, kind: RaftRpc, payload: &[u8]) -> Result<Vec<u8>, String> {
+    let undecodable = |error: serde_json::Error| format!("undecodable {kind:?} request: {error}");
+    Ok(match kind {
+        RaftRpc::AppendEntries => {
+            let request: AppendEntriesRequest<TypeConfig> =
+                serde_json::from_slice(payload).map_err(undecodable)?;
+            to_json(&core.raft.append_entries(request).await)
+        }
+        RaftRpc::Vote => {
+            let request: VoteRequest<NodeId> =
+                serde_json::from_slice(payload).map_err(undecodable)?;
+            to_json(&core.raft.vote(request).await)
+        }
+        RaftRpc::InstallSnapshot => {
+            let request: InstallSnapshotRequest<TypeConfig> =
+                serde_json::from_slice(payload).map_err(undecodable)?;
+            to_json(&core.raft.install_snapshot(request).await)
+        }
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("raft and control types serialize")
+}
+
+async fn send_message<W>(
+    stream: &mut W,
+    send: &mut FrameBytes,
+    message: &Message,
+) -> Result<(), String>
+where
+    W: futures_lite::AsyncWrite + Unpin,
+{
+    encode_message(message, send).map_err(|e| e.to_string())?;
+    write_frame(stream, send).await.map_err(|e| e.to_string())
+}

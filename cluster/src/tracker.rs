@@ -1,0 +1,525 @@
+//! The leader's duties (docs/design.md §6, §7): heartbeat every member, mark the
+//! silent ones `down` and then `dead`, bring back the ones that answer,
+//! and keep 3 voters (5 from 5 members), replacing dead ones.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_net::{IndexEntry, Message};
+use cairn_raft::{Command, MemberState, NodeId};
+use openraft::ChangeMembers;
+
+use crate::placement::{self, KeyNeed, Limits, NodeView};
+use crate::plane::{unix_ms, Core, Health, LocalReport, COMMIT_TIMEOUT};
+
+/// Voters wanted: 3, or 5 once there are at least 5 members.
+pub fn voters_wanted(member_count: usize) -> usize {
+    if member_count >= 5 {
+        5
+    } else {
+        3
+    }
+}
+
+/// A learner this far behind the leader's log is not promoted yet.
+const PROMOTION_LAG_MAX: u64 = 100;
+
+pub async fn run(core: Arc<Core>) {
+    let mut was_leader = false;
+    let mut ticker = tokio::time::interval(core.timing.heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let leading = core.is_leader();
+        if leading && !was_leader {
+            // Everyone gets a fresh start with a new leader.
+            let ids: Vec<NodeId> = core.view.read(|s| s.members().keys().copied().collect());
+            let mut health = core.health.lock().expect("health lock");
+            health.clear();
+            health.extend(ids.into_iter().map(|id| (id, Health::fresh())));
+        }
+        if !leading && was_leader {
+            core.health.lock().expect("health lock").clear();
+        }
+        was_leader = leading;
+        if !leading {
+            continue;
+        }
+        heartbeat_all(&core).await;
+        if let Err(error) = judge_members(&core).await {
+            tracing::info!(%error, "cannot record member states");
+        }
+        if let Err(error) = keep_voters(&core).await {
+            tracing::info!(%error, "cannot change the voters");
+        }
+    }
+}
+
+/// The leader's replication rounds, on their own loop so that a slow round
+/// (a member slow to answer, a raft write) never delays the heartbeats
+/// that decide who is alive.
+pub async fn run_replication(core: Arc<Core>) {
+    let mut ticker = tokio::time::interval(core.timing.heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if core.is_leader() {
+            replicate_round(&core).await;
+        }
+    }
+}
+
+/// Sends one heartbeat to every member at once; records who answered.
+async fn heartbeat_all(core: &Arc<Core>) {
+    let term = core.raft.metrics().borrow().current_term;
+    let targets: Vec<(NodeId, String)> = core.view.read(|s| {
+        s.members().iter().map(|(id, record)| (*id, record.member.peer.clone())).collect()
+    });
+    let mut tasks = Vec::with_capacity(targets.len());
+    for (id, address) in targets {
+        let core = core.clone();
+        tasks.push(tokio::spawn(async move {
+            if id == core.id() {
+                return (id, Some(core.local_report()));
+            }
+            let heartbeat = Message::Heartbeat { term, leader_id: core.id(), sent_ms: unix_ms() };
+            let answer =
+                core.heartbeat_peers.call(&address, &heartbeat, core.timing.heartbeat).await;
+            match answer {
+                Ok(Message::HeartbeatReply {
+                    disk_total_bytes,
+                    disk_free_bytes,
+                    keys_by_state,
+                    ..
+                }) => (id, Some(LocalReport { disk_total_bytes, disk_free_bytes, keys_by_state })),
+                Ok(other) => {
+                    tracing::debug!(node = %format!("{id:016x}"), ?other, "odd heartbeat answer");
+                    (id, None)
+                }
+                Err(error) => {
+                    tracing::debug!(node = %format!("{id:016x}"), %error, "heartbeat failed");
+                    (id, None)
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let Ok((id, answer)) = task.await else { continue };
+        let mut health = core.health.lock().expect("health lock");
+        let entry = health.entry(id).or_insert_with(Health::fresh);
+        if let Some(report) = answer {
+            entry.last_answer = Instant::now();
+            entry.last_answer_unix_ms = Some(unix_ms());
+            entry.disk_total_bytes = Some(report.disk_total_bytes);
+            entry.disk_free_bytes = Some(report.disk_free_bytes);
+            entry.keys_by_state = Some(report.keys_by_state.into_iter().collect());
+        }
+    }
+}
+
+/// The state a member should be in after `silent` without an answer.
+pub fn judged_state(
+    state: MemberState,
+    silent: Duration,
+    down_after: Duration,
+    dead_after: Duration,
+) -> MemberState {
+    match state {
+        MemberState::Down | MemberState::Dead if silent < down_after => MemberState::Alive,
+        MemberState::Down if silent >= dead_after => MemberState::Dead,
+        MemberState::Alive | MemberState::Drain | MemberState::Readonly if silent >= down_after => {
+            MemberState::Down
+        }
+        unchanged => unchanged,
+    }
+}
+
+async fn judge_members(core: &Core) -> Result<(), String> {
+    let now = Instant::now();
+    let changes: Vec<(NodeId, MemberState)> = {
+        let health = core.health.lock().expect("health lock");
+        core.view.read(|state| {
+            state
+                .members()
+                .iter()
+                .filter_map(|(id, record)| {
+                    let silent = health.get(id).map_or(Duration::ZERO, |h| now - h.last_answer);
+                    let timing = core.timing;
+                    let next =
+                        judged_state(record.state, silent, timing.down_after, timing.dead_after);
+                    (next != record.state).then_some((*id, next))
+                })
+                .collect()
+        })
+    };
+    for (id, state) in changes {
+        tracing::info!(node = %format!("{id:016x}"), state = state.as_str(), "member state");
+        core.write(Command::SetMemberState { id, state }).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// One voter change per round: replace a dead voter with a live, caught-up
+/// learner, or add one while there are fewer voters than wanted.
+async fn keep_voters(core: &Core) -> Result<(), String> {
+    let (voters, learners, last_index, matched) = {
+        let metrics = core.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: Vec<NodeId> = membership.learner_ids().collect();
+        let matched = metrics.replication.clone().unwrap_or_default();
+        (voters, learners, metrics.last_log_index.unwrap_or(0), matched)
+    };
+    let member_count = voters.len() + learners.len();
+    let state_of = |id: NodeId| core.view.read(|s| s.member(id).map(|r| r.state));
+    let candidate = learners.iter().copied().find(|id| {
+        let caught_up = matched
+            .get(id)
+            .and_then(|log_id| log_id.as_ref())
+            .is_some_and(|log_id| log_id.index + PROMOTION_LAG_MAX >= last_index);
+        matches!(state_of(*id), Some(MemberState::Alive)) && caught_up
+    });
+    let Some(candidate) = candidate else { return Ok(()) };
+    let dead = voters.iter().copied().find(|id| state_of(*id) == Some(MemberState::Dead));
+    let change = match dead {
+        Some(dead) => {
+            let mut next = voters.clone();
+            next.remove(&dead);
+            next.insert(candidate);
+            tracing::info!(dead = %format!("{dead:016x}"), with = %format!("{candidate:016x}"), "replacing a dead voter");
+            ChangeMembers::ReplaceAllVoters(next)
+        }
+        None if voters.len() < voters_wanted(member_count) => {
+            tracing::info!(node = %format!("{candidate:016x}"), "promoting a learner to voter");
+            ChangeMembers::AddVoterIds(BTreeSet::from([candidate]))
+        }
+        None => return Ok(()),
+    };
+    let changed = tokio::time::timeout(COMMIT_TIMEOUT, core.raft.change_membership(change, true));
+    match changed.await {
+        Err(_) => return Err("the voter change was not committed in time".into()),
+        Ok(Err(error)) => return Err(error.to_string()),
+        Ok(Ok(_)) => {}
+    }
+    // Keep the members' voter flags in the state in step with raft.
+    for id in [Some(candidate), dead].into_iter().flatten() {
+        let record = core.view.read(|s| s.member(id).cloned());
+        if let Some(record) = record {
+            let voter = core.is_voter(id);
+            let command =
+                Command::SetMember { id, member: record.member, state: record.state, voter };
+            core.write(command).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOWN: Duration = Duration::from_secs(3);
+    const DEAD: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn states_follow_silence() {
+        let s = |state, secs| judged_state(state, Duration::from_secs(secs), DOWN, DEAD);
+        assert_eq!(s(MemberState::Alive, 1), MemberState::Alive);
+        assert_eq!(s(MemberState::Alive, 3), MemberState::Down);
+        assert_eq!(s(MemberState::Down, 100), MemberState::Down);
+        assert_eq!(s(MemberState::Down, 600), MemberState::Dead);
+        assert_eq!(s(MemberState::Dead, 0), MemberState::Alive);
+        assert_eq!(s(MemberState::Down, 1), MemberState::Alive);
+        assert_eq!(s(MemberState::Drain, 1), MemberState::Drain);
+        assert_eq!(s(MemberState::Readonly, 5), MemberState::Down);
+        // Dead is reached through down, never straight from alive.
+        assert_eq!(s(MemberState::Alive, 900), MemberState::Down);
+    }
+
+    #[test]
+    fn voter_targets() {
+        assert_eq!(voters_wanted(1), 3);
+        assert_eq!(voters_wanted(4), 3);
+        assert_eq!(voters_wanted(5), 5);
+        assert_eq!(voters_wanted(9), 5);
+    }
+}
+
+/// Keys asked of each member per round.
+const NEEDS_PER_MEMBER_MAX: u32 = 256;
+/// How long dropping an extra copy may take.
+const COPY_DROP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one copy may take before the tracker stops counting it.
+const COPY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A key whose copy count is off stops counting against its class's health
+/// once the homes have not reported it for this long.
+const HEALTH_WINDOW: Duration = Duration::from_secs(10);
+
+/// Keys whose count is off, as the last rounds saw them.
+#[derive(Default)]
+pub struct KeyHealth {
+    keys: std::collections::HashMap<(String, String), (String, Shortfall, Instant)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shortfall {
+    Under,
+    Lost,
+    Over,
+}
+
+impl KeyHealth {
+    fn record(&mut self, need: &IndexEntry, lasting: usize) {
+        let shortfall = match lasting {
+            0 => Shortfall::Lost,
+            n if n < need.wanted as usize => Shortfall::Under,
+            _ => Shortfall::Over,
+        };
+        let key = (need.domain.clone(), need.key.clone());
+        self.keys.insert(key, (need.class.clone(), shortfall, Instant::now()));
+    }
+
+    /// `(under, lost, over)` counts for a class (of one domain, or
+    /// cluster-wide for keys of domains without their own class of that name).
+    pub fn counts(&mut self, class: &str, domain: Option<&str>) -> (u64, u64, u64) {
+        self.keys.retain(|_, (_, _, seen)| seen.elapsed() < HEALTH_WINDOW);
+        let mut counts = (0, 0, 0);
+        for ((key_domain, _), (key_class, shortfall, _)) in &self.keys {
+            if key_class != class || domain.is_some_and(|d| d != key_domain) {
+                continue;
+            }
+            match shortfall {
+                Shortfall::Under => counts.0 += 1,
+                Shortfall::Lost => counts.1 += 1,
+                Shortfall::Over => counts.2 += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// Copies the tracker has started and not seen end.
+#[derive(Default)]
+pub struct CopiesInFlight {
+    per_node: std::collections::HashMap<NodeId, u32>,
+    /// Copies under way per key.
+    keys: std::collections::HashMap<(String, String), u32>,
+}
+
+impl CopiesInFlight {
+    pub fn count(&self, id: NodeId) -> u32 {
+        self.per_node.get(&id).copied().unwrap_or(0)
+    }
+
+    fn start(&mut self, key: (String, String), source: NodeId, target: NodeId) {
+        *self.per_node.entry(source).or_default() += 1;
+        *self.per_node.entry(target).or_default() += 1;
+        *self.keys.entry(key).or_default() += 1;
+    }
+
+    fn end(&mut self, key: &(String, String), source: NodeId, target: NodeId) {
+        for id in [source, target] {
+            if let Some(count) = self.per_node.get_mut(&id) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        self.release(key);
+    }
+
+    /// Marks a key busy (a drop under way) without counting a copy.
+    fn hold(&mut self, key: (String, String)) {
+        *self.keys.entry(key).or_default() += 1;
+    }
+
+    fn release(&mut self, key: &(String, String)) {
+        if let Some(count) = self.keys.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                self.keys.remove(key);
+            }
+        }
+    }
+}
+
+/// One round of replication: gathers the keys whose count is off from
+/// their homes, plans copies (`placement`), records the decision in the
+/// log, then tells each target to pull from its source.
+pub async fn replicate_round(core: &Arc<Core>) {
+    let term = core.raft.metrics().borrow().current_term;
+    let members: Vec<(NodeId, String, MemberState, String)> = core.view.read(|s| {
+        s.members()
+            .iter()
+            .map(|(id, r)| (*id, r.member.peer.clone(), r.state, r.member.zone.clone()))
+            .collect()
+    });
+    let mut needs: Vec<IndexEntry> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (id, address, state, _) in &members {
+        if matches!(state, MemberState::Down | MemberState::Dead) {
+            continue;
+        }
+        let answer = if *id == core.id() {
+            core.needs(NEEDS_PER_MEMBER_MAX as usize)
+        } else {
+            let query = Message::NeedsQuery { max: NEEDS_PER_MEMBER_MAX };
+            match core.peers.call(address, &query, core.timing.heartbeat).await {
+                Ok(Message::NeedsReply { needs }) => needs,
+                _ => continue,
+            }
+        };
+        let busy = core.copies.lock().expect("copies lock");
+        for need in answer {
+            let key = (need.domain.clone(), need.key.clone());
+            if busy.keys.contains_key(&key) {
+                continue;
+            }
+            match seen.get(&key) {
+                None => {
+                    seen.insert(key, needs.len());
+                    needs.push(need);
+                }
+                // Homes may disagree: the newest version wins, and what they
+                // know of its holders adds up.
+                Some(&at) => {
+                    let known = &mut needs[at];
+                    if (need.hlc, need.writer) > (known.hlc, known.writer) {
+                        *known = need;
+                    } else if (need.hlc, need.writer) == (known.hlc, known.writer) {
+                        for holder in need.holders {
+                            if !known.holders.contains(&holder) {
+                                known.holders.push(holder);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    {
+        let mut health = core.key_health.lock().expect("key health lock");
+        for need in &needs {
+            let lasting = need
+                .holders
+                .iter()
+                .filter(|h| {
+                    members.iter().any(|(id, _, state, _)| {
+                        *id == **h
+                            && matches!(
+                                state,
+                                MemberState::Alive | MemberState::Readonly | MemberState::Down
+                            )
+                    })
+                })
+                .count();
+            health.record(need, lasting);
+        }
+    }
+    if needs.is_empty() {
+        return;
+    }
+    let nodes: Vec<NodeView> = {
+        let health = core.health.lock().expect("health lock");
+        let busy = core.copies.lock().expect("copies lock");
+        members
+            .iter()
+            .map(|(id, _, state, zone)| {
+                let heard = health.get(id);
+                NodeView {
+                    id: *id,
+                    zone: zone.clone(),
+                    state: *state,
+                    free_bytes: heard.and_then(|h| h.disk_free_bytes).unwrap_or(0),
+                    total_bytes: heard.and_then(|h| h.disk_total_bytes).unwrap_or(0),
+                    copies_in_flight: busy.count(*id),
+                }
+            })
+            .collect()
+    };
+    let key_needs: Vec<KeyNeed> = needs
+        .iter()
+        .map(|n| KeyNeed {
+            domain: n.domain.clone(),
+            key: n.key.clone(),
+            sha256: cairn_engine::Digest(n.sha256),
+            size_bytes: n.size_bytes,
+            wanted: n.wanted,
+            holders: n.holders.clone(),
+        })
+        .collect();
+    let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
+    let plan = placement::plan_copies(&nodes, &key_needs, limits);
+    let removals = placement::plan_removals(&nodes, &key_needs);
+    if plan.is_empty() && removals.is_empty() {
+        return;
+    }
+    let mut text = format!("term {term}: {} copies, {} removals", plan.len(), removals.len());
+    for copy in plan.iter().take(8) {
+        let need = &needs[copy.need];
+        text +=
+            &format!("; {}/{} {:016x}->{:016x}", need.domain, need.key, copy.source, copy.target);
+    }
+    for removal in removals.iter().take(8) {
+        let need = &needs[removal.need];
+        text += &format!("; {}/{} drop at {:016x}", need.domain, need.key, removal.holder);
+    }
+    text.truncate(cairn_raft::DECISION_BYTES_MAX);
+    // Nothing is done that the log does not say: a new tracker reads it.
+    if let Err(error) = core.write(Command::Decision { text }).await {
+        tracing::info!(%error, "cannot record copy decisions; not copying this round");
+        return;
+    }
+    for removal in removals {
+        let need = needs[removal.need].clone();
+        let Some(address) = members.iter().find(|m| m.0 == removal.holder).map(|m| m.1.clone())
+        else {
+            continue;
+        };
+        // Busy until the holder answers, so no other round plans this key
+        // from holder lists that do not show the drop yet.
+        let key = (need.domain.clone(), need.key.clone());
+        core.copies.lock().expect("copies lock").hold(key.clone());
+        let core = core.clone();
+        tokio::spawn(async move {
+            let request = Message::DropCopy { term, entry: Box::new(need) };
+            if let Err(error) = core.peers.call(&address, &request, COPY_DROP_TIMEOUT).await {
+                tracing::info!(%error, "dropping an extra copy failed");
+            }
+            core.copies.lock().expect("copies lock").release(&key);
+        });
+    }
+    for copy in plan {
+        let need = needs[copy.need].clone();
+        let address_of = |id: NodeId| members.iter().find(|m| m.0 == id).map(|m| m.1.clone());
+        let (Some(source_peer), Some(target_peer)) =
+            (address_of(copy.source), address_of(copy.target))
+        else {
+            continue;
+        };
+        let key = (need.domain.clone(), need.key.clone());
+        core.copies.lock().expect("copies lock").start(key.clone(), copy.source, copy.target);
+        let core = core.clone();
+        tokio::spawn(async move {
+            let request = Message::Replicate { term, entry: Box::new(need), source_peer };
+            let outcome = async {
+                let mut connection =
+                    super::peers::connect(&core.identity, &target_peer, core.timing.heartbeat * 5)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                connection.call(&request, COPY_TIMEOUT).await.map_err(|e| e.to_string())
+            };
+            match outcome.await {
+                Ok(Message::ReplicateReply { ok: true, .. }) => {}
+                Ok(other) => {
+                    tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed")
+                }
+                Err(error) => {
+                    tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed")
+                }
+            }
+            core.copies.lock().expect("copies lock").end(&key, copy.source, copy.target);
+        });
+    }
+}

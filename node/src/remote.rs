@@ -1,0 +1,221 @@
+//! Keys this node does not hold (docs/design.md §5, §9): found through
+//! their homes, and streamed from a holder over the peer port. Blob bytes
+//! from a peer arrive as blob-body frames ([`PeerBlob`]); the holder checks
+//! every block's CRC as it sends.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_engine::Digest;
+use cairn_net::{encode_message, read_frame, write_frame, FrameBuf, FrameBytes, FrameKind};
+use cairn_net::{IndexEntry, Message};
+use cairn_raft::MemberState;
+use futures_lite::AsyncReadExt;
+use glommio::net::TcpStream;
+
+use crate::error::NodeError;
+use crate::read::{KeyFacts, Origin, ReadBody, Reading, Want};
+use crate::shard::Shard;
+use crate::upload::ChunkSource;
+
+/// A peer that sends nothing for this long fails the transfer.
+const PEER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A peer that does not accept a connection in this time is not reachable.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes handed on per chunk of a transfer.
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// A member that holds a key's version and can serve reads.
+pub struct Holder {
+    pub id: u64,
+    /// Its HTTP address.
+    pub http: String,
+    /// Its peer address.
+    pub peer: String,
+}
+
+/// The key's newest version as its homes know it, with its holders.
+pub async fn find(shard: &Shard, domain: &str, key: &str) -> Result<IndexEntry, NodeError> {
+    match shard.node.control.lookup(domain, key).await {
+        Some(entry) if !entry.deleted && !entry.holders.is_empty() => Ok(entry),
+        _ => Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() }),
+    }
+}
+
+/// The holders of `entry` that can serve reads (not down or dead).
+pub fn holders(shard: &Shard, entry: &IndexEntry) -> Vec<Holder> {
+    shard.node.control.read(|state| {
+        entry
+            .holders
+            .iter()
+            .filter_map(|id| {
+                let member = state.member(*id)?;
+                let readable = matches!(
+                    member.state,
+                    MemberState::Alive | MemberState::Drain | MemberState::Readonly
+                );
+                readable.then(|| Holder {
+                    id: *id,
+                    http: member.member.http.clone(),
+                    peer: member.member.peer.clone(),
+                })
+            })
+            .collect()
+    })
+}
+
+/// Reads a key held elsewhere: streams it whole from the first holder
+/// that answers (the first bytes arrive before anything is answered, so
+/// a holder that has lost the blob is passed over for the next one).
+pub async fn read(
+    shard: &Rc<Shard>,
+    domain: &str,
+    key: &str,
+    want: &impl Fn(&KeyFacts, Origin) -> Want,
+) -> Result<Reading, NodeError> {
+    let entry = find(shard, domain, key).await?;
+    let facts = KeyFacts::of_entry(&entry);
+    let wanted = want(&facts, Origin::Elsewhere);
+    if wanted == Want::Nothing {
+        return Ok(Reading { facts, origin: Origin::Elsewhere, want: wanted, body: None });
+    }
+    let hello = shard.node.control.hello();
+    let me = shard.node.control.id();
+    let mut last_error = String::new();
+    for holder in holders(shard, &entry) {
+        if holder.id == me {
+            continue;
+        }
+        let fetched = match fetch(&holder.peer, &facts.sha256, facts.size_bytes, &hello).await {
+            Ok(mut blob) => blob.next().await.map(|first| (blob, first)),
+            Err(error) => Err(error),
+        };
+        match fetched {
+            Ok((blob, first)) => {
+                let first = futures_lite::stream::iter(first.map(Ok::<Bytes, std::io::Error>));
+                let rest = futures_lite::stream::unfold(blob, |mut blob| async move {
+                    match blob.next().await {
+                        Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), blob)),
+                        Ok(None) => None,
+                        Err(message) => Some((Err(std::io::Error::other(message)), blob)),
+                    }
+                });
+                let chunks = Box::pin(futures_lite::StreamExt::chain(first, rest));
+                let body = ReadBody::Stream { chunks, length_bytes: facts.size_bytes };
+                return Ok(Reading {
+                    facts,
+                    origin: Origin::Elsewhere,
+                    want: wanted,
+                    body: Some(body),
+                });
+            }
+            Err(error) => last_error = error,
+        }
+    }
+    // The holders may have changed since the key was found: ask the homes
+    // next time.
+    shard.node.control.forget_location(domain, key);
+    Err(NodeError::NoHolderReachable { sha256: facts.sha256, reason: last_error })
+}
+
+/// Asks the node at `peer` for the bytes of blob `sha256` (`size_bytes`
+/// long) and answers them as a chunk source.
+pub async fn fetch(
+    peer: &str,
+    sha256: &Digest,
+    size_bytes: u64,
+    hello: &Message,
+) -> Result<PeerBlob, String> {
+    let stream = TcpStream::connect_timeout(peer, PEER_CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| format!("cannot reach {peer}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream.set_read_timeout(Some(PEER_READ_TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut blob = PeerBlob {
+        stream,
+        receive: FrameBuf::new(),
+        remaining_bytes: size_bytes,
+        frame_remaining_bytes: 0,
+        chunk: vec![0; CHUNK_BYTES],
+    };
+    match blob.call(hello).await? {
+        Message::HelloAck { .. } => {}
+        other => return Err(format!("{peer} did not accept us: {other:?}")),
+    }
+    let mut frame = FrameBytes::new();
+    encode_message(&Message::FetchBlob { sha256: sha256.0 }, &mut frame)
+        .map_err(|e| e.to_string())?;
+    write_frame(&mut blob.stream, &frame).await.map_err(|e| e.to_string())?;
+    Ok(blob)
+}
+
+/// A blob arriving from a peer as blob-body frames.
+pub struct PeerBlob {
+    stream: TcpStream,
+    receive: FrameBuf,
+    remaining_bytes: u64,
+    frame_remaining_bytes: u64,
+    chunk: Vec<u8>,
+}
+
+impl PeerBlob {
+    async fn call(&mut self, request: &Message) -> Result<Message, String> {
+        let mut frame = FrameBytes::new();
+        encode_message(request, &mut frame).map_err(|e| e.to_string())?;
+        write_frame(&mut self.stream, &frame).await.map_err(|e| e.to_string())?;
+        read_frame(&mut self.stream, &mut self.receive).await.map_err(|e| e.to_string())?;
+        self.receive.deserialize().map_err(|e| e.to_string())
+    }
+
+    /// The next bytes of the blob, `None` once all of it has arrived.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        if self.remaining_bytes == 0 {
+            return Ok(None);
+        }
+        if self.frame_remaining_bytes == 0 {
+            let header =
+                read_frame(&mut self.stream, &mut self.receive).await.map_err(|e| e.to_string())?;
+            if header.kind() == FrameKind::Message {
+                let message = self.receive.deserialize().map_err(|e| e.to_string())?;
+                return Err(format!("the source refused: {message:?}"));
+            }
+            self.frame_remaining_bytes = u64::from(header.payload_len_bytes());
+            if self.frame_remaining_bytes == 0 || self.frame_remaining_bytes > self.remaining_bytes
+            {
+                return Err("the source sent a body of the wrong size".into());
+            }
+        }
+        let want = (self.frame_remaining_bytes as usize).min(self.chunk.len());
+        let read = self.stream.read(&mut self.chunk[..want]).await.map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Err("the source hung up inside the blob".into());
+        }
+        self.frame_remaining_bytes -= read as u64;
+        self.remaining_bytes -= read as u64;
+        Ok(Some(Bytes::copy_from_slice(&self.chunk[..read])))
+    }
+}
+
+impl ChunkSource for PeerBlob {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, NodeError> {
+        self.next().await.map_err(NodeError::CopyFailed)
+    }
+}
+
+impl Shard {
+    /// Drops this node's copy of a key whose bytes failed their checksum
+    /// (they are quarantined already) and tells the key's homes, once
+    /// another holder has been seen to serve it.
+    pub fn drop_damaged_copy(self: &Rc<Self>, domain: String, key: String) {
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            let Ok(Some(local)) = shard.node.meta.key(&domain, &key) else { return };
+            if shard.delete_if(domain.clone(), key.clone(), Some(local.version)).await.is_ok() {
+                tracing::warn!(%domain, %key, "dropped a damaged copy; another holder has the bytes");
+                shard.node.control.forget_holder(&domain, &key, local.version);
+            }
+        })
+        .detach();
+    }
+}
