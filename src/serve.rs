@@ -111,6 +111,27 @@ pub struct ServeArgs {
     pub dead_after: Duration,
 }
 
+/// The node's listeners, bound before anything else so that port 0 is
+/// resolved before `ports.json` is written.
+struct Listeners {
+    http: ReusePortListeners,
+    mogile: ReusePortListeners,
+    peer: std::net::TcpListener,
+}
+
+impl Listeners {
+    fn bind(args: &ServeArgs, shard_count: usize) -> anyhow::Result<Listeners> {
+        Ok(Listeners {
+            http: ReusePortListeners::bind(args.listen, shard_count)
+                .with_context(|| format!("cannot listen on {}", args.listen))?,
+            mogile: ReusePortListeners::bind(args.mogile_listen, shard_count)
+                .with_context(|| format!("cannot listen on {}", args.mogile_listen))?,
+            peer: std::net::TcpListener::bind(args.peer_listen)
+                .with_context(|| format!("cannot listen for peers on {}", args.peer_listen))?,
+        })
+    }
+}
+
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = DataDir::open(&args.data)
         .with_context(|| format!("cannot open data directory {}", args.data.display()))?;
@@ -125,15 +146,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stats = Arc::new(NodeStats::default());
     meta.for_each_key(|record| stats.add(record.state, 1, record.size_bytes as i64))?;
 
-    let http = ReusePortListeners::bind(args.listen, shard_count)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let http_addr = http.local_addr;
-    let mogile = ReusePortListeners::bind(args.mogile_listen, shard_count)
-        .with_context(|| format!("cannot listen on {}", args.mogile_listen))?;
-    let mogile_addr = mogile.local_addr;
-    let peer_listener = std::net::TcpListener::bind(args.peer_listen)
-        .with_context(|| format!("cannot listen for peers on {}", args.peer_listen))?;
-    let peer_addr = peer_listener.local_addr()?;
+    let listeners = Listeners::bind(&args, shard_count)?;
+    let (http_addr, mogile_addr) = (listeners.http.local_addr, listeners.mogile.local_addr);
+    let peer_addr = listeners.peer.local_addr()?;
     let host = advertised_host(args.advertise_host.as_deref(), http_addr)?;
     let member = Member {
         http: format!("{host}:{}", http_addr.port()),
@@ -143,42 +158,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (work_senders, work_receivers): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| work_queue()).unzip();
     let storage = Storage { data: data.clone(), meta: meta.clone(), stats: stats.clone() };
-    let control = cairn_cluster::start(
-        storage,
-        work_senders,
-        ClusterConfig {
-            id: node_id,
-            member,
-            peer_listener,
-            join: args.join.clone(),
-            join_token: args.join_token.clone(),
-            timing: Timing {
-                heartbeat: args.heartbeat,
-                down_after: args.down_after,
-                dead_after: args.dead_after,
-            },
-            cpu: raft_cpu,
-            copies_in_flight_max: args.copies_in_flight.max(1),
-        },
-    )?;
-
+    let config = cluster_config(&args, node_id, member, listeners.peer, raft_cpu);
+    let control = cairn_cluster::start(storage, work_senders, config)?;
     let node = Arc::new(Node {
         data,
         meta,
         control,
         clock: Clock::new(node_id),
-        config: NodeConfig {
-            max_object_size_bytes: args.max_object_size,
-            inline_max_bytes: args.inline_max,
-            cache_size_bytes: args.cache_size as usize,
-            body_timeout: Duration::from_millis(args.body_timeout_ms),
-            header_timeout: Duration::from_millis(args.header_timeout_ms),
-            write_timeout: Duration::from_millis(args.write_timeout_ms),
-            shard_count,
-            copy_rate_bytes_per_s: args.copy_rate,
-            http_listen: http_addr,
-            mogile_upload_ttl: args.mogile_upload_ttl,
-        },
+        config: node_config(&args, shard_count, http_addr),
         stats,
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
     });
@@ -197,14 +184,65 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shards = shard_count,
         "cairn is serving"
     );
-
     spawn_orphan_sweep(node.clone());
+    let sockets = listeners.http.into_sockets().into_iter().zip(listeners.mogile.into_sockets());
+    run_shards(&args, node, cpus, sockets.zip(work_receivers).collect())
+}
 
+fn cluster_config(
+    args: &ServeArgs,
+    id: u64,
+    member: Member,
+    peer_listener: std::net::TcpListener,
+    cpu: Option<usize>,
+) -> ClusterConfig {
+    ClusterConfig {
+        id,
+        member,
+        peer_listener,
+        join: args.join.clone(),
+        join_token: args.join_token.clone(),
+        timing: Timing {
+            heartbeat: args.heartbeat,
+            down_after: args.down_after,
+            dead_after: args.dead_after,
+        },
+        cpu,
+        copies_in_flight_max: args.copies_in_flight.max(1),
+    }
+}
+
+fn node_config(args: &ServeArgs, shard_count: usize, http_listen: SocketAddr) -> NodeConfig {
+    NodeConfig {
+        max_object_size_bytes: args.max_object_size,
+        inline_max_bytes: args.inline_max,
+        cache_size_bytes: args.cache_size as usize,
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        write_timeout: Duration::from_millis(args.write_timeout_ms),
+        shard_count,
+        copy_rate_bytes_per_s: args.copy_rate,
+        http_listen,
+        mogile_upload_ttl: args.mogile_upload_ttl,
+    }
+}
+
+/// What each shard is started with: its HTTP and MogileFS sockets, and its
+/// queue of work from the raft thread.
+type ShardStart = ((OwnedFd, OwnedFd), futures_channel::mpsc::Receiver<ShardWork>);
+
+/// Runs one pinned glommio executor per shard until they all stop.
+fn run_shards(
+    args: &ServeArgs,
+    node: Arc<Node>,
+    cpus: usize,
+    starts: Vec<ShardStart>,
+) -> anyhow::Result<()> {
+    let shard_count = starts.len();
     let io_memory = args.io_memory.map_or_else(|| default_io_memory(shard_count), |b| b as usize);
     let mesh = MeshBuilder::<ShardRequest, _>::full(shard_count, MESH_QUEUE_LEN);
     let mut executors = Vec::with_capacity(shard_count);
-    let sockets = http.into_sockets().into_iter().zip(mogile.into_sockets());
-    for ((id, sockets), work) in sockets.enumerate().zip(work_receivers) {
+    for (id, (sockets, work)) in starts.into_iter().enumerate() {
         let (node, mesh) = (node.clone(), mesh.clone());
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))

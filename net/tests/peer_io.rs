@@ -292,6 +292,8 @@ fn a_read_error_is_an_io_error_not_a_close() {
 /// loopback. The server answers each `Heartbeat` with a `HeartbeatReply`
 /// and echoes a blob body back.
 #[test]
+// One conversation, read top to bottom.
+#[allow(clippy::too_many_lines)]
 fn frames_cross_a_glommio_tcp_connection() {
     glommio::LocalExecutorBuilder::default()
         .spawn(|| async move {

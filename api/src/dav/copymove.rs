@@ -5,13 +5,13 @@
 //! two, both names exist (no cross-shard transaction), and the source is
 //! only deleted if it is still the version that was copied.
 
-use super::locks;
 use std::rc::Rc;
 
 use cairn_engine::{KeyRecord, Meta};
 use http::request::Parts;
 use http::{Response, StatusCode};
 
+use super::locks;
 use super::path::{self, DavPath, Destination};
 use super::resource::{self, resolve, settle, Resource, BATCH_LEN};
 use super::{conflict, no_parent, not_found, parent_of, preconditions, remove, Target};
@@ -32,32 +32,7 @@ pub async fn transfer(
     path: DavPath,
     transfer: Transfer,
 ) -> Result<Response<ResBody>, ApiError> {
-    let headers = &request.headers;
-    let target = match path::destination(headers)? {
-        Destination::Here(target) => target,
-        Destination::Elsewhere => {
-            return Err(ApiError::new(
-                ErrorKind::ForeignDestination,
-                "the Destination is not a WebDAV resource of this server",
-            ));
-        }
-    };
-    let overwrite = match headers.get("overwrite").map(|v| v.as_bytes()) {
-        None | Some(b"T") | Some(b"t") => true,
-        Some(b"F") | Some(b"f") => false,
-        Some(_) => return Err(ApiError::new(ErrorKind::BadOverwrite, "Overwrite is T or F")),
-    };
-    let deep = match headers.get("depth").map(|v| v.as_bytes()) {
-        None => true,
-        Some(value) if value.eq_ignore_ascii_case(b"infinity") => true,
-        Some(b"0") if transfer == Transfer::Copy => false,
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorKind::BadDepth,
-                "Depth must be infinity (or 0 for COPY)",
-            ))
-        }
-    };
+    let (target, overwrite, deep) = transfer_headers(&request.headers, transfer)?;
     let meta = shard.node.meta.clone();
     let source = resolve(&meta, &path)?.ok_or_else(|| not_found(&path))?;
     if target.is_root() {
@@ -78,15 +53,7 @@ pub async fn transfer(
         return Err(no_parent());
     }
     let existing = resolve(&meta, &target)?;
-    let mut targets = vec![Target::new(&target.domain, &target_path, true)];
-    targets.extend(Target::parent(&target.domain, &target_path));
-    if let Some(existing) = &existing {
-        targets.push(Target::new(&target.domain, existing.path(), true));
-    }
-    if transfer == Transfer::Move {
-        targets.push(Target::new(&path.domain, source.path(), true));
-        targets.extend(Target::parent(&path.domain, source.path()));
-    }
+    let targets = locked_targets(&path, &source, &target, &target_path, &existing, transfer);
     if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
         return Ok(refused);
     }
@@ -119,6 +86,60 @@ pub async fn transfer(
     .ok_or_else(|| ApiError::from(std::io::Error::other("transfer task was cancelled")))??;
     let status = if existing.is_some() { StatusCode::NO_CONTENT } else { StatusCode::CREATED };
     Ok(Response::builder().status(status).body(ResBody::empty()).expect("valid"))
+}
+
+/// The Destination, whether to overwrite, and whether to go deep.
+fn transfer_headers(
+    headers: &http::HeaderMap,
+    transfer: Transfer,
+) -> Result<(DavPath, bool, bool), ApiError> {
+    let target = match path::destination(headers)? {
+        Destination::Here(target) => target,
+        Destination::Elsewhere => {
+            return Err(ApiError::new(
+                ErrorKind::ForeignDestination,
+                "the Destination is not a WebDAV resource of this server",
+            ));
+        }
+    };
+    let overwrite = match headers.get("overwrite").map(|v| v.as_bytes()) {
+        None | Some(b"T") | Some(b"t") => true,
+        Some(b"F") | Some(b"f") => false,
+        Some(_) => return Err(ApiError::new(ErrorKind::BadOverwrite, "Overwrite is T or F")),
+    };
+    let deep = match headers.get("depth").map(|v| v.as_bytes()) {
+        None => true,
+        Some(value) if value.eq_ignore_ascii_case(b"infinity") => true,
+        Some(b"0") if transfer == Transfer::Copy => false,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorKind::BadDepth,
+                "Depth must be infinity (or 0 for COPY)",
+            ))
+        }
+    };
+    Ok((target, overwrite, deep))
+}
+
+/// The resources whose locks a COPY or MOVE must respect.
+fn locked_targets(
+    path: &DavPath,
+    source: &Resource,
+    target: &DavPath,
+    target_path: &str,
+    existing: &Option<Resource>,
+    transfer: Transfer,
+) -> Vec<Target> {
+    let mut targets = vec![Target::new(&target.domain, target_path, true)];
+    targets.extend(Target::parent(&target.domain, target_path));
+    if let Some(existing) = existing {
+        targets.push(Target::new(&target.domain, existing.path(), true));
+    }
+    if transfer == Transfer::Move {
+        targets.push(Target::new(&path.domain, source.path(), true));
+        targets.extend(Target::parent(&path.domain, source.path()));
+    }
+    targets
 }
 
 fn forbidden(message: &str) -> ApiError {

@@ -30,23 +30,12 @@ pub async fn run(config: Config) -> Result<Report> {
         .await
         .context("generating payloads failed")?;
     let payloads = Arc::new(payloads);
-    let prefilled = if config.prefill {
-        let (keys, connections) = (config.keys, config.concurrency);
-        prefill(Arc::clone(&target), Arc::clone(&payloads), keys, connections, config.timeout)
-            .await?
-    } else {
-        PrefillTally::default()
-    };
+    let prefilled = prefill_if_asked(&config, &target, &payloads).await?;
 
     // The first snapshot runs `getconf` once; better here than at the edge of the window.
     let _ = Snapshot::take(config.server_pid);
     let start = Instant::now();
-    let schedule = match config.rate_per_s {
-        Some(rate_per_s) => {
-            Schedule::open(start, rate_per_s, config.warmup, config.duration, config.requests)
-        }
-        None => Schedule::closed(start, config.warmup, config.duration, config.requests),
-    };
+    let schedule = schedule_of(&config, start);
     let measure_start = schedule.measure_start();
     let live = Arc::new(Live::default());
     let plan = Arc::new(Plan {
@@ -98,6 +87,27 @@ pub async fn run(config: Config) -> Result<Report> {
     let (server_cpu_s, loadgen_cpu_s) = cpu_at_end.since(&cpu_at_start);
     let measured = Measured { duration_s, prefill: prefilled, server_cpu_s, loadgen_cpu_s };
     Ok(Report::new(&config, tallies, measured))
+}
+
+async fn prefill_if_asked(
+    config: &Config,
+    target: &Arc<Target>,
+    payloads: &Arc<Payloads>,
+) -> Result<PrefillTally> {
+    if !config.prefill {
+        return Ok(PrefillTally::default());
+    }
+    let (keys, connections) = (config.keys, config.concurrency);
+    prefill(Arc::clone(target), Arc::clone(payloads), keys, connections, config.timeout).await
+}
+
+fn schedule_of(config: &Config, start: Instant) -> Schedule {
+    match config.rate_per_s {
+        Some(rate_per_s) => {
+            Schedule::open(start, rate_per_s, config.warmup, config.duration, config.requests)
+        }
+        None => Schedule::closed(start, config.warmup, config.duration, config.requests),
+    }
 }
 
 /// Distinguishes this run's stamped bodies from those of earlier runs against the same server.
