@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cairn_cluster::work::{work_queue, ShardWork};
 use cairn_cluster::{ClusterConfig, Storage, Timing};
-use cairn_engine::meta::Batch;
 use cairn_engine::reader::warm_up_direct_io;
 use cairn_engine::{Clock, DataDir, Meta, NodeStats};
 use cairn_net::{glommio_listener, ReusePortListeners};
@@ -141,7 +140,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (shard_count, raft_cpu) = threads(args.shards, cpus);
 
-    let (tmp_removed, uploads_removed) = recover(&data, &meta)?;
+    let (tmp_removed, uploads_removed) = cairn_node::recovery::recover(&data, &meta)?;
     tracing::info!(tmp_removed, uploads_removed, "recovered from the last stop");
     let stats = Arc::new(NodeStats::default());
     meta.for_each_key(|record| stats.add(record.state, 1, record.size_bytes as i64))?;
@@ -184,7 +183,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shards = shard_count,
         "cairn is serving"
     );
-    spawn_orphan_sweep(node.clone());
+    cairn_node::recovery::spawn_orphan_sweep(node.clone());
     let sockets = listeners.http.into_sockets().into_iter().zip(listeners.mogile.into_sockets());
     run_shards(&args, node, cpus, sockets.zip(work_receivers).collect())
 }
@@ -289,38 +288,6 @@ fn advertised_host(advertise: Option<&str>, listen: SocketAddr) -> anyhow::Resul
 /// Parses `500ms`, `3s`, `10m`, `1h` (and combinations such as `1m30s`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("not a duration: {text:?} ({e})"))
-}
-
-/// Removes what a crash can leave: temp files and upload records. Runs
-/// before any listener is bound, so no upload can be live.
-fn recover(data: &DataDir, meta: &Meta) -> anyhow::Result<(usize, usize)> {
-    let tmp_removed = data.clear_tmp_blocking().context("cannot clear tmp/")?;
-    let uploads_removed = futures_lite::future::block_on(meta.clear_uploads())?;
-    Ok((tmp_removed, uploads_removed))
-}
-
-/// A crash between placing a blob and committing its key leaves a file no
-/// key refers to: queue every such file for the collector.
-fn spawn_orphan_sweep(node: Arc<Node>) {
-    let spawned = std::thread::Builder::new().name("orphan-sweep".into()).spawn(move || {
-        let mut queued = 0usize;
-        let swept = node.data.walk_fids_blocking(|sha256| {
-            if matches!(node.meta.has_refs(&sha256), Ok(false)) {
-                let mut batch = Batch::default();
-                batch.add_gc_candidate(&sha256);
-                if node.meta.write_unsynced(batch).is_ok() {
-                    queued += 1;
-                }
-            }
-        });
-        match swept {
-            Ok(()) => tracing::info!(queued, "orphan sweep done"),
-            Err(error) => tracing::warn!(%error, "orphan sweep failed"),
-        }
-    });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "cannot start the orphan sweep");
-    }
 }
 
 async fn run_shard(

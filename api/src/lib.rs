@@ -26,7 +26,7 @@ pub async fn serve_shard(
         shard,
         http,
         http::server::HTTP_CONNECTIONS_PER_SHARD_MAX,
-        http::server::serve_connection,
+        |shard, stream| http::server::serve_connection(shard, stream, router::handle),
     )
     .await;
 }

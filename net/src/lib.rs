@@ -13,10 +13,10 @@ pub mod frame;
 pub mod io;
 pub mod listener;
 pub mod message;
+pub mod mogile_line;
 pub mod peer_client;
 pub mod peer_io;
 pub mod rt;
-pub mod tracker;
 
 pub use io::GlommioIo;
 pub use listener::{glommio_listener, ReusePortListeners};

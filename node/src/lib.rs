@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod node;
 pub mod pending;
 pub mod read;
+pub mod recovery;
 pub mod remote;
 pub mod replication;
 pub mod shard;

@@ -4,7 +4,14 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::future::Future;
+
 use cairn_net::{GlommioIo, LocalTimer};
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use super::ResBody;
 use cairn_node::Shard;
 
 /// Open client connections per shard; more are closed at once.
@@ -53,11 +60,14 @@ pub async fn accept_connections<F, Fut>(
     }
 }
 
-/// Serves HTTP/1.1 on one connection, each request through the router.
-pub async fn serve_connection(shard: Rc<Shard>, stream: glommio::net::TcpStream) {
+/// Serves HTTP/1.1 on one connection, each request with `handle`.
+pub async fn serve_connection<H, Fut>(shard: Rc<Shard>, stream: glommio::net::TcpStream, handle: H)
+where
+    H: Fn(Rc<Shard>, Request<Incoming>) -> Fut + 'static,
+    Fut: Future<Output = Result<Response<ResBody>, Infallible>> + 'static,
+{
     let header_timeout = shard.node.config.header_timeout;
-    let service =
-        hyper::service::service_fn(move |request| crate::router::handle(shard.clone(), request));
+    let service = hyper::service::service_fn(move |request| handle(shard.clone(), request));
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(LocalTimer)
         .header_read_timeout(header_timeout)

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_net::tracker::Request;
+use cairn_net::mogile_line::Request;
 use cairn_raft::{ClusterState, Command, CommandResult, MemberState, NodeId, DEFAULT_CLASS};
 
 use super::commands::{Answer, ErrAnswer};

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use cairn_engine::{validate_key, Digest, KeyRecord, PendingUpload};
-use cairn_net::tracker::Request;
+use cairn_net::mogile_line::Request;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::admin;

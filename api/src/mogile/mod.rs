@@ -16,7 +16,7 @@ pub mod upload;
 use std::rc::Rc;
 use std::time::Duration;
 
-use cairn_net::tracker::{err_line, ok_line, parse_line, Line, LineError, LineReader};
+use cairn_net::mogile_line::{err_line, ok_line, parse_line, Line, LineError, LineReader};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
 use cairn_node::pending::KeyOp;

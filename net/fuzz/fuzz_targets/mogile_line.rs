@@ -9,7 +9,7 @@
 
 #![no_main]
 
-use cairn_net::tracker::{ok_line, parse_line, Line, LineReader, LINE_LEN_MAX_BYTES};
+use cairn_net::mogile_line::{ok_line, parse_line, Line, LineReader, LINE_LEN_MAX_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
