@@ -216,37 +216,6 @@ async fn keep_voters(core: &Core) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DOWN: Duration = Duration::from_secs(3);
-    const DEAD: Duration = Duration::from_secs(600);
-
-    #[test]
-    fn states_follow_silence() {
-        let s = |state, secs| judged_state(state, Duration::from_secs(secs), DOWN, DEAD);
-        assert_eq!(s(MemberState::Alive, 1), MemberState::Alive);
-        assert_eq!(s(MemberState::Alive, 3), MemberState::Down);
-        assert_eq!(s(MemberState::Down, 100), MemberState::Down);
-        assert_eq!(s(MemberState::Down, 600), MemberState::Dead);
-        assert_eq!(s(MemberState::Dead, 0), MemberState::Alive);
-        assert_eq!(s(MemberState::Down, 1), MemberState::Alive);
-        assert_eq!(s(MemberState::Drain, 1), MemberState::Drain);
-        assert_eq!(s(MemberState::Readonly, 5), MemberState::Down);
-        // Dead is reached through down, never straight from alive.
-        assert_eq!(s(MemberState::Alive, 900), MemberState::Down);
-    }
-
-    #[test]
-    fn voter_targets() {
-        assert_eq!(voters_wanted(1), 3);
-        assert_eq!(voters_wanted(4), 3);
-        assert_eq!(voters_wanted(5), 5);
-        assert_eq!(voters_wanted(9), 5);
-    }
-}
-
 /// Keys asked of each member per round.
 const NEEDS_PER_MEMBER_MAX: u32 = 256;
 /// How long dropping an extra copy may take.
@@ -521,5 +490,36 @@ pub async fn replicate_round(core: &Arc<Core>) {
             }
             core.copies.lock().expect("copies lock").end(&key, copy.source, copy.target);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOWN: Duration = Duration::from_secs(3);
+    const DEAD: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn states_follow_silence() {
+        let s = |state, secs| judged_state(state, Duration::from_secs(secs), DOWN, DEAD);
+        assert_eq!(s(MemberState::Alive, 1), MemberState::Alive);
+        assert_eq!(s(MemberState::Alive, 3), MemberState::Down);
+        assert_eq!(s(MemberState::Down, 100), MemberState::Down);
+        assert_eq!(s(MemberState::Down, 600), MemberState::Dead);
+        assert_eq!(s(MemberState::Dead, 0), MemberState::Alive);
+        assert_eq!(s(MemberState::Down, 1), MemberState::Alive);
+        assert_eq!(s(MemberState::Drain, 1), MemberState::Drain);
+        assert_eq!(s(MemberState::Readonly, 5), MemberState::Down);
+        // Dead is reached through down, never straight from alive.
+        assert_eq!(s(MemberState::Alive, 900), MemberState::Down);
+    }
+
+    #[test]
+    fn voter_targets() {
+        assert_eq!(voters_wanted(1), 3);
+        assert_eq!(voters_wanted(4), 3);
+        assert_eq!(voters_wanted(5), 5);
+        assert_eq!(voters_wanted(9), 5);
     }
 }
