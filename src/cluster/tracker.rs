@@ -11,7 +11,7 @@ use cairn_raft::{Command, MemberState, NodeId};
 use openraft::ChangeMembers;
 
 use super::core::{unix_ms, Core, Health, LocalReport, COMMIT_TIMEOUT};
-use crate::placement::{self, KeyNeed, Limits, NodeView};
+use crate::placement::{self, CopyCommand, KeyNeed, Limits, NodeView, RemoveCommand};
 
 /// Voters wanted: 3, or 5 once there are at least 5 members.
 pub fn voters_wanted(member_count: usize) -> usize {
@@ -240,15 +240,20 @@ enum Shortfall {
     Over,
 }
 
-impl KeyHealth {
-    fn record(&mut self, need: &IndexEntry, lasting: usize) {
-        let shortfall = match lasting {
+impl Shortfall {
+    /// How a key with `lasting` lasting copies misses the `wanted` count.
+    fn of(lasting: usize, wanted: u32) -> Shortfall {
+        match lasting {
             0 => Shortfall::Lost,
-            n if n < need.wanted as usize => Shortfall::Under,
+            n if n < wanted as usize => Shortfall::Under,
             _ => Shortfall::Over,
-        };
-        let key = (need.domain.clone(), need.key.clone());
-        self.keys.insert(key, (need.class.clone(), shortfall, Instant::now()));
+        }
+    }
+}
+
+impl KeyHealth {
+    fn record(&mut self, need: &IndexEntry, shortfall: Shortfall, now: Instant) {
+        self.keys.insert(key_of(need), (need.class.clone(), shortfall, now));
     }
 
     /// `(under, lost, over)` counts for a class (of one domain, or
@@ -313,101 +318,142 @@ impl CopiesInFlight {
     }
 }
 
-/// One round of replication: gathers the keys whose count is off from
-/// their homes, plans copies (`placement`), records the decision in the
-/// log, then tells each target to pull from its source.
-pub async fn replicate_round(core: &Arc<Core>) {
-    let term = core.raft.metrics().borrow().current_term;
-    let members: Vec<(NodeId, String, MemberState, String)> = core.view.read(|s| {
-        s.members()
-            .iter()
-            .map(|(id, r)| (*id, r.member.peer.clone(), r.state, r.member.zone.clone()))
-            .collect()
-    });
-    let mut needs: Vec<IndexEntry> = Vec::new();
-    let mut seen = std::collections::HashMap::new();
-    for (id, address, state, _) in &members {
-        if matches!(state, MemberState::Down | MemberState::Dead) {
-            continue;
-        }
-        let answer = if *id == core.id() {
-            core.needs(NEEDS_PER_MEMBER_MAX as usize)
-        } else {
-            let query = Message::NeedsQuery { max: NEEDS_PER_MEMBER_MAX };
-            match core.peers.call(address, &query, core.timing.heartbeat).await {
-                Ok(Message::NeedsReply { needs }) => needs,
-                _ => continue,
-            }
-        };
-        let busy = core.copies.lock().expect("copies lock");
+// One replication round is a short driver around pure decisions. The driver
+// takes a snapshot (the members, the homes' answers, the heartbeat figures,
+// the copies in flight) and does the I/O; `MergedNeeds`, `shortfall`,
+// `node_views` and `plan_round` decide from that snapshot alone, with no I/O
+// and no clock, like `placement`.
+
+/// A member as one replication round sees it.
+#[derive(Debug, Clone)]
+struct RoundMember {
+    id: NodeId,
+    /// Peer RPC address, `host:port`.
+    peer: String,
+    state: MemberState,
+    zone: String,
+}
+
+/// A copy to start: `target` pulls `entry`'s version from `source`.
+#[derive(Debug, Clone, PartialEq)]
+struct CopyAction {
+    entry: IndexEntry,
+    source: NodeId,
+    target: NodeId,
+    source_peer: String,
+    target_peer: String,
+}
+
+/// An extra copy to drop: the holder at `holder_peer` drops `entry`'s version.
+#[derive(Debug, Clone, PartialEq)]
+struct DropAction {
+    entry: IndexEntry,
+    holder_peer: String,
+}
+
+/// What a round decided: the text the log records first, then what to run.
+#[derive(Debug, Clone, PartialEq)]
+struct RoundPlan {
+    decision: String,
+    drops: Vec<DropAction>,
+    copies: Vec<CopyAction>,
+}
+
+/// A key as the tracker tracks it: `(domain, key)`.
+fn key_of(entry: &IndexEntry) -> (String, String) {
+    (entry.domain.clone(), entry.key.clone())
+}
+
+/// Members that are asked for their needs: not the silent ones.
+fn is_asked_for_needs(state: MemberState) -> bool {
+    !matches!(state, MemberState::Down | MemberState::Dead)
+}
+
+/// The homes' answers merged into one need per key, in the order first seen.
+#[derive(Default)]
+struct MergedNeeds {
+    needs: Vec<IndexEntry>,
+    /// Index in `needs` of each key seen.
+    seen: std::collections::HashMap<(String, String), usize>,
+}
+
+impl MergedNeeds {
+    /// Adds one home's answer, leaving out keys with a copy or a drop under
+    /// way. Homes may disagree: the newest version wins, and what they know
+    /// of its holders adds up.
+    fn add(&mut self, answer: Vec<IndexEntry>, busy: &CopiesInFlight) {
         for need in answer {
-            let key = (need.domain.clone(), need.key.clone());
+            let key = key_of(&need);
             if busy.keys.contains_key(&key) {
                 continue;
             }
-            match seen.get(&key) {
-                None => {
-                    seen.insert(key, needs.len());
-                    needs.push(need);
-                }
-                // Homes may disagree: the newest version wins, and what they
-                // know of its holders adds up.
-                Some(&at) => {
-                    let known = &mut needs[at];
-                    if (need.hlc, need.writer) > (known.hlc, known.writer) {
-                        *known = need;
-                    } else if (need.hlc, need.writer) == (known.hlc, known.writer) {
-                        for holder in need.holders {
-                            if !known.holders.contains(&holder) {
-                                known.holders.push(holder);
-                            }
-                        }
+            let Some(&at) = self.seen.get(&key) else {
+                self.seen.insert(key, self.needs.len());
+                self.needs.push(need);
+                continue;
+            };
+            let known = &mut self.needs[at];
+            if (need.hlc, need.writer) > (known.hlc, known.writer) {
+                *known = need;
+            } else if (need.hlc, need.writer) == (known.hlc, known.writer) {
+                for holder in need.holders {
+                    if !known.holders.contains(&holder) {
+                        known.holders.push(holder);
                     }
                 }
             }
         }
     }
-    {
-        let mut health = core.key_health.lock().expect("key health lock");
-        for need in &needs {
-            let lasting = need
-                .holders
-                .iter()
-                .filter(|h| {
-                    members.iter().any(|(id, _, state, _)| {
-                        *id == **h
-                            && matches!(
-                                state,
-                                MemberState::Alive | MemberState::Readonly | MemberState::Down
-                            )
-                    })
-                })
-                .count();
-            health.record(need, lasting);
-        }
+
+    fn into_needs(self) -> Vec<IndexEntry> {
+        self.needs
     }
-    if needs.is_empty() {
-        return;
-    }
-    let nodes: Vec<NodeView> = {
-        let health = core.health.lock().expect("health lock");
-        let busy = core.copies.lock().expect("copies lock");
-        members
-            .iter()
-            .map(|(id, _, state, zone)| {
-                let heard = health.get(id);
-                NodeView {
-                    id: *id,
-                    zone: zone.clone(),
-                    state: *state,
-                    free_bytes: heard.and_then(|h| h.disk_free_bytes).unwrap_or(0),
-                    total_bytes: heard.and_then(|h| h.disk_total_bytes).unwrap_or(0),
-                    copies_in_flight: busy.count(*id),
-                }
+}
+
+/// How `need`'s copy count is off, counting only its lasting holders
+/// (`Alive`, `Readonly`, `Down`) among `members`.
+fn shortfall(need: &IndexEntry, members: &[RoundMember]) -> Shortfall {
+    let lasting = need
+        .holders
+        .iter()
+        .filter(|holder| {
+            members.iter().any(|member| {
+                member.id == **holder
+                    && matches!(
+                        member.state,
+                        MemberState::Alive | MemberState::Readonly | MemberState::Down
+                    )
             })
-            .collect()
-    };
-    let key_needs: Vec<KeyNeed> = needs
+        })
+        .count();
+    Shortfall::of(lasting, need.wanted)
+}
+
+/// The members as placement sees them: disk figures from the last
+/// heartbeats (0 when not heard), copies from those in flight.
+fn node_views(
+    members: &[RoundMember],
+    health: &std::collections::HashMap<NodeId, Health>,
+    busy: &CopiesInFlight,
+) -> Vec<NodeView> {
+    members
+        .iter()
+        .map(|member| {
+            let heard = health.get(&member.id);
+            NodeView {
+                id: member.id,
+                zone: member.zone.clone(),
+                state: member.state,
+                free_bytes: heard.and_then(|h| h.disk_free_bytes).unwrap_or(0),
+                total_bytes: heard.and_then(|h| h.disk_total_bytes).unwrap_or(0),
+                copies_in_flight: busy.count(member.id),
+            }
+        })
+        .collect()
+}
+
+fn key_needs(needs: &[IndexEntry]) -> Vec<KeyNeed> {
+    needs
         .iter()
         .map(|n| KeyNeed {
             domain: n.domain.clone(),
@@ -417,15 +463,19 @@ pub async fn replicate_round(core: &Arc<Core>) {
             wanted: n.wanted,
             holders: n.holders.clone(),
         })
-        .collect();
-    let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
-    let plan = placement::plan_copies(&nodes, &key_needs, limits);
-    let removals = placement::plan_removals(&nodes, &key_needs);
-    if plan.is_empty() && removals.is_empty() {
-        return;
-    }
-    let mut text = format!("term {term}: {} copies, {} removals", plan.len(), removals.len());
-    for copy in plan.iter().take(8) {
+        .collect()
+}
+
+/// The decision as the log records it: counts, then up to 8 copies and 8
+/// drops, cut to what a decision may hold.
+fn decision_text(
+    term: u64,
+    needs: &[IndexEntry],
+    copies: &[CopyCommand],
+    removals: &[RemoveCommand],
+) -> String {
+    let mut text = format!("term {term}: {} copies, {} removals", copies.len(), removals.len());
+    for copy in copies.iter().take(8) {
         let need = &needs[copy.need];
         text +=
             &format!("; {}/{} {:016x}->{:016x}", need.domain, need.key, copy.source, copy.target);
@@ -435,62 +485,160 @@ pub async fn replicate_round(core: &Arc<Core>) {
         text += &format!("; {}/{} drop at {:016x}", need.domain, need.key, removal.holder);
     }
     text.truncate(cairn_raft::DECISION_BYTES_MAX);
+    text
+}
+
+/// Plans the copies and drops for `needs` (`placement`), each with the peer
+/// addresses it runs against; `None` when there is nothing to do. A command
+/// whose node has no known address is in the decision but not run.
+fn plan_round(
+    term: u64,
+    members: &[RoundMember],
+    nodes: &[NodeView],
+    needs: &[IndexEntry],
+    limits: Limits,
+) -> Option<RoundPlan> {
+    let key_needs = key_needs(needs);
+    let copies = placement::plan_copies(nodes, &key_needs, limits);
+    let removals = placement::plan_removals(nodes, &key_needs);
+    if copies.is_empty() && removals.is_empty() {
+        return None;
+    }
+    let decision = decision_text(term, needs, &copies, &removals);
+    let peer_of = |id: NodeId| members.iter().find(|m| m.id == id).map(|m| m.peer.clone());
+    let drops = removals
+        .iter()
+        .filter_map(|removal| {
+            let holder_peer = peer_of(removal.holder)?;
+            Some(DropAction { entry: needs[removal.need].clone(), holder_peer })
+        })
+        .collect();
+    let copies = copies
+        .iter()
+        .filter_map(|copy| {
+            Some(CopyAction {
+                entry: needs[copy.need].clone(),
+                source: copy.source,
+                target: copy.target,
+                source_peer: peer_of(copy.source)?,
+                target_peer: peer_of(copy.target)?,
+            })
+        })
+        .collect();
+    Some(RoundPlan { decision, drops, copies })
+}
+
+/// One round of replication: gathers the keys whose count is off from
+/// their homes, plans copies (`placement`), records the decision in the
+/// log, then tells each target to pull from its source.
+pub async fn replicate_round(core: &Arc<Core>) {
+    let term = core.raft.metrics().borrow().current_term;
+    let members: Vec<RoundMember> = core.view.read(|s| {
+        s.members()
+            .iter()
+            .map(|(id, r)| RoundMember {
+                id: *id,
+                peer: r.member.peer.clone(),
+                state: r.state,
+                zone: r.member.zone.clone(),
+            })
+            .collect()
+    });
+    let needs = gather_needs(core, &members).await;
+    {
+        let mut health = core.key_health.lock().expect("key health lock");
+        let now = Instant::now();
+        for need in &needs {
+            health.record(need, shortfall(need, &members), now);
+        }
+    }
+    if needs.is_empty() {
+        return;
+    }
+    let nodes = {
+        let health = core.health.lock().expect("health lock");
+        let busy = core.copies.lock().expect("copies lock");
+        node_views(&members, &health, &busy)
+    };
+    let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
+    let Some(plan) = plan_round(term, &members, &nodes, &needs, limits) else { return };
     // Nothing is done that the log does not say: a new tracker reads it.
-    if let Err(error) = core.write(Command::Decision { text }).await {
+    if let Err(error) = core.write(Command::Decision { text: plan.decision }).await {
         tracing::info!(%error, "cannot record copy decisions; not copying this round");
         return;
     }
-    for removal in removals {
-        let need = needs[removal.need].clone();
-        let Some(address) = members.iter().find(|m| m.0 == removal.holder).map(|m| m.1.clone())
-        else {
-            continue;
-        };
-        // Busy until the holder answers, so no other round plans this key
-        // from holder lists that do not show the drop yet.
-        let key = (need.domain.clone(), need.key.clone());
-        core.copies.lock().expect("copies lock").hold(key.clone());
-        let core = core.clone();
-        tokio::spawn(async move {
-            let request = Message::DropCopy { term, entry: Box::new(need) };
-            if let Err(error) = core.peers.call(&address, &request, COPY_DROP_TIMEOUT).await {
-                tracing::info!(%error, "dropping an extra copy failed");
-            }
-            core.copies.lock().expect("copies lock").release(&key);
-        });
+    for removal in plan.drops {
+        start_drop(core, term, removal);
     }
-    for copy in plan {
-        let need = needs[copy.need].clone();
-        let address_of = |id: NodeId| members.iter().find(|m| m.0 == id).map(|m| m.1.clone());
-        let (Some(source_peer), Some(target_peer)) =
-            (address_of(copy.source), address_of(copy.target))
-        else {
-            continue;
-        };
-        let key = (need.domain.clone(), need.key.clone());
-        core.copies.lock().expect("copies lock").start(key.clone(), copy.source, copy.target);
-        let core = core.clone();
-        tokio::spawn(async move {
-            let request = Message::Replicate { term, entry: Box::new(need), source_peer };
-            let outcome = async {
-                let mut connection =
-                    super::peers::connect(&core.identity, &target_peer, core.timing.heartbeat * 5)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                connection.call(&request, COPY_TIMEOUT).await.map_err(|e| e.to_string())
-            };
-            match outcome.await {
-                Ok(Message::ReplicateReply { ok: true, .. }) => {}
-                Ok(other) => {
-                    tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed")
-                }
-                Err(error) => {
-                    tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed")
-                }
-            }
-            core.copies.lock().expect("copies lock").end(&key, copy.source, copy.target);
-        });
+    for copy in plan.copies {
+        start_copy(core, term, copy);
     }
+}
+
+/// Asks each member that is not silent for its keys whose count is off
+/// (this node answers itself), merging each answer as it arrives.
+async fn gather_needs(core: &Core, members: &[RoundMember]) -> Vec<IndexEntry> {
+    let mut merged = MergedNeeds::default();
+    for member in members.iter().filter(|m| is_asked_for_needs(m.state)) {
+        let answer = if member.id == core.id() {
+            core.needs(NEEDS_PER_MEMBER_MAX as usize)
+        } else {
+            let query = Message::NeedsQuery { max: NEEDS_PER_MEMBER_MAX };
+            match core.peers.call(&member.peer, &query, core.timing.heartbeat).await {
+                Ok(Message::NeedsReply { needs }) => needs,
+                _ => continue,
+            }
+        };
+        let busy = core.copies.lock().expect("copies lock");
+        merged.add(answer, &busy);
+    }
+    merged.into_needs()
+}
+
+/// Tells a holder to drop an extra copy, in the background.
+fn start_drop(core: &Arc<Core>, term: u64, removal: DropAction) {
+    // Busy until the holder answers, so no other round plans this key
+    // from holder lists that do not show the drop yet.
+    let key = key_of(&removal.entry);
+    core.copies.lock().expect("copies lock").hold(key.clone());
+    let core = core.clone();
+    tokio::spawn(async move {
+        let request = Message::DropCopy { term, entry: Box::new(removal.entry) };
+        if let Err(error) = core.peers.call(&removal.holder_peer, &request, COPY_DROP_TIMEOUT).await
+        {
+            tracing::info!(%error, "dropping an extra copy failed");
+        }
+        core.copies.lock().expect("copies lock").release(&key);
+    });
+}
+
+/// Tells a target to pull a copy from its source, in the background; the
+/// copy counts as in flight until the target answers or gives up.
+fn start_copy(core: &Arc<Core>, term: u64, copy: CopyAction) {
+    let CopyAction { entry, source, target, source_peer, target_peer } = copy;
+    let key = key_of(&entry);
+    core.copies.lock().expect("copies lock").start(key.clone(), source, target);
+    let core = core.clone();
+    tokio::spawn(async move {
+        let request = Message::Replicate { term, entry: Box::new(entry), source_peer };
+        let outcome = async {
+            let mut connection =
+                super::peers::connect(&core.identity, &target_peer, core.timing.heartbeat * 5)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            connection.call(&request, COPY_TIMEOUT).await.map_err(|e| e.to_string())
+        };
+        match outcome.await {
+            Ok(Message::ReplicateReply { ok: true, .. }) => {}
+            Ok(other) => {
+                tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed")
+            }
+            Err(error) => {
+                tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed")
+            }
+        }
+        core.copies.lock().expect("copies lock").end(&key, source, target);
+    });
 }
 
 #[cfg(test)]
