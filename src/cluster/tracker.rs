@@ -670,4 +670,204 @@ mod tests {
         assert_eq!(voters_wanted(5), 5);
         assert_eq!(voters_wanted(9), 5);
     }
+
+    // Replication rounds: the pure decisions.
+
+    const TB: u64 = 1 << 40;
+
+    fn member(id: NodeId, state: MemberState) -> RoundMember {
+        RoundMember { id, peer: format!("10.0.0.{id}:7501"), state, zone: String::new() }
+    }
+
+    fn entry(key: &str, (hlc, writer): (u64, u64), wanted: u32, holders: &[NodeId]) -> IndexEntry {
+        IndexEntry {
+            domain: "photos".to_owned(),
+            key: key.to_owned(),
+            hlc,
+            writer,
+            sha256: [0xab; 32],
+            size_bytes: 1000,
+            class: "default".to_owned(),
+            content_type: String::new(),
+            deleted: false,
+            holders: holders.to_vec(),
+            wanted,
+        }
+    }
+
+    /// Every member heard from, with 1 TB free of 2 TB.
+    fn heard(members: &[RoundMember]) -> std::collections::HashMap<NodeId, Health> {
+        let heard = |_| Health {
+            disk_total_bytes: Some(2 * TB),
+            disk_free_bytes: Some(TB),
+            ..Health::fresh()
+        };
+        members.iter().map(|m| (m.id, heard(m))).collect()
+    }
+
+    fn plan(members: &[RoundMember], needs: &[IndexEntry]) -> Option<RoundPlan> {
+        let nodes = node_views(members, &heard(members), &CopiesInFlight::default());
+        plan_round(7, members, &nodes, needs, Limits { copies_in_flight_max: 10 })
+    }
+
+    #[test]
+    fn silent_members_are_not_asked_for_needs() {
+        assert!(is_asked_for_needs(MemberState::Alive));
+        assert!(is_asked_for_needs(MemberState::Drain));
+        assert!(is_asked_for_needs(MemberState::Readonly));
+        assert!(!is_asked_for_needs(MemberState::Down));
+        assert!(!is_asked_for_needs(MemberState::Dead));
+    }
+
+    #[test]
+    fn merged_needs_keep_the_newest_version_and_add_up_its_holders() {
+        let busy = CopiesInFlight::default();
+        let mut merged = MergedNeeds::default();
+        merged.add(vec![entry("a", (5, 1), 3, &[1]), entry("b", (1, 1), 2, &[1])], &busy);
+        let second = vec![
+            entry("a", (5, 1), 3, &[2, 1]),
+            entry("b", (1, 2), 2, &[3]),
+            entry("c", (1, 1), 2, &[2]),
+        ];
+        merged.add(second, &busy);
+        // Older versions change nothing, holders included.
+        merged.add(vec![entry("a", (4, 9), 3, &[9]), entry("b", (1, 1), 2, &[4])], &busy);
+        let needs = merged.into_needs();
+        let keys: Vec<&str> = needs.iter().map(|n| n.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"], "in the order first seen");
+        assert_eq!(needs[0].holders, [1, 2], "same version: holders add up, once each");
+        assert_eq!((needs[1].hlc, needs[1].writer), (1, 2), "the newer writer wins a tie of hlc");
+        assert_eq!(needs[1].holders, [3], "a newer version replaces the older one's holders");
+    }
+
+    #[test]
+    fn merged_needs_leave_out_keys_with_work_under_way() {
+        let mut busy = CopiesInFlight::default();
+        busy.start(("photos".to_owned(), "copying".to_owned()), 1, 2);
+        busy.hold(("photos".to_owned(), "dropping".to_owned()));
+        let mut merged = MergedNeeds::default();
+        let answer = ["copying", "dropping", "idle"].map(|key| entry(key, (1, 1), 2, &[1]));
+        merged.add(answer.to_vec(), &busy);
+        let keys: Vec<String> = merged.into_needs().into_iter().map(|n| n.key).collect();
+        assert_eq!(keys, ["idle"]);
+    }
+
+    #[test]
+    fn shortfall_counts_lasting_holders_only() {
+        let states = [
+            MemberState::Alive,
+            MemberState::Readonly,
+            MemberState::Down,
+            MemberState::Drain,
+            MemberState::Dead,
+        ];
+        let members: Vec<RoundMember> =
+            states.into_iter().zip(1..).map(|(state, id)| member(id, state)).collect();
+        let of =
+            |wanted, holders: &[NodeId]| shortfall(&entry("k", (1, 1), wanted, holders), &members);
+        assert_eq!(of(4, &[1, 2, 3]), Shortfall::Under, "alive, readonly and down last");
+        assert_eq!(of(3, &[1, 2, 3, 4]), Shortfall::Over, "drain does not count");
+        assert_eq!(of(2, &[4, 5, 9]), Shortfall::Lost, "drain, dead and unknown do not last");
+        assert_eq!(of(1, &[1, 3]), Shortfall::Over);
+    }
+
+    #[test]
+    fn node_views_take_disks_from_heartbeats_and_copies_in_flight() {
+        let members = [member(1, MemberState::Alive), member(2, MemberState::Drain)];
+        let mut health = heard(&members[..1]);
+        health.insert(2, Health::fresh());
+        let mut busy = CopiesInFlight::default();
+        busy.start(("photos".to_owned(), "k".to_owned()), 2, 3);
+        let nodes = node_views(&members, &health, &busy);
+        let seen: Vec<_> = nodes
+            .iter()
+            .map(|n| (n.id, n.state, n.free_bytes, n.total_bytes, n.copies_in_flight))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, MemberState::Alive, TB, 2 * TB, 0), (2, MemberState::Drain, 0, 0, 1)],
+            "a member not heard from has no free space"
+        );
+        assert!(node_views(&members, &Default::default(), &busy)
+            .iter()
+            .all(|n| n.total_bytes == 0));
+    }
+
+    #[test]
+    fn decision_text_lists_at_most_eight_copies_and_eight_drops() {
+        let needs: Vec<IndexEntry> =
+            (0..10).map(|i| entry(&format!("k{i}"), (1, 1), 2, &[1])).collect();
+        let copies: Vec<CopyCommand> =
+            (0..10).map(|need| CopyCommand { need, source: 1, target: 0xab }).collect();
+        let removals = [RemoveCommand { need: 9, holder: 2 }];
+        let text = decision_text(3, &needs, &copies, &removals);
+        assert!(text.starts_with("term 3: 10 copies, 1 removals; photos/k0 "), "{text}");
+        assert!(text.contains("; photos/k7 0000000000000001->00000000000000ab;"), "{text}");
+        assert!(!text.contains("photos/k8 "), "{text}");
+        assert!(text.ends_with("; photos/k9 drop at 0000000000000002"), "{text}");
+    }
+
+    #[test]
+    fn decision_text_fits_a_decision() {
+        let long = "x".repeat(1000);
+        let needs = [entry(&long, (1, 1), 2, &[1])];
+        let copies = vec![CopyCommand { need: 0, source: 1, target: 2 }; 8];
+        let text = decision_text(1, &needs, &copies, &[]);
+        assert_eq!(text.len(), cairn_raft::DECISION_BYTES_MAX);
+    }
+
+    #[test]
+    fn a_round_with_every_count_met_does_nothing() {
+        let members = [member(1, MemberState::Alive), member(2, MemberState::Alive)];
+        assert_eq!(plan(&members, &[]), None);
+        assert_eq!(plan(&members, &[entry("k", (1, 1), 2, &[1, 2])]), None);
+    }
+
+    #[test]
+    fn a_round_copies_a_short_key_between_known_peers() {
+        let members = [member(1, MemberState::Alive), member(2, MemberState::Alive)];
+        let need = entry("k", (1, 1), 2, &[1]);
+        let plan = plan(&members, std::slice::from_ref(&need)).expect("a copy");
+        assert_eq!(
+            plan.decision,
+            "term 7: 1 copies, 0 removals; photos/k 0000000000000001->0000000000000002"
+        );
+        let copy = CopyAction {
+            entry: need,
+            source: 1,
+            target: 2,
+            source_peer: "10.0.0.1:7501".to_owned(),
+            target_peer: "10.0.0.2:7501".to_owned(),
+        };
+        assert_eq!(plan.copies, [copy]);
+        assert!(plan.drops.is_empty());
+    }
+
+    #[test]
+    fn a_round_drops_an_extra_copy_at_its_holder() {
+        let members: Vec<RoundMember> = (1..=3).map(|id| member(id, MemberState::Alive)).collect();
+        let need = entry("k", (1, 1), 2, &[3, 2, 1]);
+        let plan = plan(&members, std::slice::from_ref(&need)).expect("a drop");
+        assert_eq!(
+            plan.decision,
+            "term 7: 0 copies, 1 removals; photos/k drop at 0000000000000001"
+        );
+        assert_eq!(
+            plan.drops,
+            [DropAction { entry: need, holder_peer: "10.0.0.1:7501".to_owned() }]
+        );
+        assert!(plan.copies.is_empty());
+    }
+
+    #[test]
+    fn a_command_for_a_node_without_an_address_is_decided_but_not_run() {
+        let known = [member(1, MemberState::Alive)];
+        let all = [member(1, MemberState::Alive), member(2, MemberState::Alive)];
+        let nodes = node_views(&all, &heard(&all), &CopiesInFlight::default());
+        let needs = [entry("k", (1, 1), 2, &[1])];
+        let limits = Limits { copies_in_flight_max: 10 };
+        let plan = plan_round(7, &known, &nodes, &needs, limits).expect("a decision");
+        assert!(plan.decision.starts_with("term 7: 1 copies"), "{}", plan.decision);
+        assert!(plan.copies.is_empty());
+    }
 }
