@@ -467,7 +467,7 @@ fn key_needs(needs: &[IndexEntry]) -> Vec<KeyNeed> {
 }
 
 /// The decision as the log records it: counts, then up to 8 copies and 8
-/// drops, cut to what a decision may hold.
+/// drops, cut (between characters) to what a decision may hold.
 fn decision_text(
     term: u64,
     needs: &[IndexEntry],
@@ -484,7 +484,12 @@ fn decision_text(
         let need = &needs[removal.need];
         text += &format!("; {}/{} drop at {:016x}", need.domain, need.key, removal.holder);
     }
-    text.truncate(cairn_raft::DECISION_BYTES_MAX);
+    // Keys are any UTF-8: cut between characters, or `truncate` panics.
+    let mut cut = text.len().min(cairn_raft::DECISION_BYTES_MAX);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
     text
 }
 
@@ -814,6 +819,17 @@ mod tests {
         let copies = vec![CopyCommand { need: 0, source: 1, target: 2 }; 8];
         let text = decision_text(1, &needs, &copies, &[]);
         assert_eq!(text.len(), cairn_raft::DECISION_BYTES_MAX);
+    }
+
+    #[test]
+    fn decision_text_is_cut_between_characters() {
+        // Keys may be any UTF-8: a cut at the byte limit would split an "é".
+        let long = "é".repeat(500);
+        let needs = [entry(&long, (1, 1), 2, &[1])];
+        let copies = vec![CopyCommand { need: 0, source: 1, target: 2 }; 8];
+        let text = decision_text(1, &needs, &copies, &[]);
+        assert_eq!(text.len(), cairn_raft::DECISION_BYTES_MAX - 1);
+        assert!(text.ends_with('é'));
     }
 
     #[test]
