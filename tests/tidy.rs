@@ -99,7 +99,7 @@ fn design_references_point_at_sections() {
         for (at, _) in text.match_indices("docs/design.md §") {
             // "§5", "§4–§6", "§1, §7": every number after the reference.
             let tail = &text[at + "docs/design.md ".len()..];
-            let end = tail.find(|c: char| c == ')' || c == '\n' || c == ':').unwrap_or(tail.len());
+            let end = tail.find([')', '\n', ':']).unwrap_or(tail.len());
             for part in tail[..end].split('§').skip(1) {
                 let number: String = part.chars().take_while(|c| c.is_ascii_digit()).collect();
                 if !number.is_empty() && !sections.contains(&number) {

@@ -106,31 +106,9 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
             let payload = raft_call(core, kind, payload.as_slice()).await?;
             Message::RaftReply { kind, payload }
         }
-        ArchivedMessage::Heartbeat { term, .. } => {
-            // A tracker of this term speaks: older ones are deposed.
-            core.term_seen.fetch_max(term.to_native(), std::sync::atomic::Ordering::AcqRel);
-            let report = core.local_report();
-            Message::HeartbeatReply {
-                node_id: core.id(),
-                term: core.raft.metrics().borrow().current_term,
-                disk_total_bytes: report.disk_total_bytes,
-                disk_free_bytes: report.disk_free_bytes,
-                keys_by_state: report.keys_by_state,
-            }
-        }
+        ArchivedMessage::Heartbeat { term, .. } => heartbeat_reply(core, term.to_native()),
         ArchivedMessage::Forward { path, body } if path.as_str() == FORWARD_PATH => {
-            let result: Result<OpReply, ControlError> =
-                match serde_json::from_slice::<Forwarded>(body.as_slice()) {
-                    Ok(forwarded) => core.execute(forwarded.op, forwarded.hops).await,
-                    Err(error) => {
-                        return Ok(Message::Error {
-                            code: CODE_BAD_REQUEST,
-                            message: format!("bad forwarded operation: {error}"),
-                        })
-                    }
-                };
-            let status = if result.is_ok() { 200 } else { 503 };
-            Message::ForwardReply { status, body: to_json(&result) }
+            forwarded(core, body.as_slice()).await
         }
         ArchivedMessage::IndexUpdate { .. }
         | ArchivedMessage::Replicate { .. }
@@ -138,24 +116,7 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
         | ArchivedMessage::IndexForget { .. }
         | ArchivedMessage::DropCopy { .. } => {
             let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
-            match owned {
-                Message::IndexUpdate { entry } => {
-                    Message::IndexReply { entry: core.index_update(&entry).map(Box::new) }
-                }
-                Message::Replicate { term, entry, source_peer } => {
-                    core.replicate(term, *entry, source_peer).await
-                }
-                Message::Superseded { entry } => {
-                    core.superseded(&entry);
-                    Message::Done
-                }
-                Message::IndexForget { entry } => {
-                    core.index_forget(&entry);
-                    Message::Done
-                }
-                Message::DropCopy { term, entry } => core.drop_copy(term, *entry).await,
-                _ => unreachable!("matched above"),
-            }
+            answer_owned(core, owned).await
         }
         ArchivedMessage::IndexLookup { domain, key } => Message::IndexReply {
             entry: core.index_lookup(domain.as_str(), key.as_str()).map(Box::new),
@@ -168,6 +129,58 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
             message: format!("unexpected request {other:?}"),
         },
     })
+}
+
+/// The answer to a `Heartbeat` of the tracker of `term`.
+fn heartbeat_reply(core: &Core, term: u64) -> Message {
+    // A tracker of this term speaks: older ones are deposed.
+    core.term_seen.fetch_max(term, std::sync::atomic::Ordering::AcqRel);
+    let report = core.local_report();
+    Message::HeartbeatReply {
+        node_id: core.id(),
+        term: core.raft.metrics().borrow().current_term,
+        disk_total_bytes: report.disk_total_bytes,
+        disk_free_bytes: report.disk_free_bytes,
+        keys_by_state: report.keys_by_state,
+    }
+}
+
+/// Runs an admin operation a follower forwarded (`body` is its JSON).
+async fn forwarded(core: &Core, body: &[u8]) -> Message {
+    let result: Result<OpReply, ControlError> = match serde_json::from_slice::<Forwarded>(body) {
+        Ok(forwarded) => core.execute(forwarded.op, forwarded.hops).await,
+        Err(error) => {
+            return Message::Error {
+                code: CODE_BAD_REQUEST,
+                message: format!("bad forwarded operation: {error}"),
+            }
+        }
+    };
+    let status = if result.is_ok() { 200 } else { 503 };
+    Message::ForwardReply { status, body: to_json(&result) }
+}
+
+/// The answer to the index and replication requests that are read as owned
+/// messages (they carry an `IndexEntry` the node keeps or acts on).
+async fn answer_owned(core: &Core, request: Message) -> Message {
+    match request {
+        Message::IndexUpdate { entry } => {
+            Message::IndexReply { entry: core.index_update(&entry).map(Box::new) }
+        }
+        Message::Replicate { term, entry, source_peer } => {
+            core.replicate(term, *entry, source_peer).await
+        }
+        Message::Superseded { entry } => {
+            core.superseded(&entry);
+            Message::Done
+        }
+        Message::IndexForget { entry } => {
+            core.index_forget(&entry);
+            Message::Done
+        }
+        Message::DropCopy { term, entry } => core.drop_copy(term, *entry).await,
+        _ => unreachable!("matched in answer"),
+    }
 }
 
 /// Runs one raft RPC; the reply is the JSON of raft's `Result`. A request

@@ -10,7 +10,7 @@ use cairn_net::{IndexEntry, Message};
 use cairn_raft::{Command, MemberState, NodeId};
 use openraft::ChangeMembers;
 
-use crate::placement::{self, KeyNeed, Limits, NodeView};
+use crate::placement::{self, CopyCommand, KeyNeed, Limits, NodeView, RemoveCommand};
 use crate::plane::{unix_ms, Core, Health, LocalReport, COMMIT_TIMEOUT};
 
 /// Voters wanted: 3, or 5 once there are at least 5 members.
@@ -216,37 +216,6 @@ async fn keep_voters(core: &Core) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DOWN: Duration = Duration::from_secs(3);
-    const DEAD: Duration = Duration::from_secs(600);
-
-    #[test]
-    fn states_follow_silence() {
-        let s = |state, secs| judged_state(state, Duration::from_secs(secs), DOWN, DEAD);
-        assert_eq!(s(MemberState::Alive, 1), MemberState::Alive);
-        assert_eq!(s(MemberState::Alive, 3), MemberState::Down);
-        assert_eq!(s(MemberState::Down, 100), MemberState::Down);
-        assert_eq!(s(MemberState::Down, 600), MemberState::Dead);
-        assert_eq!(s(MemberState::Dead, 0), MemberState::Alive);
-        assert_eq!(s(MemberState::Down, 1), MemberState::Alive);
-        assert_eq!(s(MemberState::Drain, 1), MemberState::Drain);
-        assert_eq!(s(MemberState::Readonly, 5), MemberState::Down);
-        // Dead is reached through down, never straight from alive.
-        assert_eq!(s(MemberState::Alive, 900), MemberState::Down);
-    }
-
-    #[test]
-    fn voter_targets() {
-        assert_eq!(voters_wanted(1), 3);
-        assert_eq!(voters_wanted(4), 3);
-        assert_eq!(voters_wanted(5), 5);
-        assert_eq!(voters_wanted(9), 5);
-    }
-}
-
 /// Keys asked of each member per round.
 const NEEDS_PER_MEMBER_MAX: u32 = 256;
 /// How long dropping an extra copy may take.
@@ -271,15 +240,20 @@ enum Shortfall {
     Over,
 }
 
-impl KeyHealth {
-    fn record(&mut self, need: &IndexEntry, lasting: usize) {
-        let shortfall = match lasting {
+impl Shortfall {
+    /// How a key with `lasting` lasting copies misses the `wanted` count.
+    fn of(lasting: usize, wanted: u32) -> Shortfall {
+        match lasting {
             0 => Shortfall::Lost,
-            n if n < need.wanted as usize => Shortfall::Under,
+            n if n < wanted as usize => Shortfall::Under,
             _ => Shortfall::Over,
-        };
-        let key = (need.domain.clone(), need.key.clone());
-        self.keys.insert(key, (need.class.clone(), shortfall, Instant::now()));
+        }
+    }
+}
+
+impl KeyHealth {
+    fn record(&mut self, need: &IndexEntry, shortfall: Shortfall, now: Instant) {
+        self.keys.insert(key_of(need), (need.class.clone(), shortfall, now));
     }
 
     /// `(under, lost, over)` counts for a class (of one domain, or
@@ -344,101 +318,142 @@ impl CopiesInFlight {
     }
 }
 
-/// One round of replication: gathers the keys whose count is off from
-/// their homes, plans copies (`placement`), records the decision in the
-/// log, then tells each target to pull from its source.
-pub async fn replicate_round(core: &Arc<Core>) {
-    let term = core.raft.metrics().borrow().current_term;
-    let members: Vec<(NodeId, String, MemberState, String)> = core.view.read(|s| {
-        s.members()
-            .iter()
-            .map(|(id, r)| (*id, r.member.peer.clone(), r.state, r.member.zone.clone()))
-            .collect()
-    });
-    let mut needs: Vec<IndexEntry> = Vec::new();
-    let mut seen = std::collections::HashMap::new();
-    for (id, address, state, _) in &members {
-        if matches!(state, MemberState::Down | MemberState::Dead) {
-            continue;
-        }
-        let answer = if *id == core.id() {
-            core.needs(NEEDS_PER_MEMBER_MAX as usize)
-        } else {
-            let query = Message::NeedsQuery { max: NEEDS_PER_MEMBER_MAX };
-            match core.peers.call(address, &query, core.timing.heartbeat).await {
-                Ok(Message::NeedsReply { needs }) => needs,
-                _ => continue,
-            }
-        };
-        let busy = core.copies.lock().expect("copies lock");
+// One replication round is a short driver around pure decisions. The driver
+// takes a snapshot (the members, the homes' answers, the heartbeat figures,
+// the copies in flight) and does the I/O; `MergedNeeds`, `shortfall`,
+// `node_views` and `plan_round` decide from that snapshot alone, with no I/O
+// and no clock, like `placement`.
+
+/// A member as one replication round sees it.
+#[derive(Debug, Clone)]
+struct RoundMember {
+    id: NodeId,
+    /// Peer RPC address, `host:port`.
+    peer: String,
+    state: MemberState,
+    zone: String,
+}
+
+/// A copy to start: `target` pulls `entry`'s version from `source`.
+#[derive(Debug, Clone, PartialEq)]
+struct CopyAction {
+    entry: IndexEntry,
+    source: NodeId,
+    target: NodeId,
+    source_peer: String,
+    target_peer: String,
+}
+
+/// An extra copy to drop: the holder at `holder_peer` drops `entry`'s version.
+#[derive(Debug, Clone, PartialEq)]
+struct DropAction {
+    entry: IndexEntry,
+    holder_peer: String,
+}
+
+/// What a round decided: the text the log records first, then what to run.
+#[derive(Debug, Clone, PartialEq)]
+struct RoundPlan {
+    decision: String,
+    drops: Vec<DropAction>,
+    copies: Vec<CopyAction>,
+}
+
+/// A key as the tracker tracks it: `(domain, key)`.
+fn key_of(entry: &IndexEntry) -> (String, String) {
+    (entry.domain.clone(), entry.key.clone())
+}
+
+/// Members that are asked for their needs: not the silent ones.
+fn is_asked_for_needs(state: MemberState) -> bool {
+    !matches!(state, MemberState::Down | MemberState::Dead)
+}
+
+/// The homes' answers merged into one need per key, in the order first seen.
+#[derive(Default)]
+struct MergedNeeds {
+    needs: Vec<IndexEntry>,
+    /// Index in `needs` of each key seen.
+    seen: std::collections::HashMap<(String, String), usize>,
+}
+
+impl MergedNeeds {
+    /// Adds one home's answer, leaving out keys with a copy or a drop under
+    /// way. Homes may disagree: the newest version wins, and what they know
+    /// of its holders adds up.
+    fn add(&mut self, answer: Vec<IndexEntry>, busy: &CopiesInFlight) {
         for need in answer {
-            let key = (need.domain.clone(), need.key.clone());
+            let key = key_of(&need);
             if busy.keys.contains_key(&key) {
                 continue;
             }
-            match seen.get(&key) {
-                None => {
-                    seen.insert(key, needs.len());
-                    needs.push(need);
-                }
-                // Homes may disagree: the newest version wins, and what they
-                // know of its holders adds up.
-                Some(&at) => {
-                    let known = &mut needs[at];
-                    if (need.hlc, need.writer) > (known.hlc, known.writer) {
-                        *known = need;
-                    } else if (need.hlc, need.writer) == (known.hlc, known.writer) {
-                        for holder in need.holders {
-                            if !known.holders.contains(&holder) {
-                                known.holders.push(holder);
-                            }
-                        }
+            let Some(&at) = self.seen.get(&key) else {
+                self.seen.insert(key, self.needs.len());
+                self.needs.push(need);
+                continue;
+            };
+            let known = &mut self.needs[at];
+            if (need.hlc, need.writer) > (known.hlc, known.writer) {
+                *known = need;
+            } else if (need.hlc, need.writer) == (known.hlc, known.writer) {
+                for holder in need.holders {
+                    if !known.holders.contains(&holder) {
+                        known.holders.push(holder);
                     }
                 }
             }
         }
     }
-    {
-        let mut health = core.key_health.lock().expect("key health lock");
-        for need in &needs {
-            let lasting = need
-                .holders
-                .iter()
-                .filter(|h| {
-                    members.iter().any(|(id, _, state, _)| {
-                        *id == **h
-                            && matches!(
-                                state,
-                                MemberState::Alive | MemberState::Readonly | MemberState::Down
-                            )
-                    })
-                })
-                .count();
-            health.record(need, lasting);
-        }
+
+    fn into_needs(self) -> Vec<IndexEntry> {
+        self.needs
     }
-    if needs.is_empty() {
-        return;
-    }
-    let nodes: Vec<NodeView> = {
-        let health = core.health.lock().expect("health lock");
-        let busy = core.copies.lock().expect("copies lock");
-        members
-            .iter()
-            .map(|(id, _, state, zone)| {
-                let heard = health.get(id);
-                NodeView {
-                    id: *id,
-                    zone: zone.clone(),
-                    state: *state,
-                    free_bytes: heard.and_then(|h| h.disk_free_bytes).unwrap_or(0),
-                    total_bytes: heard.and_then(|h| h.disk_total_bytes).unwrap_or(0),
-                    copies_in_flight: busy.count(*id),
-                }
+}
+
+/// How `need`'s copy count is off, counting only its lasting holders
+/// (`Alive`, `Readonly`, `Down`) among `members`.
+fn shortfall(need: &IndexEntry, members: &[RoundMember]) -> Shortfall {
+    let lasting = need
+        .holders
+        .iter()
+        .filter(|holder| {
+            members.iter().any(|member| {
+                member.id == **holder
+                    && matches!(
+                        member.state,
+                        MemberState::Alive | MemberState::Readonly | MemberState::Down
+                    )
             })
-            .collect()
-    };
-    let key_needs: Vec<KeyNeed> = needs
+        })
+        .count();
+    Shortfall::of(lasting, need.wanted)
+}
+
+/// The members as placement sees them: disk figures from the last
+/// heartbeats (0 when not heard), copies from those in flight.
+fn node_views(
+    members: &[RoundMember],
+    health: &std::collections::HashMap<NodeId, Health>,
+    busy: &CopiesInFlight,
+) -> Vec<NodeView> {
+    members
+        .iter()
+        .map(|member| {
+            let heard = health.get(&member.id);
+            NodeView {
+                id: member.id,
+                zone: member.zone.clone(),
+                state: member.state,
+                free_bytes: heard.and_then(|h| h.disk_free_bytes).unwrap_or(0),
+                total_bytes: heard.and_then(|h| h.disk_total_bytes).unwrap_or(0),
+                copies_in_flight: busy.count(member.id),
+            }
+        })
+        .collect()
+}
+
+fn key_needs(needs: &[IndexEntry]) -> Vec<KeyNeed> {
+    needs
         .iter()
         .map(|n| KeyNeed {
             domain: n.domain.clone(),
@@ -448,15 +463,19 @@ pub async fn replicate_round(core: &Arc<Core>) {
             wanted: n.wanted,
             holders: n.holders.clone(),
         })
-        .collect();
-    let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
-    let plan = placement::plan_copies(&nodes, &key_needs, limits);
-    let removals = placement::plan_removals(&nodes, &key_needs);
-    if plan.is_empty() && removals.is_empty() {
-        return;
-    }
-    let mut text = format!("term {term}: {} copies, {} removals", plan.len(), removals.len());
-    for copy in plan.iter().take(8) {
+        .collect()
+}
+
+/// The decision as the log records it: counts, then up to 8 copies and 8
+/// drops, cut (between characters) to what a decision may hold.
+fn decision_text(
+    term: u64,
+    needs: &[IndexEntry],
+    copies: &[CopyCommand],
+    removals: &[RemoveCommand],
+) -> String {
+    let mut text = format!("term {term}: {} copies, {} removals", copies.len(), removals.len());
+    for copy in copies.iter().take(8) {
         let need = &needs[copy.need];
         text +=
             &format!("; {}/{} {:016x}->{:016x}", need.domain, need.key, copy.source, copy.target);
@@ -465,61 +484,406 @@ pub async fn replicate_round(core: &Arc<Core>) {
         let need = &needs[removal.need];
         text += &format!("; {}/{} drop at {:016x}", need.domain, need.key, removal.holder);
     }
-    text.truncate(cairn_raft::DECISION_BYTES_MAX);
+    // Keys are any UTF-8: cut between characters, or `truncate` panics.
+    let mut cut = text.len().min(cairn_raft::DECISION_BYTES_MAX);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text
+}
+
+/// Plans the copies and drops for `needs` (`placement`), each with the peer
+/// addresses it runs against; `None` when there is nothing to do. A command
+/// whose node has no known address is in the decision but not run.
+fn plan_round(
+    term: u64,
+    members: &[RoundMember],
+    nodes: &[NodeView],
+    needs: &[IndexEntry],
+    limits: Limits,
+) -> Option<RoundPlan> {
+    let key_needs = key_needs(needs);
+    let copies = placement::plan_copies(nodes, &key_needs, limits);
+    let removals = placement::plan_removals(nodes, &key_needs);
+    if copies.is_empty() && removals.is_empty() {
+        return None;
+    }
+    let decision = decision_text(term, needs, &copies, &removals);
+    let peer_of = |id: NodeId| members.iter().find(|m| m.id == id).map(|m| m.peer.clone());
+    let drops = removals
+        .iter()
+        .filter_map(|removal| {
+            let holder_peer = peer_of(removal.holder)?;
+            Some(DropAction { entry: needs[removal.need].clone(), holder_peer })
+        })
+        .collect();
+    let copies = copies
+        .iter()
+        .filter_map(|copy| {
+            Some(CopyAction {
+                entry: needs[copy.need].clone(),
+                source: copy.source,
+                target: copy.target,
+                source_peer: peer_of(copy.source)?,
+                target_peer: peer_of(copy.target)?,
+            })
+        })
+        .collect();
+    Some(RoundPlan { decision, drops, copies })
+}
+
+/// One round of replication: gathers the keys whose count is off from
+/// their homes, plans copies (`placement`), records the decision in the
+/// log, then tells each target to pull from its source.
+pub async fn replicate_round(core: &Arc<Core>) {
+    let term = core.raft.metrics().borrow().current_term;
+    let members: Vec<RoundMember> = core.view.read(|s| {
+        s.members()
+            .iter()
+            .map(|(id, r)| RoundMember {
+                id: *id,
+                peer: r.member.peer.clone(),
+                state: r.state,
+                zone: r.member.zone.clone(),
+            })
+            .collect()
+    });
+    let needs = gather_needs(core, &members).await;
+    {
+        let mut health = core.key_health.lock().expect("key health lock");
+        let now = Instant::now();
+        for need in &needs {
+            health.record(need, shortfall(need, &members), now);
+        }
+    }
+    if needs.is_empty() {
+        return;
+    }
+    let nodes = {
+        let health = core.health.lock().expect("health lock");
+        let busy = core.copies.lock().expect("copies lock");
+        node_views(&members, &health, &busy)
+    };
+    let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
+    let Some(plan) = plan_round(term, &members, &nodes, &needs, limits) else { return };
     // Nothing is done that the log does not say: a new tracker reads it.
-    if let Err(error) = core.write(Command::Decision { text }).await {
+    if let Err(error) = core.write(Command::Decision { text: plan.decision }).await {
         tracing::info!(%error, "cannot record copy decisions; not copying this round");
         return;
     }
-    for removal in removals {
-        let need = needs[removal.need].clone();
-        let Some(address) = members.iter().find(|m| m.0 == removal.holder).map(|m| m.1.clone())
-        else {
-            continue;
-        };
-        // Busy until the holder answers, so no other round plans this key
-        // from holder lists that do not show the drop yet.
-        let key = (need.domain.clone(), need.key.clone());
-        core.copies.lock().expect("copies lock").hold(key.clone());
-        let core = core.clone();
-        tokio::spawn(async move {
-            let request = Message::DropCopy { term, entry: Box::new(need) };
-            if let Err(error) = core.peers.call(&address, &request, COPY_DROP_TIMEOUT).await {
-                tracing::info!(%error, "dropping an extra copy failed");
-            }
-            core.copies.lock().expect("copies lock").release(&key);
-        });
+    for removal in plan.drops {
+        start_drop(core, term, removal);
     }
-    for copy in plan {
-        let need = needs[copy.need].clone();
-        let address_of = |id: NodeId| members.iter().find(|m| m.0 == id).map(|m| m.1.clone());
-        let (Some(source_peer), Some(target_peer)) =
-            (address_of(copy.source), address_of(copy.target))
-        else {
-            continue;
-        };
-        let key = (need.domain.clone(), need.key.clone());
-        core.copies.lock().expect("copies lock").start(key.clone(), copy.source, copy.target);
-        let core = core.clone();
-        tokio::spawn(async move {
-            let request = Message::Replicate { term, entry: Box::new(need), source_peer };
-            let outcome = async {
-                let mut connection =
-                    super::peers::connect(&core.identity, &target_peer, core.timing.heartbeat * 5)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                connection.call(&request, COPY_TIMEOUT).await.map_err(|e| e.to_string())
-            };
-            match outcome.await {
-                Ok(Message::ReplicateReply { ok: true, .. }) => {}
-                Ok(other) => {
-                    tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed")
-                }
-                Err(error) => {
-                    tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed")
-                }
+    for copy in plan.copies {
+        start_copy(core, term, copy);
+    }
+}
+
+/// Asks each member that is not silent for its keys whose count is off
+/// (this node answers itself), merging each answer as it arrives.
+async fn gather_needs(core: &Core, members: &[RoundMember]) -> Vec<IndexEntry> {
+    let mut merged = MergedNeeds::default();
+    for member in members.iter().filter(|m| is_asked_for_needs(m.state)) {
+        let answer = if member.id == core.id() {
+            core.needs(NEEDS_PER_MEMBER_MAX as usize)
+        } else {
+            let query = Message::NeedsQuery { max: NEEDS_PER_MEMBER_MAX };
+            match core.peers.call(&member.peer, &query, core.timing.heartbeat).await {
+                Ok(Message::NeedsReply { needs }) => needs,
+                _ => continue,
             }
-            core.copies.lock().expect("copies lock").end(&key, copy.source, copy.target);
-        });
+        };
+        let busy = core.copies.lock().expect("copies lock");
+        merged.add(answer, &busy);
+    }
+    merged.into_needs()
+}
+
+/// Tells a holder to drop an extra copy, in the background.
+fn start_drop(core: &Arc<Core>, term: u64, removal: DropAction) {
+    // Busy until the holder answers, so no other round plans this key
+    // from holder lists that do not show the drop yet.
+    let key = key_of(&removal.entry);
+    core.copies.lock().expect("copies lock").hold(key.clone());
+    let core = core.clone();
+    tokio::spawn(async move {
+        let request = Message::DropCopy { term, entry: Box::new(removal.entry) };
+        if let Err(error) = core.peers.call(&removal.holder_peer, &request, COPY_DROP_TIMEOUT).await
+        {
+            tracing::info!(%error, "dropping an extra copy failed");
+        }
+        core.copies.lock().expect("copies lock").release(&key);
+    });
+}
+
+/// Tells a target to pull a copy from its source, in the background; the
+/// copy counts as in flight until the target answers or gives up.
+fn start_copy(core: &Arc<Core>, term: u64, copy: CopyAction) {
+    let CopyAction { entry, source, target, source_peer, target_peer } = copy;
+    let key = key_of(&entry);
+    core.copies.lock().expect("copies lock").start(key.clone(), source, target);
+    let core = core.clone();
+    tokio::spawn(async move {
+        let request = Message::Replicate { term, entry: Box::new(entry), source_peer };
+        let outcome = async {
+            let mut connection =
+                super::peers::connect(&core.identity, &target_peer, core.timing.heartbeat * 5)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            connection.call(&request, COPY_TIMEOUT).await.map_err(|e| e.to_string())
+        };
+        match outcome.await {
+            Ok(Message::ReplicateReply { ok: true, .. }) => {}
+            Ok(other) => {
+                tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed")
+            }
+            Err(error) => {
+                tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed")
+            }
+        }
+        core.copies.lock().expect("copies lock").end(&key, source, target);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOWN: Duration = Duration::from_secs(3);
+    const DEAD: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn states_follow_silence() {
+        let s = |state, secs| judged_state(state, Duration::from_secs(secs), DOWN, DEAD);
+        assert_eq!(s(MemberState::Alive, 1), MemberState::Alive);
+        assert_eq!(s(MemberState::Alive, 3), MemberState::Down);
+        assert_eq!(s(MemberState::Down, 100), MemberState::Down);
+        assert_eq!(s(MemberState::Down, 600), MemberState::Dead);
+        assert_eq!(s(MemberState::Dead, 0), MemberState::Alive);
+        assert_eq!(s(MemberState::Down, 1), MemberState::Alive);
+        assert_eq!(s(MemberState::Drain, 1), MemberState::Drain);
+        assert_eq!(s(MemberState::Readonly, 5), MemberState::Down);
+        // Dead is reached through down, never straight from alive.
+        assert_eq!(s(MemberState::Alive, 900), MemberState::Down);
+    }
+
+    #[test]
+    fn voter_targets() {
+        assert_eq!(voters_wanted(1), 3);
+        assert_eq!(voters_wanted(4), 3);
+        assert_eq!(voters_wanted(5), 5);
+        assert_eq!(voters_wanted(9), 5);
+    }
+
+    // Replication rounds: the pure decisions.
+
+    const TB: u64 = 1 << 40;
+
+    fn member(id: NodeId, state: MemberState) -> RoundMember {
+        RoundMember { id, peer: format!("10.0.0.{id}:7501"), state, zone: String::new() }
+    }
+
+    fn entry(key: &str, (hlc, writer): (u64, u64), wanted: u32, holders: &[NodeId]) -> IndexEntry {
+        IndexEntry {
+            domain: "photos".to_owned(),
+            key: key.to_owned(),
+            hlc,
+            writer,
+            sha256: [0xab; 32],
+            size_bytes: 1000,
+            class: "default".to_owned(),
+            content_type: String::new(),
+            deleted: false,
+            holders: holders.to_vec(),
+            wanted,
+        }
+    }
+
+    /// Every member heard from, with 1 TB free of 2 TB.
+    fn heard(members: &[RoundMember]) -> std::collections::HashMap<NodeId, Health> {
+        let heard = |_| Health {
+            disk_total_bytes: Some(2 * TB),
+            disk_free_bytes: Some(TB),
+            ..Health::fresh()
+        };
+        members.iter().map(|m| (m.id, heard(m))).collect()
+    }
+
+    fn plan(members: &[RoundMember], needs: &[IndexEntry]) -> Option<RoundPlan> {
+        let nodes = node_views(members, &heard(members), &CopiesInFlight::default());
+        plan_round(7, members, &nodes, needs, Limits { copies_in_flight_max: 10 })
+    }
+
+    #[test]
+    fn silent_members_are_not_asked_for_needs() {
+        assert!(is_asked_for_needs(MemberState::Alive));
+        assert!(is_asked_for_needs(MemberState::Drain));
+        assert!(is_asked_for_needs(MemberState::Readonly));
+        assert!(!is_asked_for_needs(MemberState::Down));
+        assert!(!is_asked_for_needs(MemberState::Dead));
+    }
+
+    #[test]
+    fn merged_needs_keep_the_newest_version_and_add_up_its_holders() {
+        let busy = CopiesInFlight::default();
+        let mut merged = MergedNeeds::default();
+        merged.add(vec![entry("a", (5, 1), 3, &[1]), entry("b", (1, 1), 2, &[1])], &busy);
+        let second = vec![
+            entry("a", (5, 1), 3, &[2, 1]),
+            entry("b", (1, 2), 2, &[3]),
+            entry("c", (1, 1), 2, &[2]),
+        ];
+        merged.add(second, &busy);
+        // Older versions change nothing, holders included.
+        merged.add(vec![entry("a", (4, 9), 3, &[9]), entry("b", (1, 1), 2, &[4])], &busy);
+        let needs = merged.into_needs();
+        let keys: Vec<&str> = needs.iter().map(|n| n.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"], "in the order first seen");
+        assert_eq!(needs[0].holders, [1, 2], "same version: holders add up, once each");
+        assert_eq!((needs[1].hlc, needs[1].writer), (1, 2), "the newer writer wins a tie of hlc");
+        assert_eq!(needs[1].holders, [3], "a newer version replaces the older one's holders");
+    }
+
+    #[test]
+    fn merged_needs_leave_out_keys_with_work_under_way() {
+        let mut busy = CopiesInFlight::default();
+        busy.start(("photos".to_owned(), "copying".to_owned()), 1, 2);
+        busy.hold(("photos".to_owned(), "dropping".to_owned()));
+        let mut merged = MergedNeeds::default();
+        let answer = ["copying", "dropping", "idle"].map(|key| entry(key, (1, 1), 2, &[1]));
+        merged.add(answer.to_vec(), &busy);
+        let keys: Vec<String> = merged.into_needs().into_iter().map(|n| n.key).collect();
+        assert_eq!(keys, ["idle"]);
+    }
+
+    #[test]
+    fn shortfall_counts_lasting_holders_only() {
+        let states = [
+            MemberState::Alive,
+            MemberState::Readonly,
+            MemberState::Down,
+            MemberState::Drain,
+            MemberState::Dead,
+        ];
+        let members: Vec<RoundMember> =
+            states.into_iter().zip(1..).map(|(state, id)| member(id, state)).collect();
+        let of =
+            |wanted, holders: &[NodeId]| shortfall(&entry("k", (1, 1), wanted, holders), &members);
+        assert_eq!(of(4, &[1, 2, 3]), Shortfall::Under, "alive, readonly and down last");
+        assert_eq!(of(3, &[1, 2, 3, 4]), Shortfall::Over, "drain does not count");
+        assert_eq!(of(2, &[4, 5, 9]), Shortfall::Lost, "drain, dead and unknown do not last");
+        assert_eq!(of(1, &[1, 3]), Shortfall::Over);
+    }
+
+    #[test]
+    fn node_views_take_disks_from_heartbeats_and_copies_in_flight() {
+        let members = [member(1, MemberState::Alive), member(2, MemberState::Drain)];
+        let mut health = heard(&members[..1]);
+        health.insert(2, Health::fresh());
+        let mut busy = CopiesInFlight::default();
+        busy.start(("photos".to_owned(), "k".to_owned()), 2, 3);
+        let nodes = node_views(&members, &health, &busy);
+        let seen: Vec<_> = nodes
+            .iter()
+            .map(|n| (n.id, n.state, n.free_bytes, n.total_bytes, n.copies_in_flight))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, MemberState::Alive, TB, 2 * TB, 0), (2, MemberState::Drain, 0, 0, 1)],
+            "a member not heard from has no free space"
+        );
+        assert!(node_views(&members, &Default::default(), &busy)
+            .iter()
+            .all(|n| n.total_bytes == 0));
+    }
+
+    #[test]
+    fn decision_text_lists_at_most_eight_copies_and_eight_drops() {
+        let needs: Vec<IndexEntry> =
+            (0..10).map(|i| entry(&format!("k{i}"), (1, 1), 2, &[1])).collect();
+        let copies: Vec<CopyCommand> =
+            (0..10).map(|need| CopyCommand { need, source: 1, target: 0xab }).collect();
+        let removals = [RemoveCommand { need: 9, holder: 2 }];
+        let text = decision_text(3, &needs, &copies, &removals);
+        assert!(text.starts_with("term 3: 10 copies, 1 removals; photos/k0 "), "{text}");
+        assert!(text.contains("; photos/k7 0000000000000001->00000000000000ab;"), "{text}");
+        assert!(!text.contains("photos/k8 "), "{text}");
+        assert!(text.ends_with("; photos/k9 drop at 0000000000000002"), "{text}");
+    }
+
+    #[test]
+    fn decision_text_fits_a_decision() {
+        let long = "x".repeat(1000);
+        let needs = [entry(&long, (1, 1), 2, &[1])];
+        let copies = vec![CopyCommand { need: 0, source: 1, target: 2 }; 8];
+        let text = decision_text(1, &needs, &copies, &[]);
+        assert_eq!(text.len(), cairn_raft::DECISION_BYTES_MAX);
+    }
+
+    #[test]
+    fn decision_text_is_cut_between_characters() {
+        // Keys may be any UTF-8: a cut at the byte limit would split an "é".
+        let long = "é".repeat(500);
+        let needs = [entry(&long, (1, 1), 2, &[1])];
+        let copies = vec![CopyCommand { need: 0, source: 1, target: 2 }; 8];
+        let text = decision_text(1, &needs, &copies, &[]);
+        assert_eq!(text.len(), cairn_raft::DECISION_BYTES_MAX - 1);
+        assert!(text.ends_with('é'));
+    }
+
+    #[test]
+    fn a_round_with_every_count_met_does_nothing() {
+        let members = [member(1, MemberState::Alive), member(2, MemberState::Alive)];
+        assert_eq!(plan(&members, &[]), None);
+        assert_eq!(plan(&members, &[entry("k", (1, 1), 2, &[1, 2])]), None);
+    }
+
+    #[test]
+    fn a_round_copies_a_short_key_between_known_peers() {
+        let members = [member(1, MemberState::Alive), member(2, MemberState::Alive)];
+        let need = entry("k", (1, 1), 2, &[1]);
+        let plan = plan(&members, std::slice::from_ref(&need)).expect("a copy");
+        assert_eq!(
+            plan.decision,
+            "term 7: 1 copies, 0 removals; photos/k 0000000000000001->0000000000000002"
+        );
+        let copy = CopyAction {
+            entry: need,
+            source: 1,
+            target: 2,
+            source_peer: "10.0.0.1:7501".to_owned(),
+            target_peer: "10.0.0.2:7501".to_owned(),
+        };
+        assert_eq!(plan.copies, [copy]);
+        assert!(plan.drops.is_empty());
+    }
+
+    #[test]
+    fn a_round_drops_an_extra_copy_at_its_holder() {
+        let members: Vec<RoundMember> = (1..=3).map(|id| member(id, MemberState::Alive)).collect();
+        let need = entry("k", (1, 1), 2, &[3, 2, 1]);
+        let plan = plan(&members, std::slice::from_ref(&need)).expect("a drop");
+        assert_eq!(
+            plan.decision,
+            "term 7: 0 copies, 1 removals; photos/k drop at 0000000000000001"
+        );
+        assert_eq!(
+            plan.drops,
+            [DropAction { entry: need, holder_peer: "10.0.0.1:7501".to_owned() }]
+        );
+        assert!(plan.copies.is_empty());
+    }
+
+    #[test]
+    fn a_command_for_a_node_without_an_address_is_decided_but_not_run() {
+        let known = [member(1, MemberState::Alive)];
+        let all = [member(1, MemberState::Alive), member(2, MemberState::Alive)];
+        let nodes = node_views(&all, &heard(&all), &CopiesInFlight::default());
+        let needs = [entry("k", (1, 1), 2, &[1])];
+        let limits = Limits { copies_in_flight_max: 10 };
+        let plan = plan_round(7, &known, &nodes, &needs, limits).expect("a decision");
+        assert!(plan.decision.starts_with("term 7: 1 copies"), "{}", plan.decision);
+        assert!(plan.copies.is_empty());
     }
 }

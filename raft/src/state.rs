@@ -119,102 +119,161 @@ impl ClusterState {
         }
     }
 
+    /// Dispatches to one method per command; each checks every bound before
+    /// it changes anything, so a refusal leaves the state as it was.
     fn try_apply(&mut self, command: &Command) -> Result<(), Refusal> {
         match command {
             Command::SetMember { id, member, state, voter } => {
-                check_len(Field::HttpAddress, &member.http, 1, ADDRESS_BYTES_MAX)?;
-                check_len(Field::PeerAddress, &member.peer, 1, ADDRESS_BYTES_MAX)?;
-                check_len(Field::Zone, &member.zone, 0, ZONE_BYTES_MAX)?;
-                if !self.members.contains_key(id) {
-                    check_room(Collection::Members, self.members.len(), MEMBER_COUNT_MAX)?;
-                }
-                let record = MemberRecord { member: member.clone(), state: *state, voter: *voter };
-                self.members.insert(*id, record);
+                self.set_member(*id, member, *state, *voter)
             }
-            Command::SetMemberState { id, state } => {
-                let record = self.members.get_mut(id).ok_or(Refusal::MemberNotFound { id: *id })?;
-                record.state = *state;
-            }
-            Command::RemoveMember { id } => {
-                self.members.remove(id).ok_or(Refusal::MemberNotFound { id: *id })?;
-            }
+            Command::SetMemberState { id, state } => self.set_member_state(*id, *state),
+            Command::RemoveMember { id } => self.remove_member(*id),
             Command::PutClass { domain, name, replicas } => {
-                check_len(Field::ClassName, name, 1, NAME_BYTES_MAX)?;
-                if !(REPLICAS_MIN..=REPLICAS_MAX).contains(replicas) {
-                    return Err(Refusal::Replicas {
-                        replicas: *replicas,
-                        replicas_min: REPLICAS_MIN,
-                        replicas_max: REPLICAS_MAX,
-                    });
-                }
-                if let Some(domain) = domain {
-                    if !self.domains.contains(domain) {
-                        return Err(Refusal::DomainNotFound { name: domain.clone() });
-                    }
-                }
-                if self.class(domain.as_deref(), name).is_none() {
-                    check_room(Collection::Classes, self.class_count(), CLASS_COUNT_MAX)?;
-                }
-                let record = ClassRecord { replicas: *replicas };
-                match domain {
-                    None => self.classes.insert(name.clone(), record),
-                    Some(domain) => self
-                        .domain_classes
-                        .entry(domain.clone())
-                        .or_default()
-                        .insert(name.clone(), record),
-                };
+                self.put_class(domain.as_deref(), name, *replicas)
             }
-            Command::DeleteClass { domain: None, name } => {
-                if name == DEFAULT_CLASS {
-                    return Err(Refusal::DefaultClass);
-                }
-                self.classes
-                    .remove(name)
-                    .ok_or_else(|| Refusal::ClassNotFound { domain: None, name: name.clone() })?;
-            }
+            Command::DeleteClass { domain: None, name } => self.delete_class(name),
             Command::DeleteClass { domain: Some(domain), name } => {
-                let not_found =
-                    || Refusal::ClassNotFound { domain: Some(domain.clone()), name: name.clone() };
-                let classes = self.domain_classes.get_mut(domain).ok_or_else(not_found)?;
-                classes.remove(name).ok_or_else(not_found)?;
-                if classes.is_empty() {
-                    self.domain_classes.remove(domain);
-                }
+                self.delete_domain_class(domain, name)
             }
-            Command::CreateDomain { name } => {
-                check_len(Field::DomainName, name, 1, NAME_BYTES_MAX)?;
-                if self.domains.contains(name) {
-                    return Err(Refusal::DomainExists { name: name.clone() });
-                }
-                check_room(Collection::Domains, self.domains.len(), DOMAIN_COUNT_MAX)?;
-                self.domains.insert(name.clone());
-            }
-            Command::DeleteDomain { name } => {
-                if !self.domains.contains(name) {
-                    return Err(Refusal::DomainNotFound { name: name.clone() });
-                }
-                if self.domain_classes.contains_key(name) {
-                    return Err(Refusal::DomainHasClasses { name: name.clone() });
-                }
-                self.domains.remove(name);
-            }
-            Command::PutSetting { name, value } => {
-                check_len(Field::SettingName, name, 1, NAME_BYTES_MAX)?;
-                check_len(Field::SettingValue, value, 0, SETTING_VALUE_BYTES_MAX)?;
-                if !self.settings.contains_key(name) {
-                    check_room(Collection::Settings, self.settings.len(), SETTING_COUNT_MAX)?;
-                }
-                self.settings.insert(name.clone(), value.clone());
-            }
-            Command::Decision { text } => {
-                check_len(Field::DecisionText, text, 1, DECISION_BYTES_MAX)?;
-                while self.decisions.len() >= DECISION_COUNT_MAX {
-                    self.decisions.pop_front();
-                }
-                self.decisions.push_back(text.clone());
+            Command::CreateDomain { name } => self.create_domain(name),
+            Command::DeleteDomain { name } => self.delete_domain(name),
+            Command::PutSetting { name, value } => self.put_setting(name, value),
+            Command::Decision { text } => self.record_decision(text),
+        }
+    }
+
+    // Members.
+
+    fn set_member(
+        &mut self,
+        id: NodeId,
+        member: &Member,
+        state: MemberState,
+        voter: bool,
+    ) -> Result<(), Refusal> {
+        check_len(Field::HttpAddress, &member.http, 1, ADDRESS_BYTES_MAX)?;
+        check_len(Field::PeerAddress, &member.peer, 1, ADDRESS_BYTES_MAX)?;
+        check_len(Field::Zone, &member.zone, 0, ZONE_BYTES_MAX)?;
+        if !self.members.contains_key(&id) {
+            check_room(Collection::Members, self.members.len(), MEMBER_COUNT_MAX)?;
+        }
+        let record = MemberRecord { member: member.clone(), state, voter };
+        self.members.insert(id, record);
+        Ok(())
+    }
+
+    fn set_member_state(&mut self, id: NodeId, state: MemberState) -> Result<(), Refusal> {
+        let record = self.members.get_mut(&id).ok_or(Refusal::MemberNotFound { id })?;
+        record.state = state;
+        Ok(())
+    }
+
+    fn remove_member(&mut self, id: NodeId) -> Result<(), Refusal> {
+        self.members.remove(&id).ok_or(Refusal::MemberNotFound { id })?;
+        Ok(())
+    }
+
+    // Classes.
+
+    fn put_class(
+        &mut self,
+        domain: Option<&str>,
+        name: &str,
+        replicas: u32,
+    ) -> Result<(), Refusal> {
+        check_len(Field::ClassName, name, 1, NAME_BYTES_MAX)?;
+        if !(REPLICAS_MIN..=REPLICAS_MAX).contains(&replicas) {
+            return Err(Refusal::Replicas {
+                replicas,
+                replicas_min: REPLICAS_MIN,
+                replicas_max: REPLICAS_MAX,
+            });
+        }
+        if let Some(domain) = domain {
+            if !self.domains.contains(domain) {
+                return Err(Refusal::DomainNotFound { name: domain.to_owned() });
             }
         }
+        if self.class(domain, name).is_none() {
+            check_room(Collection::Classes, self.class_count(), CLASS_COUNT_MAX)?;
+        }
+        let record = ClassRecord { replicas };
+        match domain {
+            None => self.classes.insert(name.to_owned(), record),
+            Some(domain) => self
+                .domain_classes
+                .entry(domain.to_owned())
+                .or_default()
+                .insert(name.to_owned(), record),
+        };
+        Ok(())
+    }
+
+    /// Deletes a cluster-wide class; never the default one.
+    fn delete_class(&mut self, name: &str) -> Result<(), Refusal> {
+        if name == DEFAULT_CLASS {
+            return Err(Refusal::DefaultClass);
+        }
+        self.classes
+            .remove(name)
+            .ok_or_else(|| Refusal::ClassNotFound { domain: None, name: name.to_owned() })?;
+        Ok(())
+    }
+
+    /// Deletes a class of one domain, and the domain's map once it is empty.
+    fn delete_domain_class(&mut self, domain: &str, name: &str) -> Result<(), Refusal> {
+        let not_found =
+            || Refusal::ClassNotFound { domain: Some(domain.to_owned()), name: name.to_owned() };
+        let classes = self.domain_classes.get_mut(domain).ok_or_else(not_found)?;
+        classes.remove(name).ok_or_else(not_found)?;
+        if classes.is_empty() {
+            self.domain_classes.remove(domain);
+        }
+        Ok(())
+    }
+
+    // Domains.
+
+    fn create_domain(&mut self, name: &str) -> Result<(), Refusal> {
+        check_len(Field::DomainName, name, 1, NAME_BYTES_MAX)?;
+        if self.domains.contains(name) {
+            return Err(Refusal::DomainExists { name: name.to_owned() });
+        }
+        check_room(Collection::Domains, self.domains.len(), DOMAIN_COUNT_MAX)?;
+        self.domains.insert(name.to_owned());
+        Ok(())
+    }
+
+    fn delete_domain(&mut self, name: &str) -> Result<(), Refusal> {
+        if !self.domains.contains(name) {
+            return Err(Refusal::DomainNotFound { name: name.to_owned() });
+        }
+        if self.domain_classes.contains_key(name) {
+            return Err(Refusal::DomainHasClasses { name: name.to_owned() });
+        }
+        self.domains.remove(name);
+        Ok(())
+    }
+
+    // Settings and decisions.
+
+    fn put_setting(&mut self, name: &str, value: &str) -> Result<(), Refusal> {
+        check_len(Field::SettingName, name, 1, NAME_BYTES_MAX)?;
+        check_len(Field::SettingValue, value, 0, SETTING_VALUE_BYTES_MAX)?;
+        if !self.settings.contains_key(name) {
+            check_room(Collection::Settings, self.settings.len(), SETTING_COUNT_MAX)?;
+        }
+        self.settings.insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    /// Keeps the last [`DECISION_COUNT_MAX`] decisions, dropping the oldest.
+    fn record_decision(&mut self, text: &str) -> Result<(), Refusal> {
+        check_len(Field::DecisionText, text, 1, DECISION_BYTES_MAX)?;
+        while self.decisions.len() >= DECISION_COUNT_MAX {
+            self.decisions.pop_front();
+        }
+        self.decisions.push_back(text.to_owned());
         Ok(())
     }
 
