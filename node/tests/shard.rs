@@ -3,15 +3,27 @@
 
 mod harness;
 
+use std::io::{Seek as _, SeekFrom, Write as _};
 use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::KeyState;
+use cairn_node::read::{read_blob, read_here, KeyFacts, Origin, Want};
 use cairn_node::upload::{put, InMemory};
 use cairn_node::NodeError;
 use harness::{
-    eventually, files_in, pattern, put_bytes, put_request, run, sha256_of, INLINE_MAX_BYTES,
+    collect, eventually, files_in, pattern, put_bytes, put_request, run, run_with, sha256_of,
+    Options, INLINE_MAX_BYTES,
 };
+
+/// Sizes of a blob stored in a file, both under and over the 1 MiB up to
+/// which a read loads the blob whole (and may cache it) instead of
+/// streaming it.
+const FILE_SIZES: [usize; 2] = [200_000, 2_500_000];
+
+fn whole(facts: &KeyFacts, _: Origin) -> Want {
+    Want::Bytes { start: 0, end: facts.size_bytes }
+}
 
 #[test]
 fn put_keeps_a_small_blob_inline_in_meta() {
@@ -102,5 +114,78 @@ fn put_refuses_bytes_that_do_not_match_the_announced_sha256() {
         }
         assert_eq!(node.stats.get(KeyState::Uploading), (0, 0));
         assert_eq!(node.stats.get(KeyState::NeedReplication), (0, 0));
+    });
+}
+
+#[test]
+fn read_here_returns_the_bytes_put() {
+    run(|shard| async move {
+        for (key, size) in [("inline", 1000), ("file", FILE_SIZES[0]), ("large", FILE_SIZES[1])] {
+            let data = pattern(size, 5);
+            let record = put_bytes(&shard, key, &data).await.expect("put");
+
+            // Twice: a second read of a blob up to 1 MiB comes from the cache.
+            for _ in 0..2 {
+                let reading = read_here(&shard, "test", key, &whole).await.expect("read");
+                assert_eq!(reading.origin, Origin::Here);
+                assert_eq!(reading.facts.sha256, record.sha256, "{key}");
+                assert_eq!(reading.facts.size_bytes, size as u64, "{key}");
+                let bytes = collect(reading.body.expect("a body")).await.expect("read the body");
+                assert!(bytes == data, "{key}: the bytes read are the bytes put");
+            }
+            // A range across a block boundary.
+            let (start, end) = (size / 3, size / 3 + 70_000.min(size / 2));
+            let body = read_blob(&shard, &record.sha256, start as u64, end as u64).await;
+            let bytes = collect(body.expect("read a range")).await.expect("read the range");
+            assert!(bytes == data[start..end], "{key}: range {start}..{end}");
+        }
+        let nothing = read_here(&shard, "test", "never-put", &whole).await;
+        assert!(matches!(nothing, Err(NodeError::NotHere { .. })), "{:?}", nothing.err());
+    });
+}
+
+#[test]
+fn read_of_a_damaged_blob_fails_and_quarantines_it() {
+    // No cache: every read goes to the file.
+    run_with(Options { cache_size_bytes: 0 }, |shard| async move {
+        let node = shard.node.clone();
+        for (round, size) in FILE_SIZES.into_iter().enumerate() {
+            let key = format!("damaged-{size}");
+            let data = pattern(size, 7);
+            let record = put_bytes(&shard, &key, &data).await.expect("put");
+            let reading = read_here(&shard, "test", &key, &whole).await.expect("read");
+            assert!(collect(reading.body.unwrap()).await.unwrap() == data);
+
+            // One byte flipped in the second block: within the first chunk any
+            // read of the whole blob checks before it answers.
+            let path = node.data.fid_path(&record.sha256);
+            let damaged_at = 70_000;
+            let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+            file.seek(SeekFrom::Start(damaged_at)).unwrap();
+            file.write_all(&[data[damaged_at as usize] ^ 0x40]).unwrap();
+            file.sync_all().unwrap();
+            drop(file);
+
+            let refused = read_here(&shard, "test", &key, &whole).await;
+            assert!(matches!(refused, Err(NodeError::Corrupt(_))), "{size}: {:?}", refused.err());
+            let corrupt_reads = node.stats.corrupt_reads.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(corrupt_reads, round as u64 + 1);
+            eventually("the damaged file moves to quarantine", Duration::from_secs(10), || {
+                !path.exists()
+            })
+            .await;
+            let quarantined: Vec<_> = files_in(&node.data.quarantine_dir())
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains(&record.sha256.to_hex()))
+                .collect();
+            assert_eq!(quarantined.len(), 1, "{size}: one quarantined copy");
+            let kept = std::fs::read(&quarantined[0]).unwrap();
+            assert_eq!(kept.len(), size);
+            assert_ne!(sha256_of(&kept), record.sha256, "the damaged bytes are what is kept");
+
+            // The file is gone: no intact copy here any more.
+            let gone = read_blob(&shard, &record.sha256, 0, size as u64).await;
+            assert!(matches!(gone, Err(NodeError::NoIntactCopy(_))), "{size}: {:?}", gone.err());
+        }
     });
 }
