@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::KeyState;
-use cairn_node::read::{read_blob, read_here, KeyFacts, Origin, Want};
+use cairn_node::read::{read_anywhere, read_blob, read_here, KeyFacts, Origin, Want};
 use cairn_node::upload::{put, InMemory};
 use cairn_node::NodeError;
 use harness::{
@@ -187,5 +187,64 @@ fn read_of_a_damaged_blob_fails_and_quarantines_it() {
             let gone = read_blob(&shard, &record.sha256, 0, size as u64).await;
             assert!(matches!(gone, Err(NodeError::NoIntactCopy(_))), "{size}: {:?}", gone.err());
         }
+    });
+}
+
+#[test]
+fn read_anywhere_of_a_key_no_one_holds_is_unknown() {
+    run(|shard| async move {
+        let read = read_anywhere(&shard, "test", "nobody-has-it", whole).await;
+        match read {
+            Err(NodeError::Unknown { domain, key }) => {
+                assert_eq!((domain.as_str(), key.as_str()), ("test", "nobody-has-it"));
+            }
+            other => panic!("expected Unknown, got {:?}", other.err()),
+        }
+    });
+}
+
+#[test]
+fn read_anywhere_of_a_key_held_here_reads_it_here() {
+    run(|shard| async move {
+        let data = pattern(FILE_SIZES[0], 9);
+        let record = put_bytes(&shard, "held", &data).await.expect("put");
+        let reading = read_anywhere(&shard, "test", "held", whole).await.expect("read");
+        assert_eq!(reading.origin, Origin::Here);
+        assert_eq!(reading.facts.sha256, record.sha256);
+        assert_eq!(reading.facts.version_hlc, record.version.hlc);
+        assert!(collect(reading.body.unwrap()).await.unwrap() == data);
+    });
+}
+
+#[test]
+fn delete_anywhere_removes_the_key_and_a_second_delete_is_unknown() {
+    run(|shard| async move {
+        let node = shard.node.clone();
+        let data = pattern(FILE_SIZES[0], 11);
+        let record = put_bytes(&shard, "doomed", &data).await.expect("put");
+        assert_eq!(node.stats.get(KeyState::NeedReplication), (1, data.len() as i64));
+
+        cairn_node::delete::delete_anywhere(&shard, "test".into(), "doomed".into())
+            .await
+            .expect("delete");
+        assert!(node.meta.key("test", "doomed").unwrap().is_none(), "key gone from Meta");
+        assert!(!node.meta.has_refs(&record.sha256).unwrap(), "no key refers to the blob");
+        assert_eq!(node.stats.get(KeyState::NeedReplication), (0, 0));
+        for state in [KeyState::Stored, KeyState::Uploading] {
+            assert_eq!(node.stats.get(state), (0, 0), "{state:?}");
+        }
+
+        let again =
+            cairn_node::delete::delete_anywhere(&shard, "test".into(), "doomed".into()).await;
+        assert!(matches!(again, Err(NodeError::Unknown { .. })), "{:?}", again.err());
+        let read = read_anywhere(&shard, "test", "doomed", whole).await;
+        assert!(matches!(read, Err(NodeError::Unknown { .. })), "{:?}", read.err());
+
+        // The collector removes the blob no key refers to.
+        let path = node.data.fid_path(&record.sha256);
+        eventually("the deleted key's blob file is collected", Duration::from_secs(10), || {
+            !path.exists()
+        })
+        .await;
     });
 }
