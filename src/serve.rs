@@ -143,7 +143,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (tmp_removed, uploads_removed) = cairn_node::recovery::recover(&data, &meta)?;
     tracing::info!(tmp_removed, uploads_removed, "recovered from the last stop");
     let stats = Arc::new(NodeStats::default());
-    meta.for_each_key(|record| stats.add(record.state, 1, record.size_bytes as i64))?;
+    let clock = Clock::new(node_id);
+    if let Some(newest) = cairn_node::recovery::count_keys(&meta, &stats)? {
+        clock.observe(newest);
+    }
 
     let listeners = Listeners::bind(&args, shard_count)?;
     let (http_addr, mogile_addr) = (listeners.http.local_addr, listeners.mogile.local_addr);
@@ -163,7 +166,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data,
         meta,
         control,
-        clock: Clock::new(node_id),
+        clock,
         config: node_config(&args, shard_count, http_addr),
         stats,
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),

@@ -570,13 +570,27 @@ impl Meta {
     }
 
     /// Every key record of the node, for counters at start.
-    pub fn for_each_key(&self, mut visit: impl FnMut(&KeyRecord)) -> Result<(), MetaError> {
-        for entry in self.db.prefix_iterator([TAG_KEY]) {
+    pub fn for_each_key(&self, visit: impl FnMut(&KeyRecord)) -> Result<(), MetaError> {
+        self.for_each(TAG_KEY, KeyRecord::decode, visit)
+    }
+
+    /// Visits every index record this node keeps as a key's home.
+    pub fn for_each_index(&self, visit: impl FnMut(&IndexRecord)) -> Result<(), MetaError> {
+        self.for_each(TAG_INDEX, IndexRecord::decode, visit)
+    }
+
+    fn for_each<T>(
+        &self,
+        tag: u8,
+        decode_value: impl Fn(&[u8]) -> Result<T, RecordError>,
+        mut visit: impl FnMut(&T),
+    ) -> Result<(), MetaError> {
+        for entry in self.db.prefix_iterator([tag]) {
             let (id, value) = entry?;
-            if id.first() != Some(&TAG_KEY) {
+            if id.first() != Some(&tag) {
                 break;
             }
-            visit(&decode(&id, KeyRecord::decode(&value))?);
+            visit(&decode(&id, decode_value(&value))?);
         }
         Ok(())
     }

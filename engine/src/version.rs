@@ -45,6 +45,15 @@ impl Clock {
     pub fn observe(&self, seen: Version) {
         self.last.fetch_max(seen.hlc, Ordering::AcqRel);
     }
+
+    /// A new version that orders after `replaced` (the version it replaces,
+    /// if any) whatever the wall clock says.
+    pub fn next_after(&self, replaced: Option<Version>) -> Version {
+        if let Some(replaced) = replaced {
+            self.observe(replaced);
+        }
+        self.now()
+    }
 }
 
 fn physical_now_ms() -> u64 {
@@ -67,5 +76,13 @@ mod tests {
         let future = Version { hlc: last.hlc + (1 << 30), node_id: 9 };
         clock.observe(future);
         assert!(clock.now().hlc > future.hlc);
+    }
+
+    #[test]
+    fn a_new_version_passes_the_one_it_replaces() {
+        let clock = Clock::new(1);
+        let ahead = Version { hlc: clock.now().hlc + (120_000 << LOGICAL_BITS), node_id: 2 };
+        assert!(clock.next_after(Some(ahead)) > ahead);
+        assert!(clock.next_after(None) > ahead);
     }
 }

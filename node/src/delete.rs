@@ -39,7 +39,7 @@ pub async fn delete_everywhere(
     expected: Option<Version>,
 ) -> Result<KeyRecord, NodeError> {
     let old = shard.delete_if(domain.clone(), key.clone(), expected).await?;
-    let tombstone = shard.node.clock.now();
+    let tombstone = shard.node.clock.next_after(Some(old.version));
     // Answered once the homes have the tombstone (or could not be
     // reached: holders that missed it learn at their next announce).
     let told = shard.node.control.delete_everywhere(&domain, &key, &old.class, tombstone).await;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cairn_engine::meta::Batch;
-use cairn_engine::{DataDir, Meta};
+use cairn_engine::{DataDir, Meta, NodeStats, Version};
 
 use crate::error::NodeError;
 use crate::node::Node;
@@ -16,6 +16,20 @@ pub fn recover(data: &DataDir, meta: &Meta) -> Result<(usize, usize), NodeError>
     let tmp_removed = data.clear_tmp_blocking()?;
     let uploads_removed = futures_lite::future::block_on(meta.clear_uploads())?;
     Ok((tmp_removed, uploads_removed))
+}
+
+/// Counts the key records into `stats`, and answers the newest version
+/// this node knows of, in its key records and in the index records it
+/// keeps as a home: the clock starts past it, so that a restart with the
+/// wall clock behind never writes an older version.
+pub fn count_keys(meta: &Meta, stats: &NodeStats) -> Result<Option<Version>, NodeError> {
+    let mut newest: Option<Version> = None;
+    meta.for_each_key(|record| {
+        stats.add(record.state, 1, record.size_bytes as i64);
+        newest = newest.max(Some(record.version));
+    })?;
+    meta.for_each_index(|record| newest = newest.max(Some(record.version)))?;
+    Ok(newest)
 }
 
 /// A crash between placing a blob and committing its key leaves a file no

@@ -435,7 +435,8 @@ impl Shard {
                 }
                 copied
             }
-            None => self.node.clock.now(),
+            // After the version it replaces, whatever the wall clock says.
+            None => self.node.clock.next_after(old.as_ref().map(|old| old.version)),
         };
         let record = KeyRecord {
             state: state_for(put.replicas),
@@ -561,7 +562,7 @@ impl Shard {
         }
         let old = meta.key(&copy.domain, &copy.key)?;
         // A copy is a new version of its own, with a fid of its own.
-        let version = self.node.clock.now();
+        let version = self.node.clock.next_after(old.as_ref().map(|old| old.version));
         let record = KeyRecord { version, fid: version.hlc, ..copy.source };
         let mut batch = Batch::default();
         batch.put_domain(&copy.domain);

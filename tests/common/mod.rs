@@ -49,6 +49,8 @@ pub struct TestNode {
     pub mogile_port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// Environment of the next start (libfaketime, say).
+    extra_env: Vec<(String, String)>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -64,6 +66,7 @@ impl TestNode {
             mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_env: Vec::new(),
             _tempdir: Some(tempdir),
         };
         node.launch();
@@ -80,6 +83,7 @@ impl TestNode {
             mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_env: Vec::new(),
             _tempdir: None,
         };
         node.launch();
@@ -119,6 +123,7 @@ impl TestNode {
             .args(["--mogile-listen", &format!("127.0.0.1:{}", self.mogile_port)])
             .args(&self.extra_args)
             .env("CAIRN_LOG", "warn,openraft=off")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if !self.extra_args.iter().any(|a| a == "--shards") {
@@ -152,6 +157,22 @@ impl TestNode {
 
     pub fn key_url(&self, domain: &str, key: &str) -> String {
         self.url(&format!("/v1/{domain}/{key}"))
+    }
+
+    /// The node's next start sees a wall clock `offset_s` seconds off
+    /// (negative: behind), through libfaketime; monotonic time is real.
+    pub fn set_clock_offset(&mut self, offset_s: i64) {
+        let library = std::fs::read_dir("/usr/lib")
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
+            .find(|path| path.exists())
+            .expect("libfaketime is installed (scripts/setup)");
+        self.extra_env = vec![
+            ("LD_PRELOAD".into(), library.display().to_string()),
+            ("FAKETIME".into(), format!("{offset_s:+}")),
+            ("DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ];
     }
 
     /// kill -9, as a crash would.
