@@ -730,3 +730,74 @@ fn every_node_of_a_cluster_serves_the_flow_and_lists_every_holder() {
         .expect("deleted everywhere");
     }
 }
+
+/// Creates `domain` with classes `one` (1 copy) and `three` (3 copies) and
+/// waits until every node knows them.
+fn domain_with_classes(trackers: &mut [Tracker], domain: &str) {
+    wait_for(Duration::from_secs(40), || {
+        match trackers[0].call("create_domain", &[("domain", domain)]) {
+            Ok(_) => Some(()),
+            Err((code, _)) if code == "domain_exists" => Some(()),
+            Err(_) => None,
+        }
+    })
+    .expect("domain created");
+    for (class, count) in [("one", "1"), ("three", "3")] {
+        let args = [("domain", domain), ("class", class), ("mindevcount", count)];
+        wait_for(WAIT, || trackers[1].call("create_class", &args).ok()).expect("class created");
+    }
+    for tracker in trackers.iter_mut() {
+        wait_for(WAIT, || {
+            let classes = tracker.ok("get_domains", &[]);
+            (classes.values().filter(|v| *v == "one" || *v == "three").count() == 2).then_some(())
+        })
+        .expect("classes seen by every node");
+    }
+}
+
+#[test]
+fn rename_and_updateclass_reach_every_node() {
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
+    domain_with_classes(&mut trackers, "moves");
+    let data = bytes(300_000, 5);
+    let open =
+        trackers[0].ok("create_open", &[("domain", "moves"), ("key", "f"), ("class", "one")]);
+    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(&data)).status, 201);
+    let size = data.len().to_string();
+    let close = [
+        ("domain", "moves"),
+        ("key", "f"),
+        ("fid", open["fid"].as_str()),
+        ("devid", open["devid"].as_str()),
+        ("path", open["path"].as_str()),
+        ("size", size.as_str()),
+    ];
+    trackers[0].ok("create_close", &close);
+    trackers[0].ok("rename", &[("domain", "moves"), ("from_key", "f"), ("to_key", "g")]);
+    // Every node finds the new name, and none the old one.
+    for tracker in &mut trackers {
+        let paths = wait_for(Duration::from_secs(40), || {
+            tracker.call("get_paths", &[("domain", "moves"), ("key", "g")]).ok()
+        })
+        .expect("the renamed key is found at every node");
+        assert_eq!(sha256_hex(&reply(ureq::get(&paths["path1"]).call()).body), sha256_hex(&data));
+        wait_for(Duration::from_secs(40), || {
+            matches!(tracker.call("get_paths", &[("domain", "moves"), ("key", "f")]), Err((code, _)) if code == "unknown_key")
+                .then_some(())
+        })
+        .expect("the old name is gone at every node");
+    }
+    // A class of three copies gets them.
+    trackers[0].ok("updateclass", &[("domain", "moves"), ("key", "g"), ("class", "three")]);
+    let args = [("domain", "moves"), ("key", "g"), ("pathcount", "3")];
+    let paths = wait_for(Duration::from_secs(60), || {
+        let paths = trackers[1].call("get_paths", &args).ok()?;
+        (paths["paths"] == "3").then_some(paths)
+    })
+    .expect("updateclass to three copies makes three");
+    for i in 1..=3 {
+        let got = reply(ureq::get(&paths[&format!("path{i}")]).call());
+        assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
+    }
+}

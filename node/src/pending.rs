@@ -244,12 +244,17 @@ async fn rename_in(
     if meta.key(&domain, &key)?.is_some() {
         return refused(KeyOpRefused::KeyExists);
     }
+    // A new version of the new name (keeping the fid), so that it passes
+    // whatever the homes knew of that name before.
+    let version = shard.node.clock.next_after(Some(record.version));
+    let record = KeyRecord { version, ..record };
     let mut batch = Batch::default();
     batch.put_key(&domain, &key, &record);
     batch.add_ref(&record.sha256, &domain, &key);
     batch.put_fid(record.fid, &domain, &key);
     meta.commit(batch).await?;
     shard.node.stats.replace(None, Some(&record));
+    shard.node.control.announce_local(&domain, &key);
     Ok(KeyOpDone::Done)
 }
 
@@ -275,6 +280,11 @@ async fn rename_out(
     shard.forget_fid(&mut batch, fid, &domain, &key)?;
     meta.commit(batch).await?;
     shard.node.stats.replace(Some(&old), None);
+    // The old name is deleted everywhere, like a DELETE of it.
+    let tombstone = shard.node.clock.next_after(Some(old.version));
+    if shard.node.control.delete_everywhere(&domain, &key, &old.class, tombstone).await == 0 {
+        tracing::warn!(%domain, %key, "no home took the rename's deletion of the old name");
+    }
     Ok(KeyOpDone::Done)
 }
 
@@ -293,11 +303,16 @@ async fn update_class(
     if old.class == class {
         return Ok(KeyOpDone::Done);
     }
-    let record = KeyRecord { class, state: state_for(replicas), ..old.clone() };
+    // A new version (same bytes, same fid): the homes take the class
+    // change as they take any newer version, and the tracker makes the
+    // copies the new class wants.
+    let version = shard.node.clock.next_after(Some(old.version));
+    let record = KeyRecord { class, state: state_for(replicas), version, ..old.clone() };
     let mut batch = Batch::default();
     batch.put_key(&domain, &key, &record);
     meta.commit(batch).await?;
     shard.node.stats.replace(Some(&old), Some(&record));
+    shard.node.control.announce_local(&domain, &key);
     Ok(KeyOpDone::Done)
 }
 

@@ -563,7 +563,13 @@ impl Shard {
         let old = meta.key(&copy.domain, &copy.key)?;
         // A copy is a new version of its own, with a fid of its own.
         let version = self.node.clock.next_after(old.as_ref().map(|old| old.version));
-        let record = KeyRecord { version, fid: version.hlc, ..copy.source };
+        // One copy so far, whatever the source had.
+        let replicas = self
+            .cluster_state()
+            .replicas(&copy.domain, &copy.source.class)
+            .unwrap_or(cairn_raft::DEFAULT_CLASS_REPLICAS);
+        let state = state_for(replicas);
+        let record = KeyRecord { version, fid: version.hlc, state, ..copy.source };
         let mut batch = Batch::default();
         batch.put_domain(&copy.domain);
         batch.put_key(&copy.domain, &copy.key, &record);
@@ -579,6 +585,7 @@ impl Shard {
         }
         meta.commit(batch).await?;
         self.node.stats.replace(old.as_ref(), Some(&record));
+        self.node.control.announce_local(&copy.domain, &copy.key);
         Ok(old)
     }
 
