@@ -112,3 +112,93 @@ fn webdav_moves_and_copies_reach_every_node() {
             .unwrap_or_else(|| panic!("notes/{key} reaches its class's two copies"));
     }
 }
+
+fn signal(node: &TestNode, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &node.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill {signal}");
+}
+
+/// The ids of the key's homes, as `?stat` at `node` names them.
+fn homes_of(node: &TestNode, domain: &str, key: &str) -> Vec<String> {
+    let stat = common::reply(ureq::get(&format!("{}?stat", node.key_url(domain, key))).call());
+    assert_eq!(stat.status, 200, "?stat of {domain}/{key}");
+    let homes = stat.json()["homes"].as_array().expect("?stat lists the homes").clone();
+    homes.iter().map(|home| home.as_str().unwrap().to_owned()).collect()
+}
+
+/// A key of `domain` stored through `origin` whose homes do not include
+/// `origin`, with its homes.
+fn key_homed_elsewhere(cluster: &Cluster, origin: usize, domain: &str) -> (String, Vec<String>) {
+    let me = common::cluster::node_id(&cluster.nodes[origin]);
+    for i in 0..64 {
+        let key = format!("k{i}");
+        let stored = cluster.nodes[origin].put(domain, &key, key.as_bytes());
+        assert_eq!(stored.status, 201);
+        let homes = homes_of(&cluster.nodes[origin], domain, &key);
+        if homes.len() == 3 && !homes.contains(&me) {
+            return (key, homes);
+        }
+    }
+    panic!("no key of 64 is homed away from node {origin}");
+}
+
+/// A key never written whose homes are `homes` (placement's own function).
+fn unwritten_key_with_homes(cluster: &Cluster, domain: &str, homes: &[String]) -> String {
+    let ids: Vec<u64> = cluster
+        .nodes
+        .iter()
+        .map(|node| u64::from_str_radix(&common::cluster::node_id(node), 16).unwrap())
+        .collect();
+    let mut wanted: Vec<u64> = homes.iter().map(|h| u64::from_str_radix(h, 16).unwrap()).collect();
+    wanted.sort_unstable();
+    (0..10_000)
+        .map(|i| format!("never-{i}"))
+        .find(|key| {
+            let mut found = cairn_cluster::placement::homes(&ids, domain, key, 3);
+            found.sort_unstable();
+            found == wanted
+        })
+        .expect("a key with the same homes")
+}
+
+#[test]
+fn without_its_homes_a_delete_is_not_acknowledged_and_a_read_is_unavailable_not_missing() {
+    let cluster = Cluster::start(4, &[]);
+    cluster.settle(4, 3);
+    let (key, homes) = key_homed_elsewhere(&cluster, 0, "cut");
+    let unknown = unwritten_key_with_homes(&cluster, "cut", &homes);
+    let paused: Vec<&TestNode> = cluster
+        .nodes
+        .iter()
+        .filter(|node| homes.contains(&common::cluster::node_id(node)))
+        .collect();
+    assert_eq!(paused.len(), 3);
+    for node in &paused {
+        signal(node, "-STOP");
+    }
+    let origin = &cluster.nodes[0];
+    // Not held at origin? It took the PUT, so it is: the delete must still
+    // reach a home before it is acknowledged.
+    let deleted = common::reply(ureq::delete(&origin.key_url("cut", &key)).call());
+    let unknown = common::reply(ureq::get(&origin.key_url("cut", &unknown)).call());
+    for node in &paused {
+        signal(node, "-CONT");
+    }
+    deleted.assert_error(503, "no_home");
+    unknown.assert_error(503, "homes_unreachable");
+    // A 503 is not an acknowledgement: the deletion may still arrive (a
+    // paused home reads its socket once it runs again). A retry settles
+    // it, and then no node serves the key.
+    wait_for(SETTLE_TIMEOUT, || {
+        let again = common::reply(ureq::delete(&origin.key_url("cut", &key)).call());
+        matches!(again.status, 204 | 404).then_some(())
+    })
+    .expect("the retried delete is acknowledged");
+    for node in &cluster.nodes {
+        wait_for(SETTLE_TIMEOUT, || (node.get("cut", &key).status == 404).then_some(()))
+            .unwrap_or_else(|| panic!("the deleted key is gone at {}", node.base));
+    }
+}

@@ -37,6 +37,7 @@ use ops::{AdminOp, OpReply};
 use peers::Peers;
 use plane::Core;
 pub use plane::{LocalReport, Timing};
+pub use replicas::HomesUnreachable;
 
 /// How often a node checks that the cluster knows it as it is.
 const REGISTER_INTERVAL: Duration = Duration::from_secs(1);
@@ -114,16 +115,26 @@ impl Control {
         self.runtime.spawn(async move { core.announce(domain, key).await });
     }
 
-    /// What the key's homes know of it: the first home that answers, or
-    /// `None` when the homes that answered never heard of it.
-    pub async fn lookup(&self, domain: &str, key: &str) -> Option<cairn_net::IndexEntry> {
+    /// What the key's homes know of it (the newest version any live home
+    /// answers), `None` when the homes that answered never heard of it, an
+    /// error when none could be asked.
+    pub async fn lookup(
+        &self,
+        domain: &str,
+        key: &str,
+    ) -> Result<Option<cairn_net::IndexEntry>, HomesUnreachable> {
         let core = self.core.clone();
         let (domain, key) = (domain.to_owned(), key.to_owned());
         let (reply, answer) = futures_channel::oneshot::channel();
         self.runtime.spawn(async move {
             let _ = reply.send(core.lookup(&domain, &key).await);
         });
-        answer.await.ok().flatten()
+        answer.await.unwrap_or(Err(HomesUnreachable))
+    }
+
+    /// The ids of the key's homes (docs/design.md §5).
+    pub fn homes(&self, domain: &str, key: &str) -> Vec<NodeId> {
+        self.core.homes(domain, key).into_iter().map(|(id, _)| id).collect()
     }
 
     /// Deletes a key cluster-wide: a tombstone at `version` (later than

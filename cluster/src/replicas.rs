@@ -20,6 +20,11 @@ pub const LOCATION_CACHE_ENTRIES: usize = 64 * 1024;
 /// How long a remembered location is trusted without asking the homes.
 const LOCATION_TTL: Duration = Duration::from_secs(5);
 
+/// None of a key's homes (nor any other member) could be asked.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("none of the key's home nodes could be reached")]
+pub struct HomesUnreachable;
+
 /// Homes per key (docs/design.md §5).
 pub const HOME_COUNT: usize = 3;
 /// How long a home may take to answer an index request.
@@ -88,11 +93,16 @@ impl Core {
         Some(entry_of(&entry.domain, &entry.key, &merged, wanted))
     }
 
-    pub fn index_lookup(&self, domain: &str, key: &str) -> Option<IndexEntry> {
-        let node = &self.storage;
-        let known = node.meta.index(domain, key).ok()??;
+    /// This node's index record of a key; an error when it cannot be read
+    /// (which is not "unknown").
+    pub fn index_lookup(
+        &self,
+        domain: &str,
+        key: &str,
+    ) -> Result<Option<IndexEntry>, cairn_engine::MetaError> {
+        let Some(known) = self.storage.meta.index(domain, key)? else { return Ok(None) };
         let wanted = self.wanted(domain, &known.class);
-        Some(entry_of(domain, key, &known, wanted))
+        Ok(Some(entry_of(domain, key, &known, wanted)))
     }
 
     /// Keys this node is the first live home of whose copy count is not
@@ -295,12 +305,16 @@ impl Core {
                     IndexChange::Update => Message::IndexUpdate { entry: boxed },
                     IndexChange::Forget => Message::IndexForget { entry: boxed },
                 };
-                match self.peers.call(&address, &request, INDEX_TIMEOUT).await {
-                    Ok(Message::IndexReply { entry }) => entry.map(|e| *e),
-                    Ok(_) => None,
-                    Err(error) => {
+                // Counted only when the home confirms: an update answers the
+                // merged record, a forget answers `Done`.
+                match (change, self.peers.call(&address, &request, INDEX_TIMEOUT).await) {
+                    (IndexChange::Update, Ok(Message::IndexReply { entry: Some(entry) })) => {
+                        Some(*entry)
+                    }
+                    (IndexChange::Forget, Ok(Message::Done)) => None,
+                    (_, answer) => {
                         let key = format!("{}/{}", entry.domain, entry.key);
-                        tracing::info!(%error, %key, "a home missed an index change");
+                        tracing::info!(?answer, %key, "a home missed an index change");
                         continue;
                     }
                 }
@@ -563,13 +577,17 @@ impl Core {
     /// the key's homes, asked in order until one knows the key. A miss is
     /// not remembered (a key stored a moment later must be found), nor is a
     /// key still short of copies.
-    pub async fn lookup(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+    pub async fn lookup(
+        &self,
+        domain: &str,
+        key: &str,
+    ) -> Result<Option<IndexEntry>, HomesUnreachable> {
         let id = (domain.to_owned(), key.to_owned());
         {
             let mut cache = self.locations.lock().expect("location cache lock");
             match cache.get(&id) {
                 Some((entry, found)) if found.elapsed() < LOCATION_TTL => {
-                    return Some(entry.clone())
+                    return Ok(Some(entry.clone()))
                 }
                 Some(_) => {
                     cache.pop(&id);
@@ -577,14 +595,14 @@ impl Core {
                 None => {}
             }
         }
-        let found = self.lookup_homes(domain, key).await?;
+        let Some(found) = self.lookup_homes(domain, key).await? else { return Ok(None) };
         // Only settled keys (all their copies made) are remembered: the
         // holders of one still being copied change from moment to moment.
         if !found.deleted && found.holders.len() >= found.wanted as usize {
             let mut cache = self.locations.lock().expect("location cache lock");
             cache.put(id, (found.clone(), std::time::Instant::now()));
         }
-        Some(found)
+        Ok(Some(found))
     }
 
     pub fn forget_location(&self, domain: &str, key: &str) {
@@ -593,8 +611,13 @@ impl Core {
     }
 
     /// Asks the key's homes in order; when none of them can answer (they
-    /// are down, or membership just changed), asks every other member.
-    async fn lookup_homes(&self, domain: &str, key: &str) -> Option<IndexEntry> {
+    /// are down, or membership just changed), asks every other member, and
+    /// when none of those knows the key either, the answer is unknown.
+    async fn lookup_homes(
+        &self,
+        domain: &str,
+        key: &str,
+    ) -> Result<Option<IndexEntry>, HomesUnreachable> {
         let homes: Vec<(NodeId, String)> =
             self.homes(domain, key).into_iter().filter(|(id, _)| !self.is_down(*id)).collect();
         let mut answered = false;
@@ -615,7 +638,7 @@ impl Core {
             }
         }
         if answered {
-            return newest;
+            return Ok(newest);
         }
         let others: Vec<(NodeId, String)> = self.view.read(|s| {
             s.members()
@@ -631,10 +654,10 @@ impl Core {
         });
         for (id, address) in others {
             if let Some(Some(entry)) = self.ask_index(id, &address, domain, key).await {
-                return Some(entry);
+                return Ok(Some(entry));
             }
         }
-        None
+        Err(HomesUnreachable)
     }
 
     fn is_down(&self, id: NodeId) -> bool {
@@ -651,7 +674,7 @@ impl Core {
         key: &str,
     ) -> Option<Option<IndexEntry>> {
         if id == self.id() {
-            return Some(self.index_lookup(domain, key));
+            return self.index_lookup(domain, key).ok();
         }
         let request = Message::IndexLookup { domain: domain.to_owned(), key: key.to_owned() };
         match self.peers.call(address, &request, INDEX_TIMEOUT).await {

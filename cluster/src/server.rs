@@ -118,9 +118,12 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
             let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
             answer_owned(core, owned).await
         }
-        ArchivedMessage::IndexLookup { domain, key } => Message::IndexReply {
-            entry: core.index_lookup(domain.as_str(), key.as_str()).map(Box::new),
-        },
+        ArchivedMessage::IndexLookup { domain, key } => {
+            match core.index_lookup(domain.as_str(), key.as_str()) {
+                Ok(entry) => Message::IndexReply { entry: entry.map(Box::new) },
+                Err(error) => Message::Error { code: 500, message: error.to_string() },
+            }
+        }
         ArchivedMessage::NeedsQuery { max } => {
             Message::NeedsReply { needs: core.needs(max.to_native() as usize) }
         }

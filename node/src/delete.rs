@@ -29,30 +29,37 @@ pub async fn delete_anywhere(
     .ok_or_else(|| NodeError::Io(std::io::Error::other("delete task was cancelled")))?
 }
 
-/// Removes a key here (if its version is still `expected`, any when
-/// `None`) and, through its homes, on every node; answers the record it
-/// had here.
+/// Deletes a key held here (if its version is still `expected`, any when
+/// `None`) on every node: a tombstone goes to the key's homes first, and
+/// only once one has it is the copy here removed, so a deletion no home
+/// recorded changes nothing (`NoHome`). Answers the record it had here.
 pub async fn delete_everywhere(
     shard: &Shard,
     domain: String,
     key: String,
     expected: Option<Version>,
 ) -> Result<KeyRecord, NodeError> {
-    let old = shard.delete_if(domain.clone(), key.clone(), expected).await?;
+    let old = shard.node.meta.key(&domain, &key)?.ok_or(NodeError::NotFound)?;
+    if expected.is_some_and(|version| version != old.version) {
+        return Err(NodeError::Changed);
+    }
     let tombstone = shard.node.clock.next_after(Some(old.version));
-    // Answered once the homes have the tombstone (or could not be
-    // reached: holders that missed it learn at their next announce).
     let told = shard.node.control.delete_everywhere(&domain, &key, &old.class, tombstone).await;
     if told == 0 {
-        tracing::warn!(%domain, %key, "no home took the deletion; copies elsewhere remain for now");
+        return Err(NodeError::NoHome);
     }
-    Ok(old)
+    match shard.delete_if(domain, key, Some(old.version)).await {
+        // Gone already (the homes' notice came first), or replaced by a
+        // newer version, which wins over this deletion.
+        Ok(_) | Err(NodeError::NotFound | NodeError::Changed) => Ok(old),
+        Err(error) => Err(error),
+    }
 }
 
 /// A key held elsewhere only: a tombstone later than what the homes know.
 async fn delete_held_elsewhere(shard: &Shard, domain: &str, key: &str) -> Result<(), NodeError> {
     let node = &shard.node;
-    let known = node.control.lookup(domain, key).await;
+    let known = node.control.lookup(domain, key).await.map_err(|_| NodeError::HomesUnreachable)?;
     let Some(known) = known.filter(|k| !k.deleted) else {
         return Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() });
     };

@@ -55,8 +55,14 @@ pub enum NodeError {
     /// No holder could be reached to stream the key from.
     #[error("no holder of {sha256} could be reached: {reason}")]
     NoHolderReachable { sha256: Digest, reason: String },
+    /// None of the key's homes (nor any other member) could be asked
+    /// where the key is.
+    #[error("none of the key's home nodes could be reached; retry")]
+    HomesUnreachable,
     /// None of the key's homes recorded a deletion.
-    #[error("none of the key's home nodes could record the deletion; retry")]
+    #[error(
+        "none of the key's home nodes confirmed the deletion (it may still take effect); retry"
+    )]
     NoHome,
     /// A change of a pending upload or of a key was refused.
     #[error(transparent)]

@@ -38,8 +38,9 @@ pub struct Holder {
 /// The key's newest version as its homes know it, with its holders.
 pub async fn find(shard: &Shard, domain: &str, key: &str) -> Result<IndexEntry, NodeError> {
     match shard.node.control.lookup(domain, key).await {
-        Some(entry) if !entry.deleted && !entry.holders.is_empty() => Ok(entry),
-        _ => Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() }),
+        Ok(Some(entry)) if !entry.deleted && !entry.holders.is_empty() => Ok(entry),
+        Ok(_) => Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() }),
+        Err(_) => Err(NodeError::HomesUnreachable),
     }
 }
 

@@ -100,8 +100,10 @@ pub enum ErrorKind {
     NoIntactCopy,
     /// Every holder of the key is down or dead.
     NoHolder,
-    /// None of the key's homes could record a deletion.
+    /// None of the key's homes confirmed a deletion (it may still take effect: retry).
     NoHome,
+    /// None of the key's homes could be asked where it is (never a 404).
+    HomesUnreachable,
     /// A shard of this node stopped.
     ShardGone,
     /// No cluster leader is known (admin changes).
@@ -183,6 +185,7 @@ impl ErrorKind {
             NoIntactCopy => StatusCode::SERVICE_UNAVAILABLE,
             NoHolder => StatusCode::SERVICE_UNAVAILABLE,
             NoHome => StatusCode::SERVICE_UNAVAILABLE,
+            HomesUnreachable => StatusCode::SERVICE_UNAVAILABLE,
             ShardGone => StatusCode::SERVICE_UNAVAILABLE,
             NoLeader => StatusCode::SERVICE_UNAVAILABLE,
             NoQuorum => StatusCode::SERVICE_UNAVAILABLE,
@@ -249,6 +252,7 @@ impl ErrorKind {
             NoIntactCopy => "no_intact_copy",
             NoHolder => "no_holder",
             NoHome => "no_home",
+            HomesUnreachable => "homes_unreachable",
             ShardGone => "shard_gone",
             NoLeader => "no_leader",
             NoQuorum => "no_quorum",
@@ -365,6 +369,7 @@ impl From<NodeError> for ApiError {
             NodeError::NoHolder(_) => ErrorKind::NoHolder,
             NodeError::NoHolderReachable { .. } => ErrorKind::NoHolderReachable,
             NodeError::NoHome => ErrorKind::NoHome,
+            NodeError::HomesUnreachable => ErrorKind::HomesUnreachable,
             NodeError::CopyFailed(_) => ErrorKind::NoHolderReachable,
         };
         ApiError::new(kind, message)

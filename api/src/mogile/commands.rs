@@ -317,7 +317,8 @@ async fn get_paths(shard: &Shard, client: &Client, args: &Request) -> Answer {
         urls.push(key_url(shard, client, domain, key));
     }
     let control = &shard.node.control;
-    if let Some(entry) = control.lookup(domain, key).await.filter(|e| !e.deleted) {
+    let known = control.lookup(domain, key).await;
+    if let Some(entry) = known.ok().flatten().filter(|e| !e.deleted) {
         for holder in entry.holders.iter().filter(|h| **h != control.id()) {
             if let Some((http, _)) = control.addresses(*holder) {
                 urls.push(format!(

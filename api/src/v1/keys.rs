@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use cairn_engine::{Digest, KeyRecord, KeyState};
 use cairn_node::upload::KeyRef;
-use cairn_node::Shard;
+use cairn_node::{NodeError, Shard};
 use http::{header, Response, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
@@ -29,7 +29,12 @@ pub fn created(domain: &str, key: &str, record: &KeyRecord) -> Response<ResBody>
 
 pub async fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, ApiError> {
     let meta = &shard.node.meta;
-    let index = shard.node.control.lookup(&target.domain, &target.key).await;
+    let control = &shard.node.control;
+    // Holders are what the homes know; a key held here is described even
+    // when they cannot be asked.
+    let index = control.lookup(&target.domain, &target.key).await;
+    let homes: Vec<String> =
+        control.homes(&target.domain, &target.key).iter().map(|h| format!("{h:016x}")).collect();
     let holders = |entry: &cairn_net::IndexEntry| -> Vec<String> {
         entry.holders.iter().map(|h| format!("{h:016x}")).collect()
     };
@@ -40,16 +45,17 @@ pub async fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, Ap
             body["content_type"] = json!(record.content_type);
             body["uploading"] = json!(meta.upload_in_progress(&target.domain, &target.key)?);
             // The holders of this version, as the key's homes know them.
-            let same = index.as_ref().filter(|e| {
+            let same = index.as_ref().ok().and_then(Option::as_ref).filter(|e| {
                 !e.deleted && e.hlc == record.version.hlc && e.writer == record.version.node_id
             });
             body["holders"] = json!(same.map(holders).unwrap_or_default());
+            body["homes"] = json!(homes);
             body
         }
         None if meta.upload_in_progress(&target.domain, &target.key)? => json!({
             "domain": target.domain, "key": target.key, "state": KeyState::Uploading.as_str(),
         }),
-        None => match index.filter(|e| !e.deleted) {
+        None => match index.map_err(|_| NodeError::HomesUnreachable)?.filter(|e| !e.deleted) {
             // Held elsewhere: what the homes know.
             Some(entry) => json!({
                 "domain": target.domain,
@@ -61,6 +67,7 @@ pub async fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, Ap
                 "version": entry.hlc,
                 "state": "elsewhere",
                 "holders": holders(&entry),
+                "homes": homes,
             }),
             None => return Err(ApiError::not_found(format!("no key {:?}", target.key))),
         },
