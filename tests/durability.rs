@@ -202,3 +202,29 @@ fn without_its_homes_a_delete_is_not_acknowledged_and_a_read_is_unavailable_not_
             .unwrap_or_else(|| panic!("the deleted key is gone at {}", node.base));
     }
 }
+
+#[test]
+fn a_later_write_at_a_node_whose_clock_is_behind_wins() {
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.settle(3, 3);
+    let behind = 1;
+    cluster.nodes[behind].kill();
+    cluster.nodes[behind].set_clock_offset(-120);
+    cluster.nodes[behind].start_again();
+    cluster.settle(3, 3);
+    let first = &cluster.nodes[0];
+    assert_eq!(first.put("race", "k", b"first").status, 201);
+    // The first write is known to the homes: every node serves it.
+    for node in &cluster.nodes {
+        wait_for(SETTLE_TIMEOUT, || (node.get("race", "k").body == b"first").then_some(()))
+            .expect("the first write is readable everywhere");
+    }
+    assert_eq!(cluster.nodes[behind].put("race", "k", b"second").status, 201);
+    for node in &cluster.nodes {
+        wait_for(SETTLE_TIMEOUT, || (node.get("race", "k").body == b"second").then_some(()))
+            .unwrap_or_else(|| panic!("the later write is served at {}", node.base));
+    }
+    for node in &cluster.nodes {
+        key_stays(node, "race", "k", Some(b"second"));
+    }
+}

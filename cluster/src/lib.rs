@@ -132,6 +132,25 @@ impl Control {
         answer.await.unwrap_or(Err(HomesUnreachable))
     }
 
+    /// The newest version of the key its homes know, asked now (not from
+    /// the location cache); `None` when they know none or cannot be asked.
+    pub async fn newest_version(&self, domain: &str, key: &str) -> Option<cairn_engine::Version> {
+        let core = self.core.clone();
+        let (domain, key) = (domain.to_owned(), key.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.lookup_homes(&domain, &key).await);
+        });
+        let entry = answer.await.ok()?.ok()??;
+        Some(cairn_engine::Version { hlc: entry.hlc, node_id: entry.writer })
+    }
+
+    /// Whether this node is the cluster's only member (then every version
+    /// it knows was made or seen by its own clock).
+    pub fn is_alone(&self) -> bool {
+        self.read(|state| state.members().len() <= 1)
+    }
+
     /// The ids of the key's homes (docs/design.md §5).
     pub fn homes(&self, domain: &str, key: &str) -> Vec<NodeId> {
         self.core.homes(domain, key).into_iter().map(|(id, _)| id).collect()

@@ -613,7 +613,7 @@ impl Core {
     /// Asks the key's homes in order; when none of them can answer (they
     /// are down, or membership just changed), asks every other member, and
     /// when none of those knows the key either, the answer is unknown.
-    async fn lookup_homes(
+    pub async fn lookup_homes(
         &self,
         domain: &str,
         key: &str,

@@ -43,7 +43,12 @@ pub async fn delete_everywhere(
     if expected.is_some_and(|version| version != old.version) {
         return Err(NodeError::Changed);
     }
-    let tombstone = shard.node.clock.next_after(Some(old.version));
+    // Past a newer write elsewhere too: this deletion came after it.
+    let elsewhere = match shard.node.control.is_alone() {
+        true => None,
+        false => shard.node.control.newest_version(&domain, &key).await,
+    };
+    let tombstone = shard.node.clock.next_after(Some(old.version).max(elsewhere));
     let told = shard.node.control.delete_everywhere(&domain, &key, &old.class, tombstone).await;
     if told == 0 {
         return Err(NodeError::NoHome);

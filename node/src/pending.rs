@@ -204,6 +204,7 @@ async fn close(
         fid: Some(fid),
         closes_upload: Some(fid),
         version: None,
+        floor: None,
     };
     shard.commit_put_in_turn(put).await?;
     Ok(KeyOpDone::Done)

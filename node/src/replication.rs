@@ -167,6 +167,7 @@ async fn reuse_local_blob(
         fid: None,
         closes_upload: None,
         version: Some(version),
+        floor: None,
     };
     let committed = shard.commit_put(commit).await;
     shard.unpin(sha256).await;

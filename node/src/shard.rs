@@ -59,6 +59,9 @@ pub struct PutCommit {
     /// A copy made by replication keeps the version it was written with;
     /// a new upload (`None`) gets a new one from this node's clock.
     pub version: Option<Version>,
+    /// A version the new one must pass besides the one held here: the
+    /// newest the key's homes know (a write elsewhere).
+    pub floor: Option<Version>,
 }
 
 /// A COPY of a key that refers to the same blob (no bytes are copied).
@@ -436,7 +439,7 @@ impl Shard {
                 copied
             }
             // After the version it replaces, whatever the wall clock says.
-            None => self.node.clock.next_after(old.as_ref().map(|old| old.version)),
+            None => self.node.clock.next_after(old.as_ref().map(|old| old.version).max(put.floor)),
         };
         let record = KeyRecord {
             state: state_for(put.replicas),

@@ -7,10 +7,11 @@
 //! leaves nothing; after it, the commit finishes regardless.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::meta::Batch;
-use cairn_engine::{BlobWriter, Digest, Integrity, KeyRecord, KeyState, Written};
+use cairn_engine::{BlobWriter, Digest, Integrity, KeyRecord, KeyState, Version, Written};
 
 use crate::error::NodeError;
 use crate::pending::{KeyOp, KeyOpDone, KeyOpRefused};
@@ -34,6 +35,26 @@ pub struct PutRequest {
     pub declared_bytes: Option<u64>,
 }
 
+/// How long a PUT waits, once its body is in, for the homes' version of
+/// its key; past it (a partition, say) the node's clock alone orders it.
+const VERSION_READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Starts reading the newest version of the key its homes know, so that
+/// a new version passes a write made elsewhere whatever this node's clock
+/// says (read while the body arrives). A lone node skips it: every version
+/// it knows came from its own clock, which passes them all.
+fn read_known_version(
+    shard: &Shard,
+    target: &KeyRef,
+) -> Option<glommio::task::JoinHandle<Option<Version>>> {
+    if shard.node.control.is_alone() {
+        return None;
+    }
+    let control = shard.node.control.clone();
+    let (domain, key) = (target.domain.clone(), target.key.clone());
+    Some(glommio::spawn_local(async move { control.newest_version(&domain, &key).await }).detach())
+}
+
 /// Stores a new version of a key from `source`; answers its record once
 /// the bytes and the record are durable.
 pub async fn put(
@@ -51,11 +72,20 @@ pub async fn put(
     if declared_bytes.is_some_and(|len| len > max_bytes) {
         return Err(NodeError::TooLarge { max_bytes });
     }
+    let known = read_known_version(shard, &target);
     // A body small enough to arrive in one piece is never seen half done:
     // it needs no `uploading` record (one RocksDB write fewer per PUT).
     let visible = declared_bytes.is_none_or(|len| len > shard.node.config.inline_max_bytes);
     let mut upload = Upload::begin(shard, &target, visible, KeyState::Uploading)?;
     let Received { written, inline } = upload.receive(source, max_bytes, declared_bytes).await?;
+    let floor = match known {
+        None => None,
+        Some(task) => glommio::timer::timeout(VERSION_READ_TIMEOUT, async { Ok(task.await) })
+            .await
+            .ok()
+            .flatten()
+            .flatten(),
+    };
     if let Some(expected) = expected_sha256 {
         if expected != written.sha256 {
             return Err(NodeError::DigestMismatch(format!(
@@ -76,6 +106,7 @@ pub async fn put(
         fid: None,
         closes_upload: None,
         version: None,
+        floor,
     };
     let record = commit_upload(shard, &mut upload, commit).await?;
     shard.ensure_domain(&target.domain);
@@ -283,6 +314,7 @@ pub async fn store_copy(
         fid: None,
         closes_upload: None,
         version: Some(copied.version),
+        floor: None,
     };
     commit_upload(shard, &mut upload, commit).await
 }
