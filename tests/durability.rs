@@ -228,3 +228,49 @@ fn a_later_write_at_a_node_whose_clock_is_behind_wins() {
         key_stays(node, "race", "k", Some(b"second"));
     }
 }
+
+#[test]
+fn a_wiped_node_is_a_new_member_and_its_old_copies_are_made_again() {
+    let mut cluster = Cluster::start(3, &["--down-after", "1s", "--dead-after", "4s"]);
+    let origin = &cluster.nodes[0];
+    let keys: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
+    for key in &keys {
+        wait_for(SETTLE_TIMEOUT, || {
+            (origin.put("wiped", key, key.as_bytes()).status == 201).then_some(())
+        })
+        .expect("PUT");
+    }
+    for key in &keys {
+        wait_for(SETTLE_TIMEOUT, || (holders(origin, "wiped", key) == 2).then_some(()))
+            .expect("two copies of every key");
+    }
+    let old_id = common::cluster::node_id(&cluster.nodes[2]);
+    let (seed, rest) = cluster.nodes.split_at_mut(1);
+    rest[1].wipe_and_rejoin(&seed[0]);
+    let new_id = common::cluster::node_id(&cluster.nodes[2]);
+    assert_ne!(old_id, new_id, "a wiped node has a new id");
+    // The old id answers no more: it goes down, then dead.
+    let origin = &cluster.nodes[0];
+    wait_for(SETTLE_TIMEOUT, || {
+        let report = common::cluster::cluster_report(origin)?;
+        let members = report["members"].as_array()?.clone();
+        let old = members.iter().find(|m| m["id"] == old_id.as_str())?;
+        (old["state"] == "dead").then_some(())
+    })
+    .expect("the old id of a wiped node is declared dead");
+    // Every key is back at two copies besides the old id's.
+    for key in &keys {
+        wait_for(SETTLE_TIMEOUT, || {
+            let stat =
+                common::reply(ureq::get(&format!("{}?stat", origin.key_url("wiped", key))).call());
+            let holders: Vec<String> = stat.json()["holders"]
+                .as_array()?
+                .iter()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect();
+            let real = holders.iter().filter(|h| **h != old_id).count();
+            (real >= 2).then_some(())
+        })
+        .unwrap_or_else(|| panic!("wiped/{key} is back at two real copies"));
+    }
+}

@@ -88,11 +88,22 @@ async fn heartbeat_all(core: &Arc<Core>) {
                 core.heartbeat_peers.call(&address, &heartbeat, core.timing.heartbeat).await;
             match answer {
                 Ok(Message::HeartbeatReply {
+                    node_id,
                     disk_total_bytes,
                     disk_free_bytes,
                     keys_by_state,
                     ..
-                }) => (id, Some(LocalReport { disk_total_bytes, disk_free_bytes, keys_by_state })),
+                }) if node_id == id => {
+                    (id, Some(LocalReport { disk_total_bytes, disk_free_bytes, keys_by_state }))
+                }
+                // Another node at this member's address (its disk was
+                // replaced, say): the member itself is silent, so it goes
+                // down and then dead, and its copies are made again.
+                Ok(Message::HeartbeatReply { node_id, .. }) => {
+                    let (member, answered) = (format!("{id:016x}"), format!("{node_id:016x}"));
+                    tracing::warn!(%member, %answered, %address, "another node answers at a member's address");
+                    (id, None)
+                }
                 Ok(other) => {
                     tracing::debug!(node = %format!("{id:016x}"), ?other, "odd heartbeat answer");
                     (id, None)

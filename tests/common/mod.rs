@@ -190,8 +190,24 @@ impl TestNode {
         self.start_again();
     }
 
+    /// kill -9, empty the data directory (a replaced disk), and start again
+    /// on the same addresses, joining through `seed` as a new member.
+    pub fn wipe_and_rejoin(&mut self, seed: &TestNode) {
+        self.kill();
+        std::fs::remove_dir_all(&self.dir).expect("wipe the data directory");
+        let (address, token) = (seed.peer_address(), seed.join_token());
+        self.drop_join_args();
+        self.extra_args.extend(["--join".into(), address, "--join-token".into(), token]);
+        self.launch();
+    }
+
     /// Starts a killed node again (see [`TestNode::restart`]).
     pub fn start_again(&mut self) {
+        self.drop_join_args();
+        self.launch();
+    }
+
+    fn drop_join_args(&mut self) {
         let mut kept = Vec::new();
         let mut args = std::mem::take(&mut self.extra_args).into_iter();
         while let Some(arg) = args.next() {
@@ -202,7 +218,6 @@ impl TestNode {
             }
         }
         self.extra_args = kept;
-        self.launch();
     }
 
     pub fn peer_address(&self) -> String {
