@@ -274,3 +274,47 @@ fn a_wiped_node_is_a_new_member_and_its_old_copies_are_made_again() {
         .unwrap_or_else(|| panic!("wiped/{key} is back at two real copies"));
     }
 }
+
+/// The state of member `id` as the current leader reports it.
+fn member_state(cluster: &Cluster, id: &str) -> Option<String> {
+    let report = common::cluster::cluster_report(cluster.running().next()?)?;
+    let members = report["members"].as_array()?.clone();
+    let member = members.iter().find(|m| m["id"] == id)?;
+    member["state"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn leader_changes_do_not_restart_the_time_to_dead() {
+    // Leaders change every ~4 s, more often than --dead-after: the member
+    // that stopped must still be declared dead, counted from when it went
+    // down, not from each new leader's start.
+    let mut cluster = Cluster::start(5, &["--down-after", "1s", "--dead-after", "8s"]);
+    let leader = cluster.leader_index();
+    let victim = (0..5).find(|i| *i != leader).unwrap();
+    let victim_id = common::cluster::node_id(&cluster.nodes[victim]);
+    cluster.nodes[victim].kill();
+    let started = Instant::now();
+    let mut dead_at = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if member_state(&cluster, &victim_id).as_deref() == Some("dead") {
+            dead_at = Some(started.elapsed());
+            break;
+        }
+        // Every 4 s, the leader is killed and comes back as a follower.
+        if started.elapsed().as_secs() % 4 == 3 {
+            if let Some(leader) = wait_for(SETTLE_TIMEOUT, || {
+                let report = common::cluster::cluster_report(cluster.running().next()?)?;
+                let id = report["leader"].as_str()?.to_owned();
+                cluster
+                    .nodes
+                    .iter()
+                    .position(|n| n.is_running() && common::cluster::node_id(n) == id)
+            }) {
+                cluster.nodes[leader].restart();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let dead_at = dead_at.expect("the stopped member is declared dead despite leader changes");
+    assert!(dead_at < Duration::from_secs(25), "dead after {dead_at:?}");
+}

@@ -129,6 +129,25 @@ async fn heartbeat_all(core: &Arc<Core>) {
     }
 }
 
+/// How long a `down` member has been silent at least, from when the
+/// cluster state says it went down (it was silent `down_after` by then):
+/// a new leader does not start counting again.
+/// A member that answered this leader since it went down is judged by
+/// this leader's own count alone.
+fn silence_since_down(
+    record: &cairn_raft::MemberRecord,
+    answered_at_unix_ms: Option<u64>,
+    down_after: Duration,
+) -> Duration {
+    let since = record.state_since_unix_ms;
+    let answered_since = answered_at_unix_ms.is_some_and(|answered| answered >= since);
+    if record.state != MemberState::Down || since == 0 || answered_since {
+        return Duration::ZERO;
+    }
+    let down_for_ms = unix_ms().saturating_sub(record.state_since_unix_ms);
+    Duration::from_millis(down_for_ms) + down_after
+}
+
 /// The state a member should be in after `silent` without an answer.
 pub fn judged_state(
     state: MemberState,
@@ -155,8 +174,11 @@ async fn judge_members(core: &Core) -> Result<(), String> {
                 .members()
                 .iter()
                 .filter_map(|(id, record)| {
-                    let silent = health.get(id).map_or(Duration::ZERO, |h| now - h.last_answer);
+                    let heard = health.get(id).map_or(Duration::ZERO, |h| now - h.last_answer);
                     let timing = core.timing;
+                    let answered_at = health.get(id).and_then(|h| h.last_answer_unix_ms);
+                    let silent =
+                        heard.max(silence_since_down(record, answered_at, timing.down_after));
                     let next =
                         judged_state(record.state, silent, timing.down_after, timing.dead_after);
                     (next != record.state).then_some((*id, next))
@@ -166,7 +188,8 @@ async fn judge_members(core: &Core) -> Result<(), String> {
     };
     for (id, state) in changes {
         tracing::info!(node = %format!("{id:016x}"), state = state.as_str(), "member state");
-        core.write(Command::SetMemberState { id, state }).await.map_err(|e| e.to_string())?;
+        let command = Command::SetMemberState { id, state, at_unix_ms: unix_ms() };
+        core.write(command).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -724,6 +747,34 @@ mod tests {
     fn plan(members: &[RoundMember], needs: &[IndexEntry]) -> Option<RoundPlan> {
         let nodes = node_views(members, &heard(members), &CopiesInFlight::default());
         plan_round(7, members, &nodes, needs, Limits { copies_in_flight_max: 10 })
+    }
+
+    #[test]
+    fn a_new_leader_counts_time_to_dead_from_when_the_member_went_down() {
+        let down_after = Duration::from_secs(1);
+        let since = unix_ms() - 5_000;
+        let record = |state| cairn_raft::MemberRecord {
+            member: cairn_raft::Member {
+                http: String::new(),
+                peer: String::new(),
+                zone: String::new(),
+            },
+            state,
+            voter: true,
+            state_since_unix_ms: since,
+        };
+        let silent = silence_since_down(&record(MemberState::Down), None, down_after);
+        assert!(silent >= Duration::from_secs(6), "{silent:?}");
+        // Answered since it went down: this leader's own count decides.
+        let answered = Some(since + 1_000);
+        assert_eq!(
+            silence_since_down(&record(MemberState::Down), answered, down_after),
+            Duration::ZERO
+        );
+        assert_eq!(
+            silence_since_down(&record(MemberState::Alive), None, down_after),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -55,8 +55,14 @@ impl fmt::Display for MemberState {
 pub enum Command {
     /// Adds a member, or replaces its addresses, state and role.
     SetMember { id: NodeId, member: Member, state: MemberState, voter: bool },
-    /// Changes the state of a known member.
-    SetMemberState { id: NodeId, state: MemberState },
+    /// Changes the state of a known member; `at_unix_ms` is when (the
+    /// leader's clock; 0 in entries written before it was recorded).
+    SetMemberState {
+        id: NodeId,
+        state: MemberState,
+        #[serde(default)]
+        at_unix_ms: u64,
+    },
     /// Forgets a member.
     RemoveMember { id: NodeId },
     /// Creates or updates a class: cluster-wide when `domain` is `None`,

@@ -52,6 +52,11 @@ pub struct MemberRecord {
     pub state: MemberState,
     /// Whether the member is meant to be a raft voter (otherwise a learner).
     pub voter: bool,
+    /// When the member entered its state (unix ms by the leader that
+    /// recorded it; 0 when unknown), so that a new leader counts a down
+    /// member's time to `dead` from when it went down.
+    #[serde(default)]
+    pub state_since_unix_ms: u64,
 }
 
 /// A class: how many copies of each blob it asks for.
@@ -126,7 +131,9 @@ impl ClusterState {
             Command::SetMember { id, member, state, voter } => {
                 self.set_member(*id, member, *state, *voter)
             }
-            Command::SetMemberState { id, state } => self.set_member_state(*id, *state),
+            Command::SetMemberState { id, state, at_unix_ms } => {
+                self.set_member_state(*id, *state, *at_unix_ms)
+            }
             Command::RemoveMember { id } => self.remove_member(*id),
             Command::PutClass { domain, name, replicas } => {
                 self.put_class(domain.as_deref(), name, *replicas)
@@ -157,13 +164,21 @@ impl ClusterState {
         if !self.members.contains_key(&id) {
             check_room(Collection::Members, self.members.len(), MEMBER_COUNT_MAX)?;
         }
-        let record = MemberRecord { member: member.clone(), state, voter };
+        let record = MemberRecord { member: member.clone(), state, voter, state_since_unix_ms: 0 };
         self.members.insert(id, record);
         Ok(())
     }
 
-    fn set_member_state(&mut self, id: NodeId, state: MemberState) -> Result<(), Refusal> {
+    fn set_member_state(
+        &mut self,
+        id: NodeId,
+        state: MemberState,
+        at_unix_ms: u64,
+    ) -> Result<(), Refusal> {
         let record = self.members.get_mut(&id).ok_or(Refusal::MemberNotFound { id })?;
+        if record.state != state {
+            record.state_since_unix_ms = at_unix_ms;
+        }
         record.state = state;
         Ok(())
     }
@@ -541,13 +556,15 @@ mod tests {
         let set =
             Command::SetMember { id: 7, member: member(7), state: MemberState::Alive, voter: true };
         assert!(state.apply(&set).is_ok());
-        assert!(state.apply(&Command::SetMemberState { id: 7, state: MemberState::Drain }).is_ok());
+        assert!(state
+            .apply(&Command::SetMemberState { id: 7, state: MemberState::Drain, at_unix_ms: 5 })
+            .is_ok());
         let record = state.member(7).expect("member 7 was added");
         assert_eq!(record.state, MemberState::Drain);
         assert!(record.voter);
         assert_eq!(record.member, member(7));
 
-        let unknown = Command::SetMemberState { id: 8, state: MemberState::Dead };
+        let unknown = Command::SetMemberState { id: 8, state: MemberState::Dead, at_unix_ms: 0 };
         assert_eq!(refusal(state.apply(&unknown)), Refusal::MemberNotFound { id: 8 });
         assert!(state.apply(&Command::RemoveMember { id: 7 }).is_ok());
         assert!(state.member(7).is_none());

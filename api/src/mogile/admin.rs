@@ -307,7 +307,7 @@ pub async fn set_state(shard: &Shard, args: &Request) -> Answer {
         return Err(ErrAnswer::code("host_mismatch"));
     }
     let id = target.node_id;
-    let command = Command::SetMemberState { id, state };
+    let command = Command::SetMemberState { id, state, at_unix_ms: super::unix_ms_now() };
     submit(shard, command, |s| s.member(id).is_some_and(|m| m.state == state)).await?;
     Ok(Vec::new())
 }

@@ -154,7 +154,10 @@ async fn set_node_state(
             ))
         }
     };
-    submit(shard, Command::SetMemberState { id, state }).await?;
+    let at_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    submit(shard, Command::SetMemberState { id, state, at_unix_ms }).await?;
     let value = json!({ "id": cairn_cluster::node_id_text(id), "state": state.as_str() });
     Ok(json_response(StatusCode::OK, &value))
 }
