@@ -105,8 +105,9 @@ impl Core {
         Ok(Some(entry_of(domain, key, &known, wanted)))
     }
 
-    /// Keys this node is the first live home of whose copy count is not
-    /// their class's, up to `max`, continuing where the last call stopped.
+    /// Keys this node is a home of whose copy count is not their class's,
+    /// up to `max`, continuing after the last record the previous call
+    /// looked at (so a full answer skips nothing).
     pub fn needs(&self, max: usize) -> Vec<IndexEntry> {
         let node = &self.storage;
         let mut cursor = self.needs_cursor.lock().expect("needs cursor lock");
@@ -118,49 +119,48 @@ impl Core {
                 return Vec::new();
             }
         };
-        *cursor = if records.len() < NEEDS_SCAN_MAX {
-            None
-        } else {
-            records.last().map(|(d, k, _)| (d.clone(), k.clone()))
-        };
-        let mut out = Vec::new();
-        for (domain, key, record) in records {
-            if out.len() >= max || record.deleted {
-                continue;
-            }
-            let wanted = self.wanted(&domain, &record.class);
-            let lasting = self.view.read(|s| {
-                record
-                    .holders
-                    .iter()
-                    .filter(|h| {
-                        s.member(**h).is_some_and(|m| {
-                            matches!(
-                                m.state,
-                                MemberState::Alive | MemberState::Readonly | MemberState::Down
-                            )
-                        })
-                    })
-                    .count()
-            });
-            let draining = self.view.read(|s| {
-                record
-                    .holders
-                    .iter()
-                    .any(|h| s.member(*h).is_some_and(|m| m.state == MemberState::Drain))
-            });
-            // A copy on a draining node is replaced, then dropped.
-            if lasting == wanted as usize && !draining {
-                continue;
-            }
-            // Any home reports it (the tracker merges): the first home may
-            // be new and not know the key yet.
-            if !self.homes(&domain, &key).iter().any(|(id, _)| *id == self.id()) {
-                continue;
-            }
-            out.push(entry_of(&domain, &key, &record, wanted));
+        let (picked, next) = pick_window(records, NEEDS_SCAN_MAX, max, |domain, key, record| {
+            self.needs_copies(domain, key, record)
+        });
+        *cursor = next;
+        picked
+            .into_iter()
+            .map(|(domain, key, record)| {
+                let wanted = self.wanted(&domain, &record.class);
+                entry_of(&domain, &key, &record, wanted)
+            })
+            .collect()
+    }
+
+    /// Whether a home reports this record to the tracker: a live key whose
+    /// lasting copies are not its class's count, or with a copy on a
+    /// draining node (replaced, then dropped).
+    fn needs_copies(&self, domain: &str, key: &str, record: &IndexRecord) -> bool {
+        if record.deleted {
+            return false;
         }
-        out
+        let wanted = self.wanted(domain, &record.class);
+        let (lasting, draining) = self.view.read(|s| {
+            let state = |h: &NodeId| s.member(*h).map(|m| m.state);
+            let lasting = record
+                .holders
+                .iter()
+                .filter(|h| {
+                    matches!(
+                        state(h),
+                        Some(MemberState::Alive | MemberState::Readonly | MemberState::Down)
+                    )
+                })
+                .count();
+            let draining = record.holders.iter().any(|h| state(h) == Some(MemberState::Drain));
+            (lasting, draining)
+        });
+        if lasting == wanted as usize && !draining {
+            return false;
+        }
+        // Any home reports it (the tracker merges): the first home may be
+        // new and not know the key yet.
+        self.homes(domain, key).iter().any(|(id, _)| *id == self.id())
     }
 
     /// Tells the key's homes that this node holds its current version;
@@ -501,6 +501,34 @@ fn check_blocks(bytes: &[u8], offset: u64, crcs: &[u32]) -> Result<(), u64> {
     Ok(())
 }
 
+/// A record met by a scan, with its domain and key.
+type Scanned<T> = (String, String, T);
+
+/// Of one scan window of index `records` (at most `window` were asked
+/// for), the first `max` that `keep` picks, and the key the next scan
+/// starts after: the last record looked at, or `None` (from the start)
+/// once the scan reached the end.
+fn pick_window<T>(
+    records: Vec<Scanned<T>>,
+    window: usize,
+    max: usize,
+    mut keep: impl FnMut(&str, &str, &T) -> bool,
+) -> (Vec<Scanned<T>>, Option<(String, String)>) {
+    let reached_end = records.len() < window;
+    let mut picked = Vec::new();
+    let mut last = None;
+    for (domain, key, record) in records {
+        if picked.len() >= max {
+            return (picked, last);
+        }
+        last = Some((domain.clone(), key.clone()));
+        if keep(&domain, &key, &record) {
+            picked.push((domain, key, record));
+        }
+    }
+    (picked, if reached_end { None } else { last })
+}
+
 /// What a holder asks of a key's homes.
 #[derive(Clone, Copy)]
 enum IndexChange {
@@ -728,5 +756,54 @@ pub async fn reannounce(core: std::sync::Arc<Core>) {
             cycles += 1;
             full_pass = cycles % FULL_PASS_EVERY == 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_window;
+
+    fn index(count: usize) -> Vec<(String, String, usize)> {
+        (0..count).map(|i| ("d".to_owned(), format!("k{i:05}"), i)).collect()
+    }
+
+    /// Scans `all` in windows as `needs` does; answers every pick, in order.
+    fn scan_all(all: &[(String, String, usize)], window: usize, max: usize) -> Vec<usize> {
+        let mut cursor: Option<(String, String)> = None;
+        let mut seen = Vec::new();
+        loop {
+            let records: Vec<_> = all
+                .iter()
+                .filter(|(d, k, _)| cursor.as_ref().is_none_or(|c| (d, k) > (&c.0, &c.1)))
+                .take(window)
+                .cloned()
+                .collect();
+            let (picked, next) = pick_window(records, window, max, |_, _, i| i % 3 != 1);
+            seen.extend(picked.into_iter().map(|(_, _, i)| i));
+            cursor = next;
+            if cursor.is_none() {
+                return seen;
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_answer_resumes_after_the_last_record_it_looked_at() {
+        let all = index(1000);
+        let wanted: Vec<usize> = (0..1000).filter(|i| i % 3 != 1).collect();
+        // A window holding more picks than one answer takes: nothing skipped.
+        assert_eq!(scan_all(&all, 400, 25), wanted);
+        assert_eq!(scan_all(&all, 64, 1000), wanted);
+        assert_eq!(scan_all(&all, 7, 1), wanted);
+    }
+
+    #[test]
+    fn the_scan_starts_over_once_it_reaches_the_end() {
+        let (picked, next) = pick_window(index(10), 16, 100, |_, _, _| true);
+        assert_eq!(picked.len(), 10);
+        assert_eq!(next, None);
+        let (picked, next) = pick_window(index(16), 16, 100, |_, _, _| true);
+        assert_eq!(picked.len(), 16);
+        assert_eq!(next, Some(("d".to_owned(), "k00015".to_owned())));
     }
 }
