@@ -108,6 +108,16 @@ pub struct ServeArgs {
     /// A member down for this long is `dead`: its copies are made again elsewhere.
     #[arg(long, env = "CAIRN_DEAD_AFTER", default_value = "10m", value_parser = parse_duration)]
     pub dead_after: Duration,
+    /// How often a node rescans its keys for homes that missed one (the
+    /// safety net under the outbox, which re-sends every unconfirmed
+    /// change by itself); 0 = never.
+    #[arg(long, env = "CAIRN_RESCAN_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub rescan_interval: Duration,
+    /// After the members change, how long a lookup that the key's homes
+    /// answer with "unknown" also asks every other member (index records
+    /// may still be on their way to new homes).
+    #[arg(long, env = "CAIRN_HANDOFF_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub handoff_grace: Duration,
 }
 
 /// The node's listeners, bound before anything else so that port 0 is
@@ -208,6 +218,8 @@ fn cluster_config(
             heartbeat: args.heartbeat,
             down_after: args.down_after,
             dead_after: args.dead_after,
+            rescan_interval: args.rescan_interval,
+            handoff_grace: args.handoff_grace,
         },
         cpu,
         copies_in_flight_max: args.copies_in_flight.max(1),

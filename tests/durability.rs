@@ -318,3 +318,91 @@ fn leader_changes_do_not_restart_the_time_to_dead() {
     let dead_at = dead_at.expect("the stopped member is declared dead despite leader changes");
     assert!(dead_at < Duration::from_secs(25), "dead after {dead_at:?}");
 }
+
+/// Every node serves `data` for the key within `within`.
+fn readable_everywhere(cluster: &Cluster, domain: &str, key: &str, data: &[u8], within: Duration) {
+    for node in cluster.running() {
+        wait_for(within, || (node.get(domain, key).body == data).then_some(()))
+            .unwrap_or_else(|| panic!("{domain}/{key} is the acknowledged bytes at {}", node.base));
+    }
+}
+
+#[test]
+fn changes_the_homes_missed_are_sent_again_from_the_outbox() {
+    // No rescan of the keys: whatever reaches the homes comes from the outbox.
+    let mut cluster = Cluster::start(4, &["--rescan-interval", "0s"]);
+    let (key, homes) = key_homed_elsewhere(&cluster, 0, "out");
+    let fresh = unwritten_key_with_homes(&cluster, "out", &homes);
+    let homes_of_key: Vec<usize> =
+        (0..4).filter(|i| homes.contains(&common::cluster::node_id(&cluster.nodes[*i]))).collect();
+    let (new, other) = (common::bytes(5_000, 21), common::bytes(70_000, 22));
+    // An announcement lost to a crash right after the answer.
+    for i in &homes_of_key {
+        signal(&cluster.nodes[*i], "-STOP");
+    }
+    assert_eq!(cluster.nodes[0].put("out", &key, &new).status, 201);
+    assert_eq!(cluster.nodes[0].put("out", &fresh, &other).status, 201);
+    cluster.nodes[0].kill();
+    for i in &homes_of_key {
+        signal(&cluster.nodes[*i], "-CONT");
+    }
+    cluster.nodes[0].start_again();
+    readable_everywhere(&cluster, "out", &key, &new, SETTLE_TIMEOUT);
+    readable_everywhere(&cluster, "out", &fresh, &other, SETTLE_TIMEOUT);
+    // An announcement that timed out: the homes were paused past it.
+    let late = unwritten_key_with_homes(&cluster, "out-late", &homes);
+    let body = common::bytes(3_000, 23);
+    for i in &homes_of_key {
+        signal(&cluster.nodes[*i], "-STOP");
+    }
+    assert_eq!(cluster.nodes[0].put("out-late", &late, &body).status, 201);
+    std::thread::sleep(Duration::from_secs(8));
+    for i in &homes_of_key {
+        signal(&cluster.nodes[*i], "-CONT");
+    }
+    readable_everywhere(&cluster, "out-late", &late, &body, SETTLE_TIMEOUT);
+    for (domain, key) in [("out", &key), ("out", &fresh), ("out-late", &late)] {
+        wait_for(SETTLE_TIMEOUT, || (holders(&cluster.nodes[1], domain, key) == 2).then_some(()))
+            .unwrap_or_else(|| panic!("{domain}/{key} reaches its class's two copies"));
+    }
+}
+
+#[test]
+fn after_nodes_join_every_key_is_found_at_every_node_and_no_deleted_key_returns() {
+    // No rescan, and lookups ask only the homes: what the new homes know
+    // comes from the handoff.
+    let quiet = ["--rescan-interval", "0s", "--handoff-grace", "0s"];
+    let mut cluster = Cluster::start(3, &quiet);
+    let body = |i: usize| common::bytes(1_000 + i, i as u64);
+    for i in 0..200 {
+        let node = &cluster.nodes[i % 3];
+        assert_eq!(node.put("moved", &format!("k{i}"), &body(i)).status, 201);
+    }
+    for i in (0..200).step_by(5) {
+        let deleted = common::reply(
+            ureq::delete(&cluster.nodes[0].key_url("moved", &format!("k{i}"))).call(),
+        );
+        assert_eq!(deleted.status, 204, "DELETE k{i}");
+    }
+    for _ in 0..3 {
+        cluster.add(&quiet);
+    }
+    cluster.settle(6, 5);
+    for node in &cluster.nodes {
+        for i in 0..200 {
+            let key = format!("k{i}");
+            // The handoff starts within a second of the change.
+            let got = wait_for(Duration::from_secs(10), || {
+                let got = node.get("moved", &key);
+                (got.status == 200 || i % 5 == 0).then_some(got)
+            })
+            .unwrap_or_else(|| node.get("moved", &key));
+            if i % 5 == 0 {
+                assert_eq!(got.status, 404, "deleted moved/{key} at {}", node.base);
+            } else {
+                assert_eq!(got.status, 200, "moved/{key} at {}", node.base);
+                assert_eq!(got.body, body(i), "moved/{key} at {}", node.base);
+            }
+        }
+    }
+}

@@ -7,9 +7,11 @@
 //! start, and the node's storage through [`Storage`]: it never names the
 //! node crate or a shard.
 
+mod handoff;
 mod identity;
 mod network;
 mod ops;
+mod outbox;
 mod peers;
 pub mod placement;
 mod plane;
@@ -112,7 +114,7 @@ impl Control {
     pub fn announce_local(&self, domain: &str, key: &str) {
         let core = self.core.clone();
         let (domain, key) = (domain.to_owned(), key.to_owned());
-        self.runtime.spawn(async move { core.announce(domain, key).await });
+        self.runtime.spawn(async move { core.announce_change(domain, key).await });
     }
 
     /// What the key's homes know of it (the newest version any live home
@@ -311,6 +313,8 @@ async fn boot(
         copies: Mutex::default(),
         copies_in_flight_max: config.copies_in_flight_max,
         needs_cursor: Mutex::default(),
+        announcing: Mutex::default(),
+        members_changed: Mutex::new(std::time::Instant::now()),
         me: OnceLock::new(),
         key_health: Mutex::default(),
         locations: Mutex::new(lru::LruCache::new(
@@ -330,6 +334,8 @@ async fn boot(
     tokio::spawn(tracker::run(core.clone()));
     tokio::spawn(tracker::run_replication(core.clone()));
     tokio::spawn(replicas::reannounce(core.clone()));
+    tokio::spawn(outbox::drain(core.clone()));
+    tokio::spawn(handoff::run(core.clone()));
     Ok(core)
 }
 

@@ -26,6 +26,10 @@ pub struct Timing {
     pub heartbeat: Duration,
     pub down_after: Duration,
     pub dead_after: Duration,
+    /// Period of the rescan of every key (`replicas::reannounce`); zero: never.
+    pub rescan_interval: Duration,
+    /// How long after a change of members lookups also ask non-homes.
+    pub handoff_grace: Duration,
 }
 
 /// What a node reports about itself in a heartbeat answer.
@@ -77,6 +81,10 @@ pub struct Core {
     pub me: OnceLock<std::sync::Weak<Core>>,
     /// Where the last `NeedsQuery` scan of the index stopped.
     pub needs_cursor: Mutex<Option<(String, String)>>,
+    /// Keys whose announcement is under way (the outbox skips them).
+    pub announcing: Mutex<std::collections::HashSet<(String, String)>>,
+    /// When the members last changed as this node saw them (or it started).
+    pub members_changed: Mutex<Instant>,
 }
 
 impl Core {

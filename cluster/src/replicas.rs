@@ -165,10 +165,10 @@ impl Core {
 
     /// Tells the key's homes that this node holds its current version;
     /// marks the key `stored` here once a home counts enough copies.
-    pub async fn announce(&self, domain: String, key: String) {
+    pub async fn announce(&self, domain: String, key: String) -> Announced {
         self.forget_location(&domain, &key);
         let node = &self.storage;
-        let Ok(Some(record)) = node.meta.key(&domain, &key) else { return };
+        let Ok(Some(record)) = node.meta.key(&domain, &key) else { return Announced::NotHere };
         let held = IndexRecord {
             version: record.version,
             sha256: record.sha256,
@@ -179,13 +179,14 @@ impl Core {
             holders: vec![self.id()],
         };
         let entry = entry_of(&domain, &key, &held, 0);
-        let (_, best) = self.send_to_homes(&entry, IndexChange::Update).await;
-        let Some(best) = best else { return };
+        let live = self.homes(&domain, &key).iter().filter(|(id, _)| !self.is_down(*id)).count();
+        let (told, best) = self.send_to_homes(&entry, IndexChange::Update).await;
+        let Some(best) = best else { return Announced::Missed };
         let newest = Version { hlc: best.hlc, node_id: best.writer };
         if newest > record.version {
             // A newer version or a deletion won: this copy is stale.
             self.superseded(&best);
-            return;
+            return Announced::NotHere;
         }
         let complete = !best.deleted
             && best.hlc == entry.hlc
@@ -199,6 +200,10 @@ impl Core {
                 ShardWork::MarkStored { domain: domain.clone(), key: key.clone(), version },
             );
         }
+        if told < live {
+            return Announced::Missed;
+        }
+        Announced::Confirmed(record.version)
     }
 
     /// Tells each of `holders` that `newer` replaces what they hold.
@@ -529,6 +534,17 @@ fn pick_window<T>(
     (picked, if reached_end { None } else { last })
 }
 
+/// What became of an announcement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announced {
+    /// Every live home has this version of the key.
+    Confirmed(Version),
+    /// The key is not here, or a newer version replaced it: nothing to tell.
+    NotHere,
+    /// A live home did not confirm.
+    Missed,
+}
+
 /// What a holder asks of a key's homes.
 #[derive(Clone, Copy)]
 enum IndexChange {
@@ -638,9 +654,9 @@ impl Core {
         self.locations.lock().expect("location cache lock").pop(&id);
     }
 
-    /// Asks the key's homes in order; when none of them can answer (they
-    /// are down, or membership just changed), asks every other member, and
-    /// when none of those knows the key either, the answer is unknown.
+    /// Asks every live home of the key; when none of them can answer (they
+    /// are down), or none knows the key while index records may still be
+    /// on their way to new homes (§5 handoff), asks every other member too.
     pub async fn lookup_homes(
         &self,
         domain: &str,
@@ -665,7 +681,7 @@ impl Core {
                 None => {}
             }
         }
-        if answered {
+        if newest.is_some() || (answered && !self.handoff_recent()) {
             return Ok(newest);
         }
         let others: Vec<(NodeId, String)> = self.view.read(|s| {
@@ -680,10 +696,18 @@ impl Core {
                 .map(|(id, r)| (*id, r.member.peer.clone()))
                 .collect()
         });
+        // Others know a key only as former homes: "unknown" from them says
+        // nothing when no home could answer.
         for (id, address) in others {
             if let Some(Some(entry)) = self.ask_index(id, &address, domain, key).await {
-                return Ok(Some(entry));
+                newest = Some(match newest {
+                    None => entry,
+                    Some(known) => newer_of(known, entry),
+                });
             }
+        }
+        if newest.is_some() || answered {
+            return Ok(newest);
         }
         Err(HomesUnreachable)
     }
@@ -717,15 +741,16 @@ const REANNOUNCE_SCAN_MAX: usize = 1024;
 /// Every this many cycles over the keys, every key is re-announced, not
 /// only those short of copies.
 const FULL_PASS_EVERY: u64 = 6;
-/// How often a node re-announces its keys that still lack copies.
-const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Re-announces, in bounded passes, the keys this node holds that are not
 /// `stored` yet: so homes that missed an announcement (down, just joined,
 /// or the index moved) learn of them, and this node learns when they are.
 pub async fn reannounce(core: std::sync::Arc<Core>) {
+    if core.timing.rescan_interval.is_zero() {
+        return;
+    }
     let mut cursor: Option<(String, String)> = None;
-    let mut ticker = tokio::time::interval(REANNOUNCE_INTERVAL);
+    let mut ticker = tokio::time::interval(core.timing.rescan_interval);
     let (mut cycles, mut full_pass) = (0u64, false);
     loop {
         ticker.tick().await;
@@ -747,7 +772,7 @@ pub async fn reannounce(core: std::sync::Arc<Core>) {
         // that missed a deletion or a newer version finds out.
         for (domain, key, record) in keys {
             if record.state == KeyState::NeedReplication || full_pass {
-                core.announce(domain, key).await;
+                core.announce_change(domain, key).await;
             }
         }
         if cursor.is_none() {

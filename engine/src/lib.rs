@@ -23,7 +23,7 @@ pub use blocks::{BlockCrcs, BLOCK_SIZE_BYTES};
 pub use datadir::DataDir;
 pub use digest::Digest;
 pub use integrity::{Integrity, Written};
-pub use meta::{Meta, MetaError};
+pub use meta::{Meta, MetaError, OutboxEntry};
 pub use names::{validate_domain, validate_key, NameError};
 pub use props::{CollectionRecord, DeadProp, PropsRecord};
 pub use reader::{BlobReader, ReadError};

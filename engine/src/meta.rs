@@ -22,6 +22,7 @@ use thiserror::Error;
 use crate::digest::Digest;
 use crate::props::{CollectionRecord, PropsRecord};
 use crate::record::{BlobRecord, IndexRecord, KeyRecord, PendingUpload, RecordError};
+use crate::version::Version;
 
 const TAG_KEY: u8 = b'k';
 const TAG_BLOB: u8 = b'b';
@@ -32,6 +33,7 @@ const TAG_DOMAIN: u8 = b'd';
 const TAG_FID: u8 = b'f';
 const TAG_INDEX: u8 = b'i';
 const TAG_PENDING: u8 = b'm';
+const TAG_OUTBOX: u8 = b'o';
 
 /// The domain part of a reference held by a MogileFS upload that has its
 /// bytes but is not closed yet; no real domain can start with `_`.
@@ -57,6 +59,17 @@ pub enum MetaError {
     Closed,
 }
 
+/// A change of a key the key's homes have not confirmed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub domain: String,
+    pub key: String,
+    /// The version of the key here that the homes must learn of.
+    pub version: Version,
+    /// When the change was committed (wall clock).
+    pub unix_ms: u64,
+}
+
 /// A set of changes committed atomically.
 #[derive(Default)]
 pub struct Batch {
@@ -66,6 +79,27 @@ pub struct Batch {
 impl Batch {
     pub fn put_key(&mut self, domain: &str, key: &str, record: &KeyRecord) {
         self.inner.put(key_id(domain, key), record.encode());
+    }
+
+    /// Writes a key record that the key's homes must learn of: with an
+    /// outbox entry for its version, so the change is re-sent until they
+    /// confirm it.
+    pub fn put_key_to_announce(&mut self, domain: &str, key: &str, record: &KeyRecord) {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.put_key(domain, key, record);
+        self.put_outbox(domain, key, record.version, unix_ms);
+    }
+
+    /// Records that the key's homes must learn of `version` of the key
+    /// here; removed once they confirm (see [`Meta::outbox_after`]).
+    fn put_outbox(&mut self, domain: &str, key: &str, version: Version, unix_ms: u64) {
+        self.inner.put(outbox_id(domain, key, version), unix_ms.to_be_bytes());
+    }
+
+    pub fn delete_outbox(&mut self, domain: &str, key: &str, version: Version) {
+        self.inner.delete(outbox_id(domain, key, version));
     }
 
     pub fn put_index(&mut self, domain: &str, key: &str, record: &IndexRecord) {
@@ -356,6 +390,49 @@ impl Meta {
             }
             let (domain, name) = decode(&id, split_domain_key(&id[1..]))?;
             out.push((domain, name, decode(&id, decode_value(&value))?));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` outbox entries after `after` (from the start when
+    /// `None`), in byte order of their ids.
+    pub fn outbox_after(
+        &self,
+        after: Option<&OutboxEntry>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, MetaError> {
+        let start = match after {
+            None => vec![TAG_OUTBOX],
+            Some(entry) => {
+                let mut id = outbox_id(&entry.domain, &entry.key, entry.version);
+                id.push(0);
+                id
+            }
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (id, value) = item?;
+            if id.first() != Some(&TAG_OUTBOX) || out.len() >= limit {
+                break;
+            }
+            out.push(decode(&id, outbox_entry(&id, &value))?);
+        }
+        Ok(out)
+    }
+
+    /// The versions of a key waiting in the outbox.
+    pub fn outbox_of(&self, domain: &str, key: &str) -> Result<Vec<Version>, MetaError> {
+        let prefix = named_id(TAG_OUTBOX, domain, key);
+        let mut out = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(&prefix, Direction::Forward)) {
+            let (id, value) = item?;
+            if !id.starts_with(&prefix) {
+                break;
+            }
+            // Longer keys that start with this one sort here too.
+            if id.len() == prefix.len() + VERSION_ID_BYTES {
+                out.push(decode(&id, outbox_entry(&id, &value))?.version);
+            }
         }
         Ok(out)
     }
@@ -719,6 +796,35 @@ fn named_id(tag: u8, domain: &str, name: &str) -> Vec<u8> {
     out
 }
 
+/// A version in an id: `hlc[8] node_id[8]`, big-endian, so ids sort by version.
+const VERSION_ID_BYTES: usize = 16;
+
+/// `o domain NUL key hlc[8] node_id[8]`.
+fn outbox_id(domain: &str, key: &str, version: Version) -> Vec<u8> {
+    let mut out = named_id(TAG_OUTBOX, domain, key);
+    out.extend_from_slice(&version.hlc.to_be_bytes());
+    out.extend_from_slice(&version.node_id.to_be_bytes());
+    out
+}
+
+fn outbox_entry(id: &[u8], value: &[u8]) -> Result<OutboxEntry, RecordError> {
+    let split = id.len().checked_sub(VERSION_ID_BYTES).filter(|at| *at > 1);
+    let split = split.ok_or(RecordError::Truncated)?;
+    let (domain, key) = split_domain_key(&id[1..split])?;
+    let number = |bytes: &[u8]| {
+        <[u8; 8]>::try_from(bytes).map(u64::from_be_bytes).map_err(|_| RecordError::Truncated)
+    };
+    Ok(OutboxEntry {
+        domain,
+        key,
+        version: Version {
+            hlc: number(&id[split..split + 8])?,
+            node_id: number(&id[split + 8..])?,
+        },
+        unix_ms: number(value)?,
+    })
+}
+
 fn ref_id(sha256: &Digest, domain: &str, key: &str) -> Vec<u8> {
     let mut out = tagged(TAG_REF, &sha256.0);
     out.extend_from_slice(domain.as_bytes());
@@ -815,6 +921,32 @@ mod tests {
         assert!(!meta.has_refs(&Digest([2; 32])).unwrap());
         assert_eq!(meta.key("photos", "a/2").unwrap(), Some(record(1)));
         assert_eq!(meta.key("photos", "zz").unwrap(), None);
+    }
+
+    #[test]
+    fn outbox_entries_are_per_version_and_pages_skip_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = Meta::open(dir.path()).expect("open");
+        let v = |hlc| Version { hlc, node_id: 7 };
+        let mut batch = Batch::default();
+        batch.put_outbox("d", "a", v(2), 100);
+        batch.put_outbox("d", "a", v(1), 90);
+        // A key that starts with another's name is not that key's entry.
+        batch.put_outbox("d", "ab", v(1), 95);
+        batch.put_outbox("e", "a", v(3), 80);
+        block_on(meta.commit(batch)).expect("commit");
+        assert_eq!(meta.outbox_of("d", "a").unwrap(), [v(1), v(2)]);
+        assert_eq!(meta.outbox_of("d", "ab").unwrap(), [v(1)]);
+        let first = meta.outbox_after(None, 2).unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!((first[0].key.as_str(), first[0].version, first[0].unix_ms), ("a", v(1), 90));
+        let rest = meta.outbox_after(first.last(), 10).unwrap();
+        let keys: Vec<_> = rest.iter().map(|e| (e.domain.as_str(), e.key.as_str())).collect();
+        assert_eq!(keys, [("d", "ab"), ("e", "a")]);
+        let mut batch = Batch::default();
+        batch.delete_outbox("d", "a", v(1));
+        block_on(meta.commit(batch)).expect("commit");
+        assert_eq!(meta.outbox_of("d", "a").unwrap(), [v(2)]);
     }
 
     #[test]

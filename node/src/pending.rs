@@ -250,7 +250,7 @@ async fn rename_in(
     let version = shard.node.clock.next_after(Some(record.version));
     let record = KeyRecord { version, ..record };
     let mut batch = Batch::default();
-    batch.put_key(&domain, &key, &record);
+    batch.put_key_to_announce(&domain, &key, &record);
     batch.add_ref(&record.sha256, &domain, &key);
     batch.put_fid(record.fid, &domain, &key);
     meta.commit(batch).await?;
@@ -310,7 +310,7 @@ async fn update_class(
     let version = shard.node.clock.next_after(Some(old.version));
     let record = KeyRecord { class, state: state_for(replicas), version, ..old.clone() };
     let mut batch = Batch::default();
-    batch.put_key(&domain, &key, &record);
+    batch.put_key_to_announce(&domain, &key, &record);
     meta.commit(batch).await?;
     shard.node.stats.replace(Some(&old), Some(&record));
     shard.node.control.announce_local(&domain, &key);

@@ -460,7 +460,7 @@ impl Shard {
         };
         let mut batch = Batch::default();
         batch.put_domain(&put.domain);
-        batch.put_key(&put.domain, &put.key, &record);
+        batch.put_key_to_announce(&put.domain, &put.key, &record);
         batch.put_blob(
             &record.sha256,
             &BlobRecord {
@@ -575,7 +575,7 @@ impl Shard {
         let record = KeyRecord { version, fid: version.hlc, state, ..copy.source };
         let mut batch = Batch::default();
         batch.put_domain(&copy.domain);
-        batch.put_key(&copy.domain, &copy.key, &record);
+        batch.put_key_to_announce(&copy.domain, &copy.key, &record);
         batch.put_fid(record.fid, &copy.domain, &copy.key);
         batch.add_ref(&record.sha256, &copy.domain, &copy.key);
         batch.put_props(&copy.domain, &copy.key, &copy.props);

@@ -32,6 +32,16 @@ impl Cluster {
         cluster
     }
 
+    /// Starts one more node joining through the first, with `extra` flags.
+    pub fn add(&mut self, extra: &[&str]) -> &TestNode {
+        let (seed, token) = (self.nodes[0].peer_address(), self.nodes[0].join_token());
+        let mut args = vec!["--shards", "1"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--join", &seed, "--join-token", &token]);
+        self.nodes.push(TestNode::start(&args));
+        self.nodes.last().expect("just added")
+    }
+
     pub fn running(&self) -> impl Iterator<Item = &TestNode> {
         self.nodes.iter().filter(|n| n.is_running())
     }

@@ -136,6 +136,8 @@ fn start_node(
                 heartbeat: Duration::from_millis(100),
                 down_after: Duration::from_secs(1),
                 dead_after: Duration::from_secs(60),
+                rescan_interval: Duration::from_secs(5),
+                handoff_grace: Duration::from_secs(300),
             },
             cpu: None,
             copies_in_flight_max: 1,
