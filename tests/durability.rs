@@ -406,3 +406,51 @@ fn after_nodes_join_every_key_is_found_at_every_node_and_no_deleted_key_returns(
         }
     }
 }
+
+/// The ids of the key's holders, as `?stat` at `node` lists them.
+fn holder_ids(node: &TestNode, domain: &str, key: &str) -> Vec<String> {
+    let stat = common::reply(ureq::get(&format!("{}?stat", node.key_url(domain, key))).call());
+    let listed = stat.json()["holders"].as_array().cloned().unwrap_or_default();
+    listed.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn a_read_after_an_acknowledged_write_sees_it_at_every_node_even_a_paused_holder() {
+    let cluster = Cluster::start(3, &[]);
+    let first = common::bytes(20_000, 31);
+    assert_eq!(cluster.nodes[0].put("raw", "k", &first).status, 201);
+    wait_for(SETTLE_TIMEOUT, || {
+        (holder_ids(&cluster.nodes[0], "raw", "k").len() == 2).then_some(())
+    })
+    .expect("the key reaches its two copies");
+    let holders = holder_ids(&cluster.nodes[0], "raw", "k");
+    let other = cluster
+        .nodes
+        .iter()
+        .position(|n| {
+            n.base != cluster.nodes[0].base && holders.contains(&common::cluster::node_id(n))
+        })
+        .expect("a second holder");
+    // The second holder misses the newer write (and the notice that its
+    // copy is stale) while it is paused.
+    signal(&cluster.nodes[other], "-STOP");
+    let second = common::bytes(20_000, 32);
+    assert_eq!(cluster.nodes[0].put("raw", "k", &second).status, 201);
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&cluster.nodes[other], "-CONT");
+    // At once, no waiting: every node, the woken holder first.
+    let woken = cluster.nodes[other].get("raw", "k");
+    assert_eq!((woken.status, woken.body == second), (200, true), "the woken holder");
+    for node in &cluster.nodes {
+        assert_eq!(node.get("raw", "k").body, second, "at {}", node.base);
+    }
+    // A write at one node is read at the others as soon as it is answered.
+    for round in 0..10u64 {
+        let writer = &cluster.nodes[(round % 3) as usize];
+        let data = common::bytes(3_000, 100 + round);
+        assert_eq!(writer.put("raw", "k", &data).status, 201);
+        for node in &cluster.nodes {
+            assert_eq!(node.get("raw", "k").body, data, "round {round} at {}", node.base);
+        }
+    }
+}

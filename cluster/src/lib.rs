@@ -113,6 +113,7 @@ impl Control {
     /// key's current version.
     pub fn announce_local(&self, domain: &str, key: &str) {
         let core = self.core.clone();
+        core.begin_announce(domain, key);
         let (domain, key) = (domain.to_owned(), key.to_owned());
         self.runtime.spawn(async move { core.announce_change(domain, key).await });
     }
@@ -134,17 +135,44 @@ impl Control {
         answer.await.unwrap_or(Err(HomesUnreachable))
     }
 
-    /// The newest version of the key its homes know, asked now (not from
-    /// the location cache); `None` when they know none or cannot be asked.
-    pub async fn newest_version(&self, domain: &str, key: &str) -> Option<cairn_engine::Version> {
+    /// Waits, a bounded time, for this node's announcement of the key to
+    /// end; answers whether every live home confirmed `version`.
+    pub async fn confirmed(&self, domain: &str, key: &str, version: cairn_engine::Version) -> bool {
+        let core = self.core.clone();
+        let (domain, key) = (domain.to_owned(), key.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.confirmed(&domain, &key, version).await);
+        });
+        answer.await.unwrap_or(false)
+    }
+
+    /// What the key's homes know of it, asked now (not from the location
+    /// cache).
+    pub async fn lookup_now(
+        &self,
+        domain: &str,
+        key: &str,
+    ) -> Result<Option<cairn_net::IndexEntry>, HomesUnreachable> {
         let core = self.core.clone();
         let (domain, key) = (domain.to_owned(), key.to_owned());
         let (reply, answer) = futures_channel::oneshot::channel();
         self.runtime.spawn(async move {
             let _ = reply.send(core.lookup_homes(&domain, &key).await);
         });
-        let entry = answer.await.ok()?.ok()??;
+        answer.await.unwrap_or(Err(HomesUnreachable))
+    }
+
+    /// The newest version of the key its homes know, asked now (not from
+    /// the location cache); `None` when they know none or cannot be asked.
+    pub async fn newest_version(&self, domain: &str, key: &str) -> Option<cairn_engine::Version> {
+        let entry = self.lookup_now(domain, key).await.ok()??;
         Some(cairn_engine::Version { hlc: entry.hlc, node_id: entry.writer })
+    }
+
+    /// Tells this node's shard that `newer` replaces what it holds of the key.
+    pub fn superseded(&self, newer: &cairn_net::IndexEntry) {
+        self.core.superseded(newer);
     }
 
     /// Whether this node is the cluster's only member (then every version

@@ -25,15 +25,60 @@ const RESENDS_AT_ONCE: usize = 32;
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// Announcements of one key under way, and who waits for them to end.
+#[derive(Default)]
+pub struct Announcing {
+    count: usize,
+    waiters: Vec<futures_channel::oneshot::Sender<()>>,
+}
+
+/// Longest a PUT waits for its key's homes to confirm its version.
+const CONFIRM_WAIT: Duration = Duration::from_millis(2500);
+
 impl Core {
+    /// Marks an announcement of the key as under way (before it is
+    /// spawned, so that a waiter never misses it).
+    pub fn begin_announce(&self, domain: &str, key: &str) {
+        let mut announcing = self.announcing.lock().expect("announcing lock");
+        announcing.entry((domain.to_owned(), key.to_owned())).or_default().count += 1;
+    }
+
     /// Announces the key's current version to its homes and drops the
-    /// outbox entries they have now confirmed.
+    /// outbox entries they have now confirmed; `begin_announce` came first.
     pub async fn announce_change(&self, domain: String, key: String) -> bool {
+        let outcome = self.announce(domain.clone(), key.clone()).await;
+        let settled = self.settle(&domain, &key, outcome);
         let id = (domain, key);
-        self.announcing.lock().expect("announcing lock").insert(id.clone());
-        let outcome = self.announce(id.0.clone(), id.1.clone()).await;
-        self.announcing.lock().expect("announcing lock").remove(&id);
-        self.settle(&id.0, &id.1, outcome)
+        let mut announcing = self.announcing.lock().expect("announcing lock");
+        if let Some(under_way) = announcing.get_mut(&id) {
+            under_way.count -= 1;
+            if under_way.count == 0 {
+                for waiter in announcing.remove(&id).map(|u| u.waiters).unwrap_or_default() {
+                    let _ = waiter.send(());
+                }
+            }
+        }
+        settled
+    }
+
+    /// Waits, a bounded time, for the announcements of the key under way
+    /// to end; answers whether every live home has confirmed `version`.
+    pub async fn confirmed(&self, domain: &str, key: &str, version: Version) -> bool {
+        let id = (domain.to_owned(), key.to_owned());
+        let waiting = {
+            let mut announcing = self.announcing.lock().expect("announcing lock");
+            announcing.get_mut(&id).map(|under_way| {
+                let (sender, receiver) = futures_channel::oneshot::channel();
+                under_way.waiters.push(sender);
+                receiver
+            })
+        };
+        if let Some(receiver) = waiting {
+            if tokio::time::timeout(CONFIRM_WAIT, receiver).await.is_err() {
+                return false;
+            }
+        }
+        self.storage.meta.outbox_of(domain, key).is_ok_and(|waiting| !waiting.contains(&version))
     }
 
     /// Drops the outbox entries an announcement settled; answers whether
@@ -106,13 +151,14 @@ pub async fn drain(core: Arc<Core>) {
             .filter(|e| backoff.due(&(e.domain.clone(), e.key.clone(), e.version), now))
             .filter(|e| {
                 let id = (e.domain.clone(), e.key.clone());
-                !core.announcing.lock().expect("announcing lock").contains(&id)
+                !core.announcing.lock().expect("announcing lock").contains_key(&id)
             })
             .collect();
         for batch in due.chunks(RESENDS_AT_ONCE) {
             let mut tasks = tokio::task::JoinSet::new();
             for entry in batch {
                 let (core, entry) = (core.clone(), entry.clone());
+                core.begin_announce(&entry.domain, &entry.key);
                 tasks.spawn(async move {
                     let settled = core.announce_change(entry.domain.clone(), entry.key.clone());
                     (entry, settled.await)

@@ -82,7 +82,7 @@ pub struct Core {
     /// Where the last `NeedsQuery` scan of the index stopped.
     pub needs_cursor: Mutex<Option<(String, String)>>,
     /// Keys whose announcement is under way (the outbox skips them).
-    pub announcing: Mutex<std::collections::HashSet<(String, String)>>,
+    pub announcing: Mutex<HashMap<(String, String), crate::outbox::Announcing>>,
     /// When the members last changed as this node saw them (or it started).
     pub members_changed: Mutex<Instant>,
 }

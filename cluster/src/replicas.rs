@@ -666,10 +666,11 @@ impl Core {
             self.homes(domain, key).into_iter().filter(|(id, _)| !self.is_down(*id)).collect();
         let mut answered = false;
         let mut newest: Option<IndexEntry> = None;
-        // Every live home: they may disagree (one missed an update), and
-        // the newest version, with every holder any of them knows, wins.
-        for (home, address) in &homes {
-            match self.ask_index(*home, address, domain, key).await {
+        // Every live home, at once: they may disagree (one missed an
+        // update), and the newest version, with every holder any of them
+        // knows, wins.
+        for answer in self.ask_all(&homes, domain, key).await {
+            match answer {
                 Some(Some(entry)) => {
                     answered = true;
                     newest = Some(match newest {
@@ -698,8 +699,8 @@ impl Core {
         });
         // Others know a key only as former homes: "unknown" from them says
         // nothing when no home could answer.
-        for (id, address) in others {
-            if let Some(Some(entry)) = self.ask_index(id, &address, domain, key).await {
+        for answer in self.ask_all(&others, domain, key).await {
+            if let Some(Some(entry)) = answer {
                 newest = Some(match newest {
                     None => entry,
                     Some(known) => newer_of(known, entry),
@@ -710,6 +711,28 @@ impl Core {
             return Ok(newest);
         }
         Err(HomesUnreachable)
+    }
+
+    /// Asks each of `nodes` for its index record of the key, all at once.
+    async fn ask_all(
+        &self,
+        nodes: &[(NodeId, String)],
+        domain: &str,
+        key: &str,
+    ) -> Vec<Option<Option<IndexEntry>>> {
+        let Some(core) = self.me.get().and_then(std::sync::Weak::upgrade) else {
+            return Vec::new();
+        };
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, address) in nodes.iter().cloned() {
+            let (core, domain, key) = (core.clone(), domain.to_owned(), key.to_owned());
+            asks.spawn(async move { core.ask_index(id, &address, &domain, &key).await });
+        }
+        let mut answers = Vec::with_capacity(nodes.len());
+        while let Some(answer) = asks.join_next().await {
+            answers.push(answer.ok().flatten());
+        }
+        answers
     }
 
     fn is_down(&self, id: NodeId) -> bool {
@@ -772,6 +795,7 @@ pub async fn reannounce(core: std::sync::Arc<Core>) {
         // that missed a deletion or a newer version finds out.
         for (domain, key, record) in keys {
             if record.state == KeyState::NeedReplication || full_pass {
+                core.begin_announce(&domain, &key);
                 core.announce_change(domain, key).await;
             }
         }

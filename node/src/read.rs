@@ -91,6 +91,12 @@ pub async fn read_anywhere(
     key: &str,
     want: impl Fn(&KeyFacts, Origin) -> Want,
 ) -> Result<Reading, NodeError> {
+    if let Some(newer) = newer_at_homes(shard, domain, key).await? {
+        if newer.deleted || newer.holders.is_empty() {
+            return Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() });
+        }
+        return crate::remote::read_entry(shard, domain, key, newer, &want).await;
+    }
     match read_here(shard, domain, key, &want).await {
         Err(NodeError::NotHere { .. }) => crate::remote::read(shard, domain, key, &want).await,
         Err(error) if error.is_damaged_copy() => {
@@ -103,6 +109,42 @@ pub async fn read_anywhere(
             Ok(served)
         }
         other => other,
+    }
+}
+
+/// In a cluster, the key's version as its homes know it, asked at every
+/// read, when it is newer than this node's copy or this node has none: a
+/// read started after a write was acknowledged sees that write, also at a
+/// holder that was paused or cut off when it was told (its stale copy is
+/// dropped now). `None`: read here (the copy is current, this node is
+/// alone, or the homes cannot be asked and a copy is here).
+async fn newer_at_homes(
+    shard: &Rc<Shard>,
+    domain: &str,
+    key: &str,
+) -> Result<Option<IndexEntry>, NodeError> {
+    let control = &shard.node.control;
+    if control.is_alone() {
+        return Ok(None);
+    }
+    let here = shard.node.meta.key(domain, key)?.map(|record| record.version);
+    let known = match control.lookup_now(domain, key).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) if here.is_some() => return Ok(None),
+        Ok(None) => {
+            return Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() })
+        }
+        Err(_) if here.is_some() => return Ok(None),
+        Err(_) => return Err(NodeError::HomesUnreachable),
+    };
+    let version = cairn_engine::Version { hlc: known.hlc, node_id: known.writer };
+    match here {
+        Some(local) if local >= version => Ok(None),
+        Some(_) => {
+            control.superseded(&known);
+            Ok(Some(known))
+        }
+        None => Ok(Some(known)),
     }
 }
 

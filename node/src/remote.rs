@@ -76,6 +76,17 @@ pub async fn read(
     want: &impl Fn(&KeyFacts, Origin) -> Want,
 ) -> Result<Reading, NodeError> {
     let entry = find(shard, domain, key).await?;
+    read_entry(shard, domain, key, entry, want).await
+}
+
+/// Reads version `entry` of a key from one of its holders (see [`read`]).
+pub async fn read_entry(
+    shard: &Rc<Shard>,
+    domain: &str,
+    key: &str,
+    entry: IndexEntry,
+    want: &impl Fn(&KeyFacts, Origin) -> Want,
+) -> Result<Reading, NodeError> {
     let facts = KeyFacts::of_entry(&entry);
     let wanted = want(&facts, Origin::Elsewhere);
     if wanted == Want::Nothing {

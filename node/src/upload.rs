@@ -327,6 +327,7 @@ async fn commit_upload(
     upload: &mut Upload<'_>,
     commit: PutCommit,
 ) -> Result<KeyRecord, NodeError> {
+    let (landed_domain, landed_key) = (commit.domain.clone(), commit.key.clone());
     let landed = Landed {
         sha256: commit.written.sha256,
         domain: commit.domain.clone(),
@@ -339,9 +340,17 @@ async fn commit_upload(
             shard.commit_put(commit).await
         }))
         .detach();
-    finishing
+    let record = finishing
         .await
-        .ok_or_else(|| NodeError::from(std::io::Error::other("upload task was cancelled")))?
+        .ok_or_else(|| NodeError::from(std::io::Error::other("upload task was cancelled")))??;
+    // Acknowledged once the key's homes have the version (a bounded wait:
+    // without them, during a partition, the write is still taken), so that
+    // a read anywhere after the answer finds it.
+    let control = &shard.node.control;
+    if !control.is_alone() {
+        control.confirmed(&landed_domain, &landed_key, record.version).await;
+    }
+    Ok(record)
 }
 
 /// An upload in progress: its record says `uploading`; its bytes are held
