@@ -340,6 +340,7 @@ async fn boot(
         term_seen: Default::default(),
         copies: Mutex::default(),
         copies_in_flight_max: config.copies_in_flight_max,
+        copy_ended: tokio::sync::Notify::new(),
         needs_cursor: Mutex::default(),
         announcing: Mutex::default(),
         members_changed: Mutex::new(std::time::Instant::now()),

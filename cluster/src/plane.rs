@@ -72,6 +72,9 @@ pub struct Core {
     pub copies: Mutex<super::tracker::CopiesInFlight>,
     /// Most background copies a node takes part in at once.
     pub copies_in_flight_max: u32,
+    /// Woken when a copy or a drop ends, so the next round plans more at
+    /// once instead of at the next tick.
+    pub copy_ended: tokio::sync::Notify,
     /// Where keys held elsewhere were found lately (docs/design.md §5): answers
     /// lookups without asking the homes, for a short while.
     pub locations: Mutex<lru::LruCache<(String, String), (cairn_net::IndexEntry, Instant)>>,

@@ -392,6 +392,7 @@ impl Core {
         }
         let (reply, done) = futures_channel::oneshot::channel();
         let (domain, key) = (entry.domain.clone(), entry.key.clone());
+        let version = Version { hlc: entry.hlc, node_id: entry.writer };
         let work = ShardWork::Pull {
             entry: Box::new(entry),
             source_peer,
@@ -402,7 +403,13 @@ impl Core {
             return Message::ReplicateReply { ok: false, message: "shard queue full".into() };
         }
         match done.await {
-            Ok(Ok(())) => Message::ReplicateReply { ok: true, message: String::new() },
+            Ok(Ok(())) => {
+                // Answered once the homes count this copy (or a bounded
+                // wait passed), so the tracker's next round, which may
+                // start at once, does not plan the key again.
+                self.confirmed(&domain, &key, version).await;
+                Message::ReplicateReply { ok: true, message: String::new() }
+            }
             Ok(Err(error)) => Message::ReplicateReply { ok: false, message: error.to_string() },
             Err(_) => {
                 Message::ReplicateReply { ok: false, message: "the shard dropped the copy".into() }

@@ -63,12 +63,22 @@ pub async fn run_replication(core: Arc<Core>) {
     let mut ticker = tokio::time::interval(core.timing.heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        // A round at every tick, and sooner when a copy ends: repair then
+        // runs at the pace copies finish, not one batch per tick.
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = core.copy_ended.notified() => {
+                tokio::time::sleep(ROUND_GAP_MIN).await;
+            }
+        }
         if core.is_leader() {
             replicate_round(&core).await;
         }
     }
 }
+
+/// The least time between two replication rounds that copies ending woke.
+const ROUND_GAP_MIN: Duration = Duration::from_millis(20);
 
 /// Sends one heartbeat to every member at once; records who answered.
 async fn heartbeat_all(core: &Arc<Core>) {
@@ -648,6 +658,7 @@ fn start_drop(core: &Arc<Core>, term: u64, removal: DropAction) {
             tracing::info!(%error, "dropping an extra copy failed");
         }
         core.copies.lock().expect("copies lock").release(&key);
+        core.copy_ended.notify_one();
     });
 }
 
@@ -677,6 +688,7 @@ fn start_copy(core: &Arc<Core>, term: u64, copy: CopyAction) {
             }
         }
         core.copies.lock().expect("copies lock").end(&key, source, target);
+        core.copy_ended.notify_one();
     });
 }
 
