@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod history;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -113,7 +114,11 @@ impl TestNode {
     /// Starts the process on the chosen ports; false if it exits first.
     fn try_launch(&mut self) -> bool {
         let _ = std::fs::remove_file(self.dir.join("ports.json"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        // CAIRN_TEST_BIN runs the tests against another build (an older
+        // one, to watch a test fail before its fix).
+        let binary = std::env::var("CAIRN_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cairn").to_owned());
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .arg("--data")
