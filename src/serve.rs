@@ -118,6 +118,12 @@ pub struct ServeArgs {
     /// may still be on their way to new homes).
     #[arg(long, env = "CAIRN_HANDOFF_GRACE", default_value = "5m", value_parser = parse_duration)]
     pub handoff_grace: Duration,
+    /// How far ahead of this node's wall clock another node's clock may be
+    /// and still be followed; a version from further ahead is passed by the
+    /// next write of its key only, and is logged and counted
+    /// (`cairn_clock_ahead_total`, `/v1/cluster` shows each member's offset).
+    #[arg(long, env = "CAIRN_MAX_CLOCK_SKEW", default_value = "60s", value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
 }
 
 /// The node's listeners, bound before anything else so that port 0 is
@@ -153,9 +159,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (tmp_removed, uploads_removed) = cairn_node::recovery::recover(&data, &meta)?;
     tracing::info!(tmp_removed, uploads_removed, "recovered from the last stop");
     let stats = Arc::new(NodeStats::default());
-    let clock = Clock::new(node_id);
+    let clock = Clock::with_max_skew(node_id, args.max_clock_skew.as_millis() as u64);
     if let Some(newest) = cairn_node::recovery::count_keys(&meta, &stats)? {
-        clock.observe(newest);
+        clock.resume_after(newest);
     }
 
     let listeners = Listeners::bind(&args, shard_count)?;
@@ -220,6 +226,7 @@ fn cluster_config(
             dead_after: args.dead_after,
             rescan_interval: args.rescan_interval,
             handoff_grace: args.handoff_grace,
+            max_clock_skew: args.max_clock_skew,
         },
         cpu,
         copies_in_flight_max: args.copies_in_flight.max(1),

@@ -230,6 +230,43 @@ fn a_later_write_at_a_node_whose_clock_is_behind_wins() {
 }
 
 #[test]
+fn a_clock_too_far_ahead_is_shown_counted_and_not_followed_and_later_writes_still_win() {
+    let mut cluster = Cluster::start(3, &["--max-clock-skew", "30s"]);
+    let ahead = 2;
+    cluster.nodes[ahead].kill();
+    cluster.nodes[ahead].set_clock_offset(120);
+    cluster.nodes[ahead].start_again();
+    cluster.settle(3, 3);
+    // The leader sees the member's clock two minutes ahead.
+    let ahead_id = common::cluster::node_id(&cluster.nodes[ahead]);
+    let offset = wait_for(SETTLE_TIMEOUT, || {
+        let report = common::cluster::cluster_report(&cluster.nodes[0])?;
+        let members = report["members"].as_array()?.clone();
+        let member = members.iter().find(|m| m["id"] == ahead_id.as_str())?;
+        member["clock_offset_ms"].as_i64().filter(|ms| *ms > 100_000)
+    });
+    assert!(offset.is_some(), "/v1/cluster shows the member's clock ahead");
+    // A write there carries a version from the future; a later write at a
+    // node with a true clock still wins, everywhere.
+    assert_eq!(cluster.nodes[ahead].put("skew", "k", b"from the future").status, 201);
+    assert_eq!(cluster.nodes[0].put("skew", "k", b"later").status, 201);
+    for node in &cluster.nodes {
+        assert_eq!(node.get("skew", "k").body, b"later", "at {}", node.base);
+    }
+    // The node that passed it counted the version it would not follow.
+    let metrics = common::reply(ureq::get(&cluster.nodes[0].url("/metrics")).call());
+    let text = String::from_utf8(metrics.body).unwrap();
+    let counted = text
+        .lines()
+        .find_map(|line| line.strip_prefix("cairn_clock_ahead_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(counted.is_some_and(|n| n > 0), "cairn_clock_ahead_total counts it: {counted:?}");
+    for node in &cluster.nodes {
+        key_stays(node, "skew", "k", Some(b"later"));
+    }
+}
+
+#[test]
 fn a_wiped_node_is_a_new_member_and_its_old_copies_are_made_again() {
     let mut cluster = Cluster::start(3, &["--down-after", "1s", "--dead-after", "4s"]);
     let origin = &cluster.nodes[0];

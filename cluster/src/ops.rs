@@ -105,6 +105,9 @@ pub struct MemberReport {
     pub last_heartbeat_ms: Option<u64>,
     /// Key counts by state from the last heartbeat answer.
     pub keys_by_state: Option<BTreeMap<String, u64>>,
+    /// How far the member's wall clock is ahead of the leader's (ms;
+    /// negative: behind), from the last heartbeat.
+    pub clock_offset_ms: Option<i64>,
     /// Background copies this member takes part in now, as the tracker
     /// counts them (`null` from a node that is not the tracker).
     pub copies_in_flight: Option<u32>,

@@ -30,6 +30,8 @@ pub struct Timing {
     pub rescan_interval: Duration,
     /// How long after a change of members lookups also ask non-homes.
     pub handoff_grace: Duration,
+    /// Members whose clocks are off by more are logged (`--max-clock-skew`).
+    pub max_clock_skew: Duration,
 }
 
 /// What a node reports about itself in a heartbeat answer.
@@ -38,6 +40,9 @@ pub struct LocalReport {
     pub disk_total_bytes: u64,
     pub disk_free_bytes: u64,
     pub keys_by_state: Vec<(String, u64)>,
+    /// How far the member's wall clock is ahead of the leader's (ms,
+    /// negative: behind), less half the heartbeat's round trip.
+    pub clock_offset_ms: i64,
 }
 
 /// What the leader last heard from a member.
@@ -49,6 +54,7 @@ pub struct Health {
     pub disk_total_bytes: Option<u64>,
     pub disk_free_bytes: Option<u64>,
     pub keys_by_state: Option<BTreeMap<String, u64>>,
+    pub clock_offset_ms: Option<i64>,
 }
 
 pub struct Core {
@@ -107,6 +113,7 @@ impl Core {
             disk_total_bytes: disk.map_or(0, |d| d.total_bytes),
             disk_free_bytes: disk.map_or(0, |d| d.free_bytes),
             keys_by_state,
+            clock_offset_ms: 0,
         }
     }
 
@@ -254,6 +261,7 @@ impl Core {
                         disk_free_bytes: heard.and_then(|h| h.disk_free_bytes),
                         last_heartbeat_ms: heard.and_then(|h| h.last_answer_unix_ms),
                         keys_by_state: heard.and_then(|h| h.keys_by_state.clone()),
+                        clock_offset_ms: heard.and_then(|h| h.clock_offset_ms),
                         copies_in_flight: leading.then(|| copies.count(*id)),
                     }
                 })
@@ -316,6 +324,7 @@ impl Health {
             disk_total_bytes: None,
             disk_free_bytes: None,
             keys_by_state: None,
+            clock_offset_ms: None,
         }
     }
 }

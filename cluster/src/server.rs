@@ -145,6 +145,7 @@ fn heartbeat_reply(core: &Core, term: u64) -> Message {
         disk_total_bytes: report.disk_total_bytes,
         disk_free_bytes: report.disk_free_bytes,
         keys_by_state: report.keys_by_state,
+        clock_ms: crate::plane::unix_ms(),
     }
 }
 

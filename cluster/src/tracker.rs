@@ -93,7 +93,8 @@ async fn heartbeat_all(core: &Arc<Core>) {
             if id == core.id() {
                 return (id, Some(core.local_report()));
             }
-            let heartbeat = Message::Heartbeat { term, leader_id: core.id(), sent_ms: unix_ms() };
+            let sent_ms = unix_ms();
+            let heartbeat = Message::Heartbeat { term, leader_id: core.id(), sent_ms };
             let answer =
                 core.heartbeat_peers.call(&address, &heartbeat, core.timing.heartbeat).await;
             match answer {
@@ -102,9 +103,13 @@ async fn heartbeat_all(core: &Arc<Core>) {
                     disk_total_bytes,
                     disk_free_bytes,
                     keys_by_state,
+                    clock_ms,
                     ..
                 }) if node_id == id => {
-                    (id, Some(LocalReport { disk_total_bytes, disk_free_bytes, keys_by_state }))
+                    let clock_offset_ms = clock_offset(sent_ms, clock_ms, unix_ms());
+                    let report =
+                        LocalReport { disk_total_bytes, disk_free_bytes, keys_by_state, clock_offset_ms };
+                    (id, Some(report))
                 }
                 // Another node at this member's address (its disk was
                 // replaced, say): the member itself is silent, so it goes
@@ -135,8 +140,22 @@ async fn heartbeat_all(core: &Arc<Core>) {
             entry.disk_total_bytes = Some(report.disk_total_bytes);
             entry.disk_free_bytes = Some(report.disk_free_bytes);
             entry.keys_by_state = Some(report.keys_by_state.into_iter().collect());
+            entry.clock_offset_ms = Some(report.clock_offset_ms);
+            if report.clock_offset_ms.unsigned_abs() > core.timing.max_clock_skew.as_millis() as u64
+            {
+                let (node, offset_ms) = (format!("{id:016x}"), report.clock_offset_ms);
+                tracing::warn!(%node, offset_ms, "a member's clock is off by more than --max-clock-skew");
+            }
         }
     }
+}
+
+/// How far a member's clock (`clock_ms`, read when it answered) is ahead
+/// of the leader's: the answer was made, on the leader's clock, about
+/// halfway between sending and receiving.
+fn clock_offset(sent_ms: u64, clock_ms: u64, received_ms: u64) -> i64 {
+    let midway = sent_ms / 2 + received_ms / 2;
+    clock_ms as i64 - midway as i64
 }
 
 /// How long a `down` member has been silent at least, from when the

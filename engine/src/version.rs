@@ -20,11 +20,34 @@ pub struct Version {
 pub struct Clock {
     last: AtomicU64,
     node_id: u64,
+    /// How far ahead of this node's wall clock a version seen elsewhere may
+    /// be and still move this clock.
+    max_skew_ms: u64,
+    /// Versions seen further ahead than that.
+    ahead_seen: AtomicU64,
 }
+
+/// The default of `--max-clock-skew`.
+pub const MAX_SKEW_DEFAULT_MS: u64 = 60_000;
 
 impl Clock {
     pub fn new(node_id: u64) -> Clock {
-        Clock { last: AtomicU64::new(0), node_id }
+        Clock::with_max_skew(node_id, MAX_SKEW_DEFAULT_MS)
+    }
+
+    pub fn with_max_skew(node_id: u64, max_skew_ms: u64) -> Clock {
+        Clock { last: AtomicU64::new(0), node_id, max_skew_ms, ahead_seen: AtomicU64::new(0) }
+    }
+
+    /// How many versions seen elsewhere were too far ahead to follow.
+    pub fn ahead_seen(&self) -> u64 {
+        self.ahead_seen.load(Ordering::Relaxed)
+    }
+
+    /// Starts past a version this node stored (on start: versions never go
+    /// backwards across restarts, whatever the wall clock says now).
+    pub fn resume_after(&self, stored: Version) {
+        self.last.fetch_max(stored.hlc, Ordering::AcqRel);
     }
 
     pub fn node_id(&self) -> u64 {
@@ -41,18 +64,36 @@ impl Clock {
     }
 
     /// Moves the clock past a version seen elsewhere, so our next version
-    /// orders after it.
-    pub fn observe(&self, seen: Version) {
+    /// orders after it; unless it is more than the allowed skew ahead of
+    /// this node's wall clock (a peer's clock is wrong): then it is counted
+    /// and logged, and `false` says the clock did not follow.
+    pub fn observe(&self, seen: Version) -> bool {
+        let seen_ms = seen.hlc >> LOGICAL_BITS;
+        let ahead_ms = seen_ms.saturating_sub(physical_now_ms());
+        if ahead_ms > self.max_skew_ms {
+            let count = self.ahead_seen.fetch_add(1, Ordering::Relaxed) + 1;
+            if count.is_power_of_two() {
+                let writer = format!("{:016x}", seen.node_id);
+                tracing::warn!(%writer, ahead_ms, times = count, "a version from a clock too far ahead: not following it");
+            }
+            return false;
+        }
         self.last.fetch_max(seen.hlc, Ordering::AcqRel);
+        true
     }
 
     /// A new version that orders after `replaced` (the version it replaces,
-    /// if any) whatever the wall clock says.
+    /// if any) whatever the wall clock says. A `replaced` too far ahead is
+    /// passed by this version alone: the node's clock does not jump there.
     pub fn next_after(&self, replaced: Option<Version>) -> Version {
-        if let Some(replaced) = replaced {
-            self.observe(replaced);
+        let now = self.now();
+        match replaced {
+            Some(replaced) if replaced >= now && !self.observe(replaced) => {
+                Version { hlc: replaced.hlc + 1, node_id: self.node_id }
+            }
+            Some(replaced) if replaced >= now => self.now(),
+            _ => now,
         }
-        self.now()
     }
 }
 
@@ -81,8 +122,27 @@ mod tests {
     #[test]
     fn a_new_version_passes_the_one_it_replaces() {
         let clock = Clock::new(1);
-        let ahead = Version { hlc: clock.now().hlc + (120_000 << LOGICAL_BITS), node_id: 2 };
+        let ahead = Version { hlc: clock.now().hlc + (10_000 << LOGICAL_BITS), node_id: 2 };
         assert!(clock.next_after(Some(ahead)) > ahead);
-        assert!(clock.next_after(None) > ahead);
+        assert!(clock.next_after(None) > ahead, "a clock 10 s ahead is followed");
+        assert_eq!(clock.ahead_seen(), 0);
+    }
+
+    #[test]
+    fn a_clock_too_far_ahead_is_passed_by_its_key_but_not_followed() {
+        let clock = Clock::with_max_skew(1, 60_000);
+        let far = Version { hlc: clock.now().hlc + (120_000 << LOGICAL_BITS), node_id: 2 };
+        assert!(clock.next_after(Some(far)) > far, "the key's new version still wins");
+        assert!(clock.next_after(None) < far, "other keys' versions stay near the wall clock");
+        assert!(!clock.observe(far));
+        assert_eq!(clock.ahead_seen(), 2);
+    }
+
+    #[test]
+    fn a_restart_resumes_after_what_was_stored_however_far_ahead() {
+        let clock = Clock::with_max_skew(1, 60_000);
+        let stored = Version { hlc: clock.now().hlc + (120_000 << LOGICAL_BITS), node_id: 1 };
+        clock.resume_after(stored);
+        assert!(clock.now() > stored);
     }
 }

@@ -49,6 +49,9 @@ pub enum Message {
         disk_free_bytes: u64,
         /// Key count per replication state name, e.g. `("under", 3)`.
         keys_by_state: Vec<(String, u64)>,
+        /// The answering node's wall clock (unix ms), so the leader sees
+        /// members whose clocks are off.
+        clock_ms: u64,
     },
     /// An openraft request, serialised by the raft crate; opaque here.
     Raft { kind: RaftRpc, payload: Vec<u8> },
@@ -189,6 +192,7 @@ impl Message {
                 disk_total_bytes,
                 disk_free_bytes,
                 keys_by_state,
+                clock_ms,
             } => f
                 .debug_struct("HeartbeatReply")
                 .field("node_id", node_id)
@@ -196,6 +200,7 @@ impl Message {
                 .field("disk_total_bytes", disk_total_bytes)
                 .field("disk_free_bytes", disk_free_bytes)
                 .field("keys_by_state", keys_by_state)
+                .field("clock_ms", clock_ms)
                 .finish(),
             _ => unreachable!("dispatched by Message::fmt"),
         }
@@ -350,6 +355,7 @@ mod tests {
                     disk_total_bytes: 3,
                     disk_free_bytes: 4,
                     keys_by_state: vec![("under".to_owned(), 5)],
+                    clock_ms: 6,
                 },
             ),
             ("Raft", Message::Raft { kind: RaftRpc::Vote, payload: vec![0; 9] }),

@@ -47,16 +47,23 @@ fn message() -> impl Strategy<Value = Message> {
         (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(term, leader_id, sent_ms)| {
             Message::Heartbeat { term, leader_id, sent_ms }
         }),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), vec((text(), any::<u64>()), 0..8))
-            .prop_map(|(node_id, term, disk_total_bytes, disk_free_bytes, keys_by_state)| {
-                Message::HeartbeatReply {
-                    node_id,
-                    term,
-                    disk_total_bytes,
-                    disk_free_bytes,
-                    keys_by_state,
+        (
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+            vec((text(), any::<u64>()), 0..8),
+            any::<u64>(),
+        )
+            .prop_map(
+                |((node_id, term, disk_total_bytes, disk_free_bytes), keys_by_state, clock_ms)| {
+                    Message::HeartbeatReply {
+                        node_id,
+                        term,
+                        disk_total_bytes,
+                        disk_free_bytes,
+                        keys_by_state,
+                        clock_ms,
+                    }
                 }
-            }),
+            ),
         (raft_rpc(), bytes()).prop_map(|(kind, payload)| Message::Raft { kind, payload }),
         (raft_rpc(), bytes()).prop_map(|(kind, payload)| Message::RaftReply { kind, payload }),
         (text(), bytes()).prop_map(|(path, body)| Message::Forward { path, body }),

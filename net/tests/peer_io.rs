@@ -323,6 +323,7 @@ fn frames_cross_a_glommio_tcp_connection() {
                                 disk_total_bytes: 100,
                                 disk_free_bytes: 60,
                                 keys_by_state: vec![("ok".to_owned(), 5)],
+                                clock_ms: 7,
                             };
                             encode_message(&reply, &mut out).expect("encode reply");
                             write_frame(&mut stream, &out).await.expect("server write");

@@ -68,8 +68,8 @@ async fn delete_held_elsewhere(shard: &Shard, domain: &str, key: &str) -> Result
     let Some(known) = known.filter(|k| !k.deleted) else {
         return Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() });
     };
-    node.clock.observe(Version { hlc: known.hlc, node_id: known.writer });
-    let told = node.control.delete_everywhere(domain, key, &known.class, node.clock.now()).await;
+    let tombstone = node.clock.next_after(Some(Version { hlc: known.hlc, node_id: known.writer }));
+    let told = node.control.delete_everywhere(domain, key, &known.class, tombstone).await;
     if told == 0 {
         return Err(NodeError::NoHome);
     }

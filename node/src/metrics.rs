@@ -54,7 +54,11 @@ impl ShardMetrics {
 }
 
 /// Renders the Prometheus text exposition of the node.
-pub fn render_prometheus(stats: &NodeStats, shards: &[std::sync::Arc<ShardMetrics>]) -> String {
+pub fn render_prometheus(
+    stats: &NodeStats,
+    shards: &[std::sync::Arc<ShardMetrics>],
+    clock: &cairn_engine::Clock,
+) -> String {
     let mut out = String::with_capacity(8192);
     out.push_str("# TYPE cairn_keys gauge\n");
     for state in KeyState::ALL {
@@ -70,6 +74,8 @@ pub fn render_prometheus(stats: &NodeStats, shards: &[std::sync::Arc<ShardMetric
         writeln!(out, "cairn_corrupt_reads_total {}", stats.corrupt_reads.load(Ordering::Relaxed));
     out.push_str("# TYPE cairn_copies_in_total counter\n");
     let _ = writeln!(out, "cairn_copies_in_total {}", stats.copies_in.load(Ordering::Relaxed));
+    out.push_str("# TYPE cairn_clock_ahead_total counter\n");
+    let _ = writeln!(out, "cairn_clock_ahead_total {}", clock.ahead_seen());
     out.push_str("# TYPE cairn_requests_total counter\n");
     for (m, method) in METHODS.iter().enumerate() {
         for (c, class) in STATUS_CLASSES.iter().enumerate() {

@@ -66,7 +66,7 @@ pub async fn status(shard: &Shard) -> Result<Response<ResBody>, ApiError> {
 }
 
 pub fn metrics(shard: &Shard) -> Response<ResBody> {
-    let text = render_prometheus(&shard.node.stats, &shard.node.shard_metrics);
+    let text = render_prometheus(&shard.node.stats, &shard.node.shard_metrics, &shard.node.clock);
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
         .body(ResBody::bytes(text))

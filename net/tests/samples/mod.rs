@@ -22,6 +22,7 @@ pub fn every_variant() -> Vec<Message> {
             disk_total_bytes: 4 << 40,
             disk_free_bytes: 1 << 40,
             keys_by_state: vec![("ok".to_owned(), 1_000_000), ("under".to_owned(), 3)],
+            clock_ms: 1_700_000_000_456,
         },
         Message::Raft { kind: RaftRpc::AppendEntries, payload: (0..=255).collect() },
         Message::RaftReply { kind: RaftRpc::Vote, payload: vec![1, 2, 3] },

@@ -138,6 +138,7 @@ fn start_node(
                 dead_after: Duration::from_secs(60),
                 rescan_interval: Duration::from_secs(5),
                 handoff_grace: Duration::from_secs(300),
+                max_clock_skew: Duration::from_secs(60),
             },
             cpu: None,
             copies_in_flight_max: 1,
