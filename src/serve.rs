@@ -103,7 +103,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CAIRN_COPY_RATE", default_value = "512M", value_parser = parse_size)]
     pub copy_rate: u64,
     /// Most background copies one node takes part in at once (as source or target).
-    #[arg(long, env = "CAIRN_COPIES_IN_FLIGHT", default_value_t = 4)]
+    #[arg(long, env = "CAIRN_COPIES_IN_FLIGHT", default_value_t = 16)]
     pub copies_in_flight: u32,
     /// A member down for this long is `dead`: its copies are made again elsewhere.
     #[arg(long, env = "CAIRN_DEAD_AFTER", default_value = "10m", value_parser = parse_duration)]
