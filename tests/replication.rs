@@ -281,9 +281,11 @@ fn changing_a_class_count_adds_or_removes_copies() {
 
 #[test]
 fn copies_show_as_replication_in_and_out_while_they_run() {
-    let cluster = Cluster::start(3, &[]);
+    // Paced so each copy streams for seconds whatever the machine's speed:
+    // the polls below must catch both ends under way.
+    let cluster = Cluster::start(3, &["--copy-rate", "8M"]);
     triple(&cluster);
-    let body = bytes(96 << 20, 12);
+    let body = bytes(32 << 20, 12);
     assert_eq!(put_class(&cluster.nodes[0], "docs", "large", "triple", &body).status, 201);
     let (mut seen_in, mut seen_out) = (false, false);
     wait_for(SETTLE_TIMEOUT, || {

@@ -341,6 +341,7 @@ async fn boot(
         copies: Mutex::default(),
         copies_in_flight_max: config.copies_in_flight_max,
         copy_ended: tokio::sync::Notify::new(),
+        unplanned_needs: Mutex::default(),
         needs_cursor: Mutex::default(),
         announcing: Mutex::default(),
         members_changed: Mutex::new(std::time::Instant::now()),

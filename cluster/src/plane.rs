@@ -81,6 +81,9 @@ pub struct Core {
     /// Woken when a copy or a drop ends, so the next round plans more at
     /// once instead of at the next tick.
     pub copy_ended: tokio::sync::Notify,
+    /// Needs the last round gathered but did not plan (limits), for the
+    /// rounds that copies ending wake.
+    pub unplanned_needs: Mutex<Vec<cairn_net::IndexEntry>>,
     /// Where keys held elsewhere were found lately (docs/design.md §5): answers
     /// lookups without asking the homes, for a short while.
     pub locations: Mutex<lru::LruCache<(String, String), (cairn_net::IndexEntry, Instant)>>,

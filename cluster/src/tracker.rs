@@ -65,14 +65,15 @@ pub async fn run_replication(core: Arc<Core>) {
     loop {
         // A round at every tick, and sooner when a copy ends: repair then
         // runs at the pace copies finish, not one batch per tick.
-        tokio::select! {
-            _ = ticker.tick() => {}
+        let fresh = tokio::select! {
+            _ = ticker.tick() => true,
             _ = core.copy_ended.notified() => {
                 tokio::time::sleep(ROUND_GAP_MIN).await;
+                false
             }
-        }
+        };
         if core.is_leader() {
-            replicate_round(&core).await;
+            replicate_round(&core, fresh).await;
         }
     }
 }
@@ -597,9 +598,12 @@ fn plan_round(
 }
 
 /// One round of replication: gathers the keys whose count is off from
-/// their homes, plans copies (`placement`), records the decision in the
-/// log, then tells each target to pull from its source.
-pub async fn replicate_round(core: &Arc<Core>) {
+/// their homes (`fresh`), or takes those the last gathering left unplanned
+/// (a round woken by a copy ending: asking every home again each time would
+/// cost a scan of their index per copy), plans copies (`placement`),
+/// records the decision in the log, then tells each target to pull from
+/// its source.
+pub async fn replicate_round(core: &Arc<Core>, fresh: bool) {
     let term = core.raft.metrics().borrow().current_term;
     let members: Vec<RoundMember> = core.view.read(|s| {
         s.members()
@@ -612,14 +616,17 @@ pub async fn replicate_round(core: &Arc<Core>) {
             })
             .collect()
     });
-    let needs = gather_needs(core, &members).await;
-    {
+    let needs = if fresh {
+        let needs = gather_needs(core, &members).await;
         let mut health = core.key_health.lock().expect("key health lock");
         let now = Instant::now();
         for need in &needs {
             health.record(need, shortfall(need, &members), now);
         }
-    }
+        needs
+    } else {
+        std::mem::take(&mut *core.unplanned_needs.lock().expect("unplanned needs lock"))
+    };
     if needs.is_empty() {
         return;
     }
@@ -629,7 +636,20 @@ pub async fn replicate_round(core: &Arc<Core>) {
         node_views(&members, &health, &busy)
     };
     let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
-    let Some(plan) = plan_round(term, &members, &nodes, &needs, limits) else { return };
+    let Some(plan) = plan_round(term, &members, &nodes, &needs, limits) else {
+        *core.unplanned_needs.lock().expect("unplanned needs lock") = needs;
+        return;
+    };
+    // What this round did not plan waits for the next one; a planned key's
+    // holders change with its copies, so it is gathered afresh.
+    let planned: BTreeSet<(String, String)> = plan
+        .copies
+        .iter()
+        .map(|c| key_of(&c.entry))
+        .chain(plan.drops.iter().map(|d| key_of(&d.entry)))
+        .collect();
+    *core.unplanned_needs.lock().expect("unplanned needs lock") =
+        needs.into_iter().filter(|need| !planned.contains(&key_of(need))).collect();
     // Nothing is done that the log does not say: a new tracker reads it.
     if let Err(error) = core.write(Command::Decision { text: plan.decision }).await {
         tracing::info!(%error, "cannot record copy decisions; not copying this round");
