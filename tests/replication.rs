@@ -121,12 +121,17 @@ fn a_node_without_the_key_proxies_redirects_and_lists_locations() {
 }
 
 fn triple(cluster: &Cluster) {
+    class(cluster, "triple", 3);
+}
+
+/// Makes class `name` with `replicas` copies and waits until every node knows it.
+fn class(cluster: &Cluster, name: &str, replicas: u32) {
     let made =
-        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "triple", "replicas": 3 }));
+        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": name, "replicas": replicas }));
     assert_eq!(made.status, 201);
     for node in &cluster.nodes {
         wait_for(SETTLE_TIMEOUT, || {
-            common::cluster::class_names(node).contains(&"triple".to_owned()).then_some(())
+            common::cluster::class_names(node).contains(&name.to_owned()).then_some(())
         })
         .expect("class everywhere");
     }
@@ -228,6 +233,36 @@ fn a_corrupted_copy_is_never_served() {
         sha256_hex(&body),
         "a good holder's bytes, never the damaged ones"
     );
+}
+
+#[test]
+fn a_copy_that_fails_at_a_damaged_holder_is_made_from_another() {
+    let cluster = Cluster::start(3, &[]);
+    class(&cluster, "pair", 2);
+    let body = bytes(300_000, 31);
+    let sha = sha256_hex(&body);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "mended", "pair", &body).status, 201);
+    let holders = wait_for(SETTLE_TIMEOUT, || {
+        let holders: Vec<&TestNode> =
+            cluster.nodes.iter().filter(|n| n.fid_path(&sha).exists()).collect();
+        (holders.len() == 2).then_some(holders)
+    })
+    .expect("two copies");
+    // The holder a copy is taken from first (fewest copies in flight, then
+    // the lowest id) has damaged bytes.
+    let damaged = holders.iter().min_by_key(|n| common::cluster::node_id(n)).unwrap();
+    let mut bytes_on_disk = std::fs::read(damaged.fid_path(&sha)).unwrap();
+    bytes_on_disk[100] ^= 0xff;
+    std::fs::write(damaged.fid_path(&sha), &bytes_on_disk).unwrap();
+    let third = cluster.nodes.iter().find(|n| !n.fid_path(&sha).exists()).unwrap();
+    let raised =
+        post(&cluster.nodes[1], "/v1/admin/classes", json!({ "name": "pair", "replicas": 3 }));
+    assert_eq!(raised.status, 201);
+    wait_for(SETTLE_TIMEOUT, || {
+        std::fs::read(third.fid_path(&sha)).ok().filter(|b| sha256_hex(b) == sha).map(|_| ())
+    })
+    .expect("the third copy came from the intact holder");
+    assert!(!damaged.fid_path(&sha).exists(), "the damaged copy was quarantined");
 }
 
 #[test]

@@ -53,6 +53,20 @@ pub struct KeyNeed {
     pub wanted: u32,
     /// Nodes that hold an intact copy of this version.
     pub holders: Vec<NodeId>,
+    /// Copies of this key that failed lately, as `(source, target)`: other
+    /// sources and targets are tried first, so a damaged or unreachable
+    /// holder is not picked again and again.
+    pub failed: Vec<(NodeId, NodeId)>,
+}
+
+impl KeyNeed {
+    fn failures_from(&self, source: NodeId) -> usize {
+        self.failed.iter().filter(|(s, _)| *s == source).count()
+    }
+
+    fn failures_to(&self, target: NodeId) -> usize {
+        self.failed.iter().filter(|(_, t)| *t == target).count()
+    }
 }
 
 /// Copy `needs[need]` from `source` to `target`.
@@ -186,20 +200,21 @@ pub fn plan_copies(nodes: &[NodeView], needs: &[KeyNeed], limits: Limits) -> Vec
     commands
 }
 
-/// The readable holder with room and the fewest copies in flight (planned
-/// ones included); the lowest id breaks ties.
+/// The readable holder with room whose copies of this key failed least,
+/// then with the fewest copies in flight (planned ones included); the
+/// lowest id breaks ties.
 fn pick_source(round: &Round, need: &KeyNeed) -> Option<NodeId> {
     need.holders
         .iter()
         .filter_map(|id| round.nodes.get(id).copied())
         .filter(|node| is_readable(node.state) && round.has_room(node))
-        .min_by_key(|node| (round.load(node), node.id))
+        .min_by_key(|node| (need.failures_from(node.id), round.load(node), node.id))
         .map(|node| node.id)
 }
 
 /// An alive non-holder with room and space, in a zone no lasting holder is
-/// in when there is one; among those, weighted rendezvous by free space
-/// (see [`weighted_score`]).
+/// in when there is one, where this key's copies failed least; among
+/// those, weighted rendezvous by free space (see [`weighted_score`]).
 fn pick_target(round: &Round, need: &KeyNeed) -> Option<NodeId> {
     let covered: BTreeSet<&str> = need
         .holders
@@ -217,9 +232,14 @@ fn pick_target(round: &Round, need: &KeyNeed) -> Option<NodeId> {
         .filter(|node| round.has_room(node) && round.fits(node, need.size_bytes))
         .collect();
     let new_zone = eligible.iter().any(|node| !covered.contains(node.zone.as_str()));
-    eligible
+    let eligible: Vec<&NodeView> = eligible
         .into_iter()
         .filter(|node| !new_zone || !covered.contains(node.zone.as_str()))
+        .collect();
+    let least_failed = eligible.iter().map(|node| need.failures_to(node.id)).min();
+    eligible
+        .into_iter()
+        .filter(|node| Some(need.failures_to(node.id)) == least_failed)
         .map(|node| (weighted_score(&need.sha256, node.id, round.free_bytes(node)), node.id))
         .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
         .map(|(_, id)| id)
@@ -351,6 +371,7 @@ mod tests {
             size_bytes: 1000,
             wanted,
             holders: holders.to_vec(),
+            failed: Vec::new(),
         }
     }
 
@@ -358,6 +379,24 @@ mod tests {
 
     fn targets(nodes: &[NodeView], needs: &[KeyNeed]) -> Vec<NodeId> {
         plan_copies(nodes, needs, NO_THROTTLE).iter().map(|copy| copy.target).collect()
+    }
+
+    #[test]
+    fn a_failed_source_or_target_is_tried_last() {
+        let nodes: Vec<NodeView> = (1..=4).map(|id| node(id, "", MemberState::Alive)).collect();
+        let fresh = need("k", 3, &[1, 2]);
+        let first = plan_copies(&nodes, std::slice::from_ref(&fresh), NO_THROTTLE);
+        assert_eq!(first.len(), 1);
+        let (source, target) = (first[0].source, first[0].target);
+        // That copy failed: the other holder and the other non-holder go next.
+        let failed = KeyNeed { failed: vec![(source, target)], ..fresh.clone() };
+        let again = plan_copies(&nodes, &[failed], NO_THROTTLE);
+        assert_eq!(again.len(), 1);
+        assert_ne!(again[0].source, source, "another holder is the source");
+        assert_ne!(again[0].target, target, "another node is the target");
+        // When every choice failed once, the key still gets a copy.
+        let all_failed = KeyNeed { failed: vec![(1, 3), (2, 4)], ..fresh };
+        assert_eq!(plan_copies(&nodes, &[all_failed], NO_THROTTLE).len(), 1);
     }
 
     #[test]
@@ -586,6 +625,7 @@ mod tests {
                     size_bytes,
                     wanted,
                     holders,
+                    failed: Vec::new(),
                 })
                 .collect()
         })

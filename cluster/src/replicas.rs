@@ -28,7 +28,7 @@ pub struct HomesUnreachable;
 /// Homes per key (docs/design.md §5).
 pub const HOME_COUNT: usize = 3;
 /// How long a home may take to answer an index request.
-const INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+pub const INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 /// Index records a home looks at per `NeedsQuery`.
 const NEEDS_SCAN_MAX: usize = 4096;
 /// One blob-body frame carries at most this much.
@@ -448,6 +448,9 @@ where
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("blob {sha256}: {e}"))?;
+    let identity = cairn_engine::reader::FileIdentity::of_metadata(
+        &opened.metadata().map_err(|e| format!("blob {sha256}: {e}"))?,
+    );
     let file = std::sync::Arc::new(opened);
     let crcs = std::sync::Arc::new(record.block_crcs.clone());
     let mut sent = 0u64;
@@ -459,14 +462,22 @@ where
         while sent < frame_end {
             let want = ((frame_end - sent) as usize).min(SERVE_CHUNK_BYTES);
             let (file, crcs, offset) = (file.clone(), crcs.clone(), sent);
+            let (data, stats) = (node.data.clone(), node.stats.clone());
             // Reading and checking off the raft thread: it must stay free
-            // for heartbeats and elections.
+            // for heartbeats and elections. A damaged copy goes to
+            // quarantine, so no later copy is sourced from it.
             let read = tokio::task::spawn_blocking(move || {
                 use std::os::unix::fs::FileExt;
                 let mut buf = vec![0u8; want];
                 file.read_exact_at(&mut buf, offset).map_err(|e| e.to_string())?;
-                check_blocks(&buf, offset, &crcs)
-                    .map_err(|block| format!("damaged at block {block}"))?;
+                if let Err(block) = check_blocks(&buf, offset, &crcs) {
+                    tracing::error!(%sha256, block, "checksum mismatch while sending a copy: quarantined");
+                    stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+                    if let Err(error) = data.quarantine_blocking(&sha256, identity) {
+                        tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
+                    }
+                    return Err(format!("damaged at block {block}"));
+                }
                 Ok::<_, String>(buf)
             });
             let buf = read
@@ -563,7 +574,7 @@ enum IndexChange {
 
 /// Of two homes' answers, the newer version; for the same version, the
 /// holders both know.
-fn newer_of(a: IndexEntry, b: IndexEntry) -> IndexEntry {
+pub fn newer_of(a: IndexEntry, b: IndexEntry) -> IndexEntry {
     match (a.hlc, a.writer).cmp(&(b.hlc, b.writer)) {
         std::cmp::Ordering::Less => b,
         std::cmp::Ordering::Greater => a,

@@ -345,7 +345,15 @@ pub struct CopiesInFlight {
     per_node: std::collections::HashMap<NodeId, u32>,
     /// Copies under way per key.
     keys: std::collections::HashMap<(String, String), u32>,
+    /// Copies that failed per key since it last got one, `(source, target)`.
+    failed: std::collections::HashMap<(String, String), Vec<(NodeId, NodeId)>>,
 }
+
+/// Failed pairs remembered per key; older ones are forgotten first.
+const FAILED_PAIRS_PER_KEY_MAX: usize = 8;
+/// Keys whose failures are remembered; past it the memory starts afresh
+/// (it only orders choices, so forgetting costs a retry, never a copy).
+const FAILED_KEYS_MAX: usize = 100_000;
 
 impl CopiesInFlight {
     pub fn count(&self, id: NodeId) -> u32 {
@@ -358,13 +366,30 @@ impl CopiesInFlight {
         *self.keys.entry(key).or_default() += 1;
     }
 
-    fn end(&mut self, key: &(String, String), source: NodeId, target: NodeId) {
+    fn end(&mut self, key: &(String, String), source: NodeId, target: NodeId, ok: bool) {
         for id in [source, target] {
             if let Some(count) = self.per_node.get_mut(&id) {
                 *count = count.saturating_sub(1);
             }
         }
         self.release(key);
+        if ok {
+            self.failed.remove(key);
+            return;
+        }
+        if self.failed.len() >= FAILED_KEYS_MAX && !self.failed.contains_key(key) {
+            self.failed.clear();
+        }
+        let pairs = self.failed.entry(key.clone()).or_default();
+        if pairs.len() == FAILED_PAIRS_PER_KEY_MAX {
+            pairs.remove(0);
+        }
+        pairs.push((source, target));
+    }
+
+    /// The copies of `key` that failed since it last got one.
+    fn failures(&self, key: &(String, String)) -> Vec<(NodeId, NodeId)> {
+        self.failed.get(key).cloned().unwrap_or_default()
     }
 
     /// Marks a key busy (a drop under way) without counting a copy.
@@ -516,10 +541,11 @@ fn node_views(
         .collect()
 }
 
-fn key_needs(needs: &[IndexEntry]) -> Vec<KeyNeed> {
+fn key_needs(needs: &[IndexEntry], busy: &CopiesInFlight) -> Vec<KeyNeed> {
     needs
         .iter()
         .map(|n| KeyNeed {
+            failed: busy.failures(&key_of(n)),
             domain: n.domain.clone(),
             key: n.key.clone(),
             sha256: cairn_engine::Digest(n.sha256),
@@ -565,9 +591,10 @@ fn plan_round(
     members: &[RoundMember],
     nodes: &[NodeView],
     needs: &[IndexEntry],
+    busy: &CopiesInFlight,
     limits: Limits,
 ) -> Option<RoundPlan> {
-    let key_needs = key_needs(needs);
+    let key_needs = key_needs(needs, busy);
     let copies = placement::plan_copies(nodes, &key_needs, limits);
     let removals = placement::plan_removals(nodes, &key_needs);
     if copies.is_empty() && removals.is_empty() {
@@ -636,7 +663,11 @@ pub async fn replicate_round(core: &Arc<Core>, fresh: bool) {
         node_views(&members, &health, &busy)
     };
     let limits = Limits { copies_in_flight_max: core.copies_in_flight_max };
-    let Some(plan) = plan_round(term, &members, &nodes, &needs, limits) else {
+    let plan = {
+        let busy = core.copies.lock().expect("copies lock");
+        plan_round(term, &members, &nodes, &needs, &busy, limits)
+    };
+    let Some(plan) = plan else {
         *core.unplanned_needs.lock().expect("unplanned needs lock") = needs;
         return;
     };
@@ -717,16 +748,18 @@ fn start_copy(core: &Arc<Core>, term: u64, copy: CopyAction) {
                     .map_err(|e| e.to_string())?;
             connection.call(&request, COPY_TIMEOUT).await.map_err(|e| e.to_string())
         };
-        match outcome.await {
-            Ok(Message::ReplicateReply { ok: true, .. }) => {}
+        let ok = match outcome.await {
+            Ok(Message::ReplicateReply { ok: true, .. }) => true,
             Ok(other) => {
-                tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed")
+                tracing::info!(key = %format!("{}/{}", key.0, key.1), ?other, "copy failed");
+                false
             }
             Err(error) => {
-                tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed")
+                tracing::info!(key = %format!("{}/{}", key.0, key.1), %error, "copy failed");
+                false
             }
-        }
-        core.copies.lock().expect("copies lock").end(&key, source, target);
+        };
+        core.copies.lock().expect("copies lock").end(&key, source, target, ok);
         core.copy_ended.notify_one();
     });
 }
@@ -797,7 +830,8 @@ mod tests {
 
     fn plan(members: &[RoundMember], needs: &[IndexEntry]) -> Option<RoundPlan> {
         let nodes = node_views(members, &heard(members), &CopiesInFlight::default());
-        plan_round(7, members, &nodes, needs, Limits { copies_in_flight_max: 10 })
+        let busy = CopiesInFlight::default();
+        plan_round(7, members, &nodes, needs, &busy, Limits { copies_in_flight_max: 10 })
     }
 
     #[test]
@@ -995,7 +1029,8 @@ mod tests {
         let nodes = node_views(&all, &heard(&all), &CopiesInFlight::default());
         let needs = [entry("k", (1, 1), 2, &[1])];
         let limits = Limits { copies_in_flight_max: 10 };
-        let plan = plan_round(7, &known, &nodes, &needs, limits).expect("a decision");
+        let plan = plan_round(7, &known, &nodes, &needs, &CopiesInFlight::default(), limits)
+            .expect("a decision");
         assert!(plan.decision.starts_with("term 7: 1 copies"), "{}", plan.decision);
         assert!(plan.copies.is_empty());
     }
