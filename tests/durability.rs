@@ -113,14 +113,6 @@ fn webdav_moves_and_copies_reach_every_node() {
     }
 }
 
-fn signal(node: &TestNode, signal: &str) {
-    let sent = std::process::Command::new("kill")
-        .args([signal, &node.pid().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success(), "kill {signal}");
-}
-
 /// The ids of the key's homes, as `?stat` at `node` names them.
 fn homes_of(node: &TestNode, domain: &str, key: &str) -> Vec<String> {
     let stat = common::reply(ureq::get(&format!("{}?stat", node.key_url(domain, key))).call());
@@ -177,7 +169,7 @@ fn without_its_homes_a_delete_is_not_acknowledged_and_a_read_is_unavailable_not_
         .collect();
     assert_eq!(paused.len(), 3);
     for node in &paused {
-        signal(node, "-STOP");
+        node.signal("-STOP");
     }
     let origin = &cluster.nodes[0];
     // Not held at origin? It took the PUT, so it is: the delete must still
@@ -185,7 +177,7 @@ fn without_its_homes_a_delete_is_not_acknowledged_and_a_read_is_unavailable_not_
     let deleted = common::reply(ureq::delete(&origin.key_url("cut", &key)).call());
     let unknown = common::reply(ureq::get(&origin.key_url("cut", &unknown)).call());
     for node in &paused {
-        signal(node, "-CONT");
+        node.signal("-CONT");
     }
     deleted.assert_error(503, "no_home");
     unknown.assert_error(503, "homes_unreachable");
@@ -375,13 +367,13 @@ fn changes_the_homes_missed_are_sent_again_from_the_outbox() {
     let (new, other) = (common::bytes(5_000, 21), common::bytes(70_000, 22));
     // An announcement lost to a crash right after the answer.
     for i in &homes_of_key {
-        signal(&cluster.nodes[*i], "-STOP");
+        cluster.nodes[*i].signal("-STOP");
     }
     assert_eq!(cluster.nodes[0].put("out", &key, &new).status, 201);
     assert_eq!(cluster.nodes[0].put("out", &fresh, &other).status, 201);
     cluster.nodes[0].kill();
     for i in &homes_of_key {
-        signal(&cluster.nodes[*i], "-CONT");
+        cluster.nodes[*i].signal("-CONT");
     }
     cluster.nodes[0].start_again();
     readable_everywhere(&cluster, "out", &key, &new, SETTLE_TIMEOUT);
@@ -390,12 +382,12 @@ fn changes_the_homes_missed_are_sent_again_from_the_outbox() {
     let late = unwritten_key_with_homes(&cluster, "out-late", &homes);
     let body = common::bytes(3_000, 23);
     for i in &homes_of_key {
-        signal(&cluster.nodes[*i], "-STOP");
+        cluster.nodes[*i].signal("-STOP");
     }
     assert_eq!(cluster.nodes[0].put("out-late", &late, &body).status, 201);
     std::thread::sleep(Duration::from_secs(8));
     for i in &homes_of_key {
-        signal(&cluster.nodes[*i], "-CONT");
+        cluster.nodes[*i].signal("-CONT");
     }
     readable_everywhere(&cluster, "out-late", &late, &body, SETTLE_TIMEOUT);
     for (domain, key) in [("out", &key), ("out", &fresh), ("out-late", &late)] {
@@ -470,11 +462,11 @@ fn a_read_after_an_acknowledged_write_sees_it_at_every_node_even_a_paused_holder
         .expect("a second holder");
     // The second holder misses the newer write (and the notice that its
     // copy is stale) while it is paused.
-    signal(&cluster.nodes[other], "-STOP");
+    cluster.nodes[other].signal("-STOP");
     let second = common::bytes(20_000, 32);
     assert_eq!(cluster.nodes[0].put("raw", "k", &second).status, 201);
     std::thread::sleep(Duration::from_secs(1));
-    signal(&cluster.nodes[other], "-CONT");
+    cluster.nodes[other].signal("-CONT");
     // At once, no waiting: every node, the woken holder first.
     let woken = cluster.nodes[other].get("raw", "k");
     assert_eq!((woken.status, woken.body == second), (200, true), "the woken holder");

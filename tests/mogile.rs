@@ -801,3 +801,39 @@ fn rename_and_updateclass_reach_every_node() {
         assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
     }
 }
+
+#[test]
+fn list_keys_at_every_node_lists_the_cluster_keys() {
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
+    // Keys of the default class (two copies): each node holds only some.
+    let keys: Vec<String> = (0..12).map(|i| format!("k{i:02}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        let node = &cluster.nodes[i % 3];
+        assert_eq!(node.put("listed", key, &bytes(70_000, i as u64)).status, 201);
+    }
+    for tracker in &mut trackers {
+        // The domain, made by the first PUT, reaches every node through raft.
+        wait_for(Duration::from_secs(40), || {
+            tracker.call("list_keys", &[("domain", "listed"), ("limit", "1")]).ok()
+        })
+        .expect("the domain is known at every node");
+        let mut listed = Vec::new();
+        let mut after = String::new();
+        loop {
+            let mut args = vec![("domain", "listed"), ("limit", "5")];
+            if !after.is_empty() {
+                args.push(("after", after.as_str()));
+            }
+            let page = match tracker.call("list_keys", &args) {
+                Ok(page) => page,
+                Err((code, _)) if code == "none_match" => break,
+                Err(other) => panic!("list_keys: {other:?}"),
+            };
+            let count: usize = page["key_count"].parse().unwrap();
+            listed.extend((1..=count).map(|i| page[&format!("key_{i}")].clone()));
+            after = page["next_after"].clone();
+        }
+        assert_eq!(listed, keys, "every key, in order, once");
+    }
+}

@@ -9,6 +9,7 @@
 
 mod handoff;
 mod identity;
+mod listing;
 mod network;
 mod ops;
 mod outbox;
@@ -34,6 +35,7 @@ use cairn_raft::{
 use openraft::storage::RaftLogStorage;
 
 use identity::{Identity, Start};
+pub use listing::{ListPage, ListUnanswered, LIST_LIMIT_MAX};
 pub use ops::{node_id_text, ClusterReport, ControlError};
 use ops::{AdminOp, OpReply};
 use peers::Peers;
@@ -133,6 +135,27 @@ impl Control {
             let _ = reply.send(core.lookup(&domain, &key).await);
         });
         answer.await.unwrap_or(Err(HomesUnreachable))
+    }
+
+    /// A page of the cluster's keys of `domain` (every member asked; see
+    /// `listing`).
+    pub async fn list(
+        &self,
+        domain: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        partial: bool,
+    ) -> Result<ListPage, ListUnanswered> {
+        let core = self.core.clone();
+        let (domain, prefix) = (domain.to_owned(), prefix.to_owned());
+        let after = after.map(str::to_owned);
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let page = core.list_cluster(&domain, &prefix, after.as_deref(), limit, partial).await;
+            let _ = reply.send(page);
+        });
+        answer.await.unwrap_or(Err(ListUnanswered(Vec::new())))
     }
 
     /// Waits, a bounded time, for this node's announcement of the key to

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
+use super::listing::LIST_LIMIT_MAX;
 use super::ops::{ControlError, Forwarded, OpReply};
 use super::peers::FORWARD_PATH;
 use crate::plane::Core;
@@ -121,6 +122,14 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
         ArchivedMessage::IndexLookup { domain, key } => {
             match core.index_lookup(domain.as_str(), key.as_str()) {
                 Ok(entry) => Message::IndexReply { entry: entry.map(Box::new) },
+                Err(error) => Message::Error { code: 500, message: error.to_string() },
+            }
+        }
+        ArchivedMessage::ListIndex { domain, prefix, after, limit } => {
+            let after = after.as_ref().map(|a| a.as_str());
+            let limit = (limit.to_native() as usize).min(LIST_LIMIT_MAX);
+            match core.list_index(domain.as_str(), prefix.as_str(), after, limit) {
+                Ok((entries, more)) => Message::ListIndexReply { entries, more },
                 Err(error) => Message::Error { code: 500, message: error.to_string() },
             }
         }

@@ -575,6 +575,18 @@ impl Meta {
         self.scan(TAG_KEY, domain, prefix, start, limit, KeyRecord::decode)
     }
 
+    /// Index records (this node as a home) of `domain` with keys starting
+    /// with `prefix` and not below `start`, in byte order, at most `limit`.
+    pub fn list_index_from(
+        &self,
+        domain: &str,
+        prefix: &str,
+        start: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, IndexRecord)>, MetaError> {
+        self.scan(TAG_INDEX, domain, prefix, start, limit, IndexRecord::decode)
+    }
+
     /// Collection markers of `domain` starting with `prefix` and not below
     /// `start`, in byte order, at most `limit`.
     pub fn list_collections_from(

@@ -95,6 +95,13 @@ pub enum Message {
     /// A holder tells a home it no longer holds `entry`'s version (the
     /// holders listed in `entry` are removed from the home's record).
     IndexForget { entry: Box<IndexEntry> },
+    /// Asks a node for its index records of `domain` whose keys start with
+    /// `prefix` and sort after `after` (from the first when `None`), in key
+    /// order, at most `limit`, tombstones included: one member's part of a
+    /// cluster listing.
+    ListIndex { domain: String, prefix: String, after: Option<String>, limit: u32 },
+    /// Those records; `more`: the node has records past the last one.
+    ListIndexReply { entries: Vec<IndexEntry>, more: bool },
 }
 
 /// One key version as the index sees it (docs/design.md §5). Boxed inside
@@ -151,7 +158,9 @@ impl fmt::Debug for Message {
             | Message::IndexLookup { .. }
             | Message::IndexReply { .. }
             | Message::Superseded { .. }
-            | Message::IndexForget { .. } => self.fmt_index(f),
+            | Message::IndexForget { .. }
+            | Message::ListIndex { .. }
+            | Message::ListIndexReply { .. } => self.fmt_index(f),
             Message::NeedsQuery { .. }
             | Message::NeedsReply { .. }
             | Message::Replicate { .. }
@@ -256,6 +265,18 @@ impl Message {
             Message::IndexForget { entry } => {
                 f.debug_struct("IndexForget").field("entry", entry).finish()
             }
+            Message::ListIndex { domain, prefix, after, limit } => f
+                .debug_struct("ListIndex")
+                .field("domain", domain)
+                .field("prefix", prefix)
+                .field("after", after)
+                .field("limit", limit)
+                .finish(),
+            Message::ListIndexReply { entries, more } => f
+                .debug_struct("ListIndexReply")
+                .field("count", &entries.len())
+                .field("more", more)
+                .finish(),
             _ => unreachable!("dispatched by Message::fmt"),
         }
     }
@@ -375,6 +396,11 @@ mod tests {
             ("Done", Message::Done),
             ("Superseded", Message::Superseded { entry: entry() }),
             ("IndexForget", Message::IndexForget { entry: entry() }),
+            (
+                "ListIndex",
+                Message::ListIndex { domain: text(), prefix: text(), after: None, limit: 1 },
+            ),
+            ("ListIndexReply", Message::ListIndexReply { entries: vec![*entry()], more: true }),
         ];
         for (name, message) in messages {
             let shown = format!("{message:?}");

@@ -241,6 +241,15 @@ impl TestNode {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal}");
+    }
+
     pub fn tmp_entries(&self) -> usize {
         std::fs::read_dir(self.dir.join("tmp")).map(|d| d.count()).unwrap_or(0)
     }

@@ -104,6 +104,8 @@ pub enum ErrorKind {
     NoHome,
     /// None of the key's homes could be asked where it is (never a 404).
     HomesUnreachable,
+    /// Too many members did not answer for a listing to hold every key.
+    MembersUnreachable,
     /// A shard of this node stopped.
     ShardGone,
     /// No cluster leader is known (admin changes).
@@ -186,6 +188,7 @@ impl ErrorKind {
             NoHolder => StatusCode::SERVICE_UNAVAILABLE,
             NoHome => StatusCode::SERVICE_UNAVAILABLE,
             HomesUnreachable => StatusCode::SERVICE_UNAVAILABLE,
+            MembersUnreachable => StatusCode::SERVICE_UNAVAILABLE,
             ShardGone => StatusCode::SERVICE_UNAVAILABLE,
             NoLeader => StatusCode::SERVICE_UNAVAILABLE,
             NoQuorum => StatusCode::SERVICE_UNAVAILABLE,
@@ -253,6 +256,7 @@ impl ErrorKind {
             NoHolder => "no_holder",
             NoHome => "no_home",
             HomesUnreachable => "homes_unreachable",
+            MembersUnreachable => "members_unreachable",
             ShardGone => "shard_gone",
             NoLeader => "no_leader",
             NoQuorum => "no_quorum",

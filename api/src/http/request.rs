@@ -23,6 +23,12 @@ impl Query {
     pub fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)
     }
+
+    /// A yes/no parameter: present and not `false` or `0` (`?local`,
+    /// `?local=true`).
+    pub fn flag(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|value| !matches!(value, "false" | "0"))
+    }
 }
 
 /// A refused request's unread body is read and dropped up to this much

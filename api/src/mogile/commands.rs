@@ -99,7 +99,7 @@ pub async fn answer(shard: &Rc<Shard>, client: &Client, request: &Request) -> An
         "delete" => delete(shard, args).await,
         "rename" => rename(shard, args).await,
         "updateclass" => updateclass(shard, args).await,
-        "list_keys" => list_keys(shard, args),
+        "list_keys" => list_keys(shard, args).await,
         "list_fids" => list_fids(shard, args),
         "get_hosts" => get_hosts(shard, client, args),
         "get_devices" => get_devices(shard, args).await,
@@ -404,7 +404,7 @@ async fn updateclass(shard: &Rc<Shard>, args: &Request) -> Answer {
     }
 }
 
-fn list_keys(shard: &Shard, args: &Request) -> Answer {
+async fn list_keys(shard: &Shard, args: &Request) -> Answer {
     let domain = check_domain(shard, args)?;
     let prefix = args.arg("prefix").unwrap_or("");
     let after = args.nonempty("after");
@@ -415,15 +415,45 @@ fn list_keys(shard: &Shard, args: &Request) -> Answer {
         None | Some(0) => LIST_KEYS_MAX,
         Some(n) => (n as usize).min(LIST_KEYS_MAX),
     };
-    let keys = shard.node.meta.list_keys(domain, prefix, after, limit)?;
-    let Some((last, _)) = keys.last() else {
+    let keys = cluster_keys(shard, domain, prefix, after, limit).await?;
+    let Some(last) = keys.last() else {
         return Err(ErrAnswer::code("none_match"));
     };
     let mut answer = pairs([("key_count", keys.len().to_string()), ("next_after", last.clone())]);
-    for (i, (key, _)) in keys.iter().enumerate() {
+    for (i, key) in keys.iter().enumerate() {
         answer.push((format!("key_{}", i + 1), key.clone()));
     }
     Ok(answer)
+}
+
+/// Up to `limit` of the cluster's keys of `domain` (this node's own on a
+/// lone node), page after page of the cluster listing.
+async fn cluster_keys(
+    shard: &Shard,
+    domain: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, ErrAnswer> {
+    let control = &shard.node.control;
+    if control.is_alone() {
+        let keys = shard.node.meta.list_keys(domain, prefix, after, limit)?;
+        return Ok(keys.into_iter().map(|(key, _)| key).collect());
+    }
+    let mut keys = Vec::new();
+    let mut cursor = after.map(str::to_owned);
+    while keys.len() < limit {
+        let page = control
+            .list(domain, prefix, cursor.as_deref(), limit - keys.len(), false)
+            .await
+            .map_err(|e| ErrAnswer::new("failure", format!("Operation failed: {e}")))?;
+        keys.extend(page.entries.into_iter().map(|entry| entry.key));
+        match page.next_after {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(keys)
 }
 
 fn list_fids(shard: &Shard, args: &Request) -> Answer {

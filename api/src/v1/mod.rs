@@ -33,7 +33,7 @@ pub async fn handle(
         (Route::Admin { segments }, method) => {
             admin::admin(shard, &method, &segments, &query, body).await
         }
-        (Route::Domain { domain }, Method::GET) => list::list(shard, &domain, &query),
+        (Route::Domain { domain }, Method::GET) => list::list(shard, &domain, &query).await,
         (Route::Key { domain, key }, method) => {
             one_key(shard, KeyRef { domain, key }, &method, &query, request, body).await
         }
