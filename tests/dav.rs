@@ -24,11 +24,7 @@ fn dav_url(node: &TestNode, path: &str) -> String {
 /// A request with any method, through ureq (which normalises dot segments:
 /// use [`raw`] for hostile paths).
 fn send(node: &TestNode, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut request = ureq::request(method, &dav_url(node, path));
-    for (name, value) in headers {
-        request = request.set(name, value);
-    }
-    reply(request.send_bytes(body))
+    node.dav(method, path, headers, body)
 }
 
 fn propfind(node: &TestNode, path: &str, depth: &str) -> Reply {
@@ -428,13 +424,26 @@ fn litmus_basic_copymove_and_props_pass() {
     if !installed("litmus") {
         return;
     }
-    let node = TestNode::start(&[]);
+    litmus_passes(&TestNode::start(&[]));
+}
+
+#[test]
+fn litmus_passes_against_a_node_of_a_cluster() {
+    if !installed("litmus") {
+        return;
+    }
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    litmus_passes(&cluster.nodes[1]);
+}
+
+/// Runs the litmus suites against `node` and checks their summaries.
+fn litmus_passes(node: &TestNode) {
     let work = tempfile::tempdir().unwrap();
     // litmus stops at the first suite with a failure: `locks` runs alone, last.
     let run = |suites: &str| {
         let output = run_bounded(
             Command::new("litmus")
-                .arg(dav_url(&node, "litmus/"))
+                .arg(dav_url(node, "litmus/"))
                 .env("TESTS", suites)
                 .current_dir(work.path()),
             Duration::from_secs(240),
@@ -519,4 +528,36 @@ fn rclone_round_trip_copies_checks_and_syncs_deletions() {
     assert_eq!(keys, ["a/b/c/large.bin", "a/b/empty.bin", "top-empty"]);
     assert_eq!(node.get("rc", "a/b/empty.bin").body, b"not empty any more");
     assert_eq!(propfind(&node, "rc/d", "0").status, 404, "deleted folders are gone");
+}
+
+#[test]
+fn rclone_through_one_node_checks_clean_at_every_other_node() {
+    if !installed("rclone") {
+        return;
+    }
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("tree");
+    write_tree(&source);
+    let source_arg = source.to_str().unwrap();
+    let at = |i: usize| dav_url(&cluster.nodes[i], "rc");
+    rclone(&["copy", source_arg, ":webdav:"], &at(0));
+    for i in 0..3 {
+        let checked = rclone(&["check", "--download", source_arg, ":webdav:"], &at(i));
+        let log = String::from_utf8_lossy(&checked.stderr).into_owned();
+        assert!(log.contains("0 differences found"), "node {i}: {log}");
+    }
+    std::fs::remove_file(source.join("a/x.txt")).unwrap();
+    std::fs::remove_dir_all(source.join("d")).unwrap();
+    std::fs::write(source.join("a/b/empty.bin"), b"not empty any more").unwrap();
+    rclone(&["sync", source_arg, ":webdav:"], &at(0));
+    for i in 0..3 {
+        let checked = rclone(&["check", "--download", source_arg, ":webdav:"], &at(i));
+        let log = String::from_utf8_lossy(&checked.stderr).into_owned();
+        assert!(log.contains("0 differences found"), "node {i} after sync: {log}");
+        assert_eq!(
+            keys_of(&cluster.nodes[i], "rc"),
+            ["a/b/c/large.bin", "a/b/empty.bin", "top-empty"]
+        );
+    }
 }

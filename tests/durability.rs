@@ -69,9 +69,7 @@ fn a_delete_after_a_restart_with_the_clock_behind_stays_deleted() {
 }
 
 fn dav(node: &TestNode, method: &str, path: &str, destination: &str) -> common::Reply {
-    let request = ureq::request(method, &node.url(&format!("/dav/{path}")))
-        .set("Destination", &node.url(&format!("/dav/{destination}")));
-    common::reply(request.call())
+    node.dav(method, path, &[("Destination", &node.url(&format!("/dav/{destination}")))], b"")
 }
 
 fn holders(node: &TestNode, domain: &str, key: &str) -> usize {

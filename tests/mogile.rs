@@ -837,3 +837,35 @@ fn list_keys_at_every_node_lists_the_cluster_keys() {
         assert_eq!(listed, keys, "every key, in order, once");
     }
 }
+
+#[test]
+fn file_info_rename_and_updateclass_work_at_a_node_without_a_copy() {
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
+    domain_with_classes(&mut trackers, "far");
+    let data = bytes(200_000, 8);
+    // One copy, at node 0 only.
+    let url = format!("{}?class=one", cluster.nodes[0].key_url("far", "f"));
+    assert_eq!(reply(ureq::put(&url).send_bytes(&data)).status, 201);
+    let far = &mut trackers[1];
+    let info = far.ok("file_info", &[("domain", "far"), ("key", "f"), ("devices", "1")]);
+    assert_eq!(info["length"], data.len().to_string());
+    assert_eq!(info["class"], "one");
+    assert_eq!(info["devcount"], "1");
+    far.ok("rename", &[("domain", "far"), ("from_key", "f"), ("to_key", "g")]);
+    far.ok("updateclass", &[("domain", "far"), ("key", "g"), ("class", "three")]);
+    for tracker in &mut trackers {
+        let args = [("domain", "far"), ("key", "g"), ("pathcount", "3")];
+        let paths = wait_for(Duration::from_secs(60), || {
+            let paths = tracker.call("get_paths", &args).ok()?;
+            (paths["paths"] == "3").then_some(paths)
+        })
+        .expect("the renamed key reaches three copies, seen at every node");
+        for i in 1..=3 {
+            let got = reply(ureq::get(&paths[&format!("path{i}")]).call());
+            assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
+        }
+        let old = tracker.call("file_info", &[("domain", "far"), ("key", "f")]);
+        assert!(matches!(&old, Err((code, _)) if code == "unknown_key"), "{old:?}");
+    }
+}

@@ -5,8 +5,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::cluster::{Cluster, SETTLE_TIMEOUT};
-use common::{bytes, reply, wait_for, Reply, TestNode};
+use common::cluster::{post, put_class, Cluster, SETTLE_TIMEOUT};
+use common::{bytes, reply, sha256_hex, wait_for, Reply, TestNode};
+use serde_json::json;
 
 /// Keys of the default class (two copies): on three nodes, each node holds
 /// about two thirds of them.
@@ -110,4 +111,76 @@ fn a_listing_with_silent_members_fails_unless_partial_is_asked() {
     // Awake again, the whole listing is back.
     wait_for(SETTLE_TIMEOUT, || list_all(asking, "shared", 1000).ok().filter(|l| l.len() == KEYS))
         .expect("every key listed again");
+}
+
+/// The hrefs of a Depth 1 PROPFIND of `path` at `node`, the folder's own first.
+fn dav_members(node: &TestNode, path: &str) -> Vec<String> {
+    let found = node.dav("PROPFIND", path, &[("Depth", "1")], b"");
+    assert_eq!(found.status, 207, "PROPFIND {path}");
+    let text = String::from_utf8_lossy(&found.body).into_owned();
+    text.split("<D:href>")
+        .skip(1)
+        .map(|rest| rest[..rest.find("</D:href>").unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn webdav_at_every_node_lists_reads_copies_and_deletes_every_key() {
+    let cluster = Cluster::start(3, &[]);
+    let made =
+        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "one", "replicas": 1 }));
+    assert_eq!(made.status, 201);
+    wait_for(SETTLE_TIMEOUT, || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| common::cluster::class_names(n).contains(&"one".into()))
+            .then_some(())
+    })
+    .expect("class everywhere");
+    // Keys of one copy, each at one node only.
+    let bodies: Vec<Vec<u8>> = (0..9).map(|i| bytes(70_000 + i, 40 + i as u64)).collect();
+    for (i, body) in bodies.iter().enumerate() {
+        let node = &cluster.nodes[i % 3];
+        assert_eq!(put_class(node, "web", &format!("dir/f{i}"), "one", body).status, 201);
+    }
+    let wanted: Vec<String> = (0..9).map(|i| format!("/dav/web/dir/f{i}")).collect();
+    for node in &cluster.nodes {
+        let members = dav_members(node, "web/dir/");
+        assert_eq!(members[0], "/dav/web/dir/");
+        assert_eq!(members[1..], wanted[..], "every file of the folder, at every node");
+        assert_eq!(dav_members(node, "web/"), ["/dav/web/", "/dav/web/dir/"]);
+        for (i, body) in bodies.iter().enumerate() {
+            let got = node.dav("GET", &format!("web/dir/f{i}"), &[], b"");
+            assert_eq!(got.status, 200, "GET f{i}");
+            assert_eq!(sha256_hex(&got.body), sha256_hex(body));
+            assert_eq!(node.dav("HEAD", &format!("web/dir/f{i}"), &[], b"").status, 200);
+        }
+    }
+    // COPY and MOVE at a node that does not hold the source.
+    let (holder, other) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let to = |path: &str| other.url(&format!("/dav/{path}"));
+    let copied = other.dav("COPY", "web/dir/f0", &[("Destination", &to("web/copied"))], b"");
+    assert_eq!(copied.status, 201, "{}", String::from_utf8_lossy(&copied.body));
+    let moved = other.dav("MOVE", "web/dir/f3", &[("Destination", &to("web/moved"))], b"");
+    assert_eq!(moved.status, 201, "{}", String::from_utf8_lossy(&moved.body));
+    for node in &cluster.nodes {
+        let got = wait_for(SETTLE_TIMEOUT, || {
+            Some(node.dav("GET", "web/copied", &[], b"")).filter(|r| r.status == 200)
+        })
+        .expect("the copy is read at every node");
+        assert_eq!(sha256_hex(&got.body), sha256_hex(&bodies[0]));
+        assert_eq!(node.dav("GET", "web/moved", &[], b"").body, bodies[3]);
+        assert_eq!(node.dav("GET", "web/dir/f3", &[], b"").status, 404, "moved away");
+        assert_eq!(node.dav("GET", "web/dir/f0", &[], b"").body, bodies[0], "copied, kept");
+    }
+    // DELETE of the folder at a node: every key under it goes, everywhere.
+    assert_eq!(holder.dav("DELETE", "web/dir/", &[], b"").status, 204);
+    for node in &cluster.nodes {
+        for i in 0..9 {
+            let gone = node.dav("GET", &format!("web/dir/f{i}"), &[], b"");
+            assert_eq!(gone.status, 404, "dir/f{i} deleted, seen at every node");
+        }
+        assert_eq!(dav_members(node, "web/"), ["/dav/web/", "/dav/web/copied", "/dav/web/moved"]);
+    }
 }

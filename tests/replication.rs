@@ -386,3 +386,54 @@ fn background_copies_keep_to_the_copy_rate() {
     let took = started.elapsed();
     assert!(took >= std::time::Duration::from_secs(4), "10 MiB at 2 MiB/s took only {took:?}");
 }
+
+#[test]
+fn a_range_through_a_node_without_the_key_is_served_and_damage_never_looks_complete() {
+    let cluster = Cluster::start(3, &[]);
+    class(&cluster, "one", 1);
+    let body = bytes(3 << 20, 77);
+    assert_eq!(put_class(&cluster.nodes[0], "docs", "ranged", "one", &body).status, 201);
+    let far = &cluster.nodes[1];
+    assert!(!far.fid_path(&sha256_hex(&body)).exists(), "the far node holds no copy");
+    let url = far.key_url("docs", "ranged");
+    let part = reply(ureq::get(&url).set("Range", "bytes=1000-2999999").call());
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), Some(&*format!("bytes 1000-2999999/{}", body.len())));
+    assert!(part.body == body[1000..3_000_000], "exactly the asked bytes");
+    let tail = reply(ureq::get(&url).set("Range", "bytes=-10").call());
+    assert_eq!((tail.status, &tail.body[..]), (206, &body[body.len() - 10..]));
+    let outside = reply(ureq::get(&url).set("Range", "bytes=9999999-").call());
+    outside.assert_error(416, "range_not_satisfiable");
+    // The only copy is damaged past its first MiB: a read through the far
+    // node breaks off, it never ends as if complete.
+    let holder = &cluster.nodes[0];
+    let mut on_disk = std::fs::read(holder.fid_path(&sha256_hex(&body))).unwrap();
+    on_disk[(2 << 20) + 5] ^= 0xff;
+    std::fs::write(holder.fid_path(&sha256_hex(&body)), &on_disk).unwrap();
+    let mut got = Vec::new();
+    let read = match ureq::get(&url).call() {
+        Ok(response) => std::io::Read::read_to_end(&mut response.into_reader(), &mut got),
+        Err(error) => Err(std::io::Error::other(error.to_string())),
+    };
+    assert!(read.is_err() || got.len() < body.len(), "a damaged read is never whole");
+    assert_ne!(sha256_hex(&got), sha256_hex(&body));
+}
+
+#[test]
+fn redirects_and_locations_name_a_key_with_dot_segments_and_not_another() {
+    let cluster = Cluster::start(3, &[]);
+    class(&cluster, "one", 1);
+    let (dotted, plain) = (bytes(90_000, 5), bytes(90_000, 6));
+    let holder = &cluster.nodes[0];
+    // `a/../b` is one key; `b` another. A URL parser would turn one into the other.
+    let url = holder.url("/v1/docs/a%2F..%2Fb?class=one");
+    assert_eq!(reply(ureq::put(&url).send_bytes(&dotted)).status, 201);
+    assert_eq!(put_class(holder, "docs", "b", "one", &plain).status, 201);
+    let far = &cluster.nodes[1];
+    let redirected = reply(ureq::get(&far.url("/v1/docs/a%2F..%2Fb?redirect")).call());
+    assert_eq!(redirected.status, 200, "followed to the holder");
+    assert!(redirected.body == dotted, "the dotted key's bytes, not b's");
+    let found = reply(ureq::get(&far.url("/v1/docs/a%2F..%2Fb?locations")).call()).json();
+    let location = found["locations"][0]["url"].as_str().unwrap().to_owned();
+    assert!(reply(ureq::get(&location).call()).body == dotted, "{location}");
+}

@@ -35,7 +35,7 @@ use cairn_raft::{
 use openraft::storage::RaftLogStorage;
 
 use identity::{Identity, Start};
-pub use listing::{ListPage, ListUnanswered, LIST_LIMIT_MAX};
+pub use listing::{start_after, ListPage, ListUnanswered, LIST_LIMIT_MAX};
 pub use ops::{node_id_text, ClusterReport, ControlError};
 use ops::{AdminOp, OpReply};
 use peers::Peers;
@@ -137,22 +137,21 @@ impl Control {
         answer.await.unwrap_or(Err(HomesUnreachable))
     }
 
-    /// A page of the cluster's keys of `domain` (every member asked; see
-    /// `listing`).
+    /// A page of the cluster's keys of `domain` with `prefix`, not below
+    /// `start` (every member asked; see `listing`).
     pub async fn list(
         &self,
         domain: &str,
         prefix: &str,
-        after: Option<&str>,
+        start: &str,
         limit: usize,
         partial: bool,
     ) -> Result<ListPage, ListUnanswered> {
         let core = self.core.clone();
-        let (domain, prefix) = (domain.to_owned(), prefix.to_owned());
-        let after = after.map(str::to_owned);
+        let (domain, prefix, start) = (domain.to_owned(), prefix.to_owned(), start.to_owned());
         let (reply, answer) = futures_channel::oneshot::channel();
         self.runtime.spawn(async move {
-            let page = core.list_cluster(&domain, &prefix, after.as_deref(), limit, partial).await;
+            let page = core.list_cluster(&domain, &prefix, &start, limit, partial).await;
             let _ = reply.send(page);
         });
         answer.await.unwrap_or(Err(ListUnanswered(Vec::new())))

@@ -17,6 +17,12 @@ use crate::replicas::{entry_of, newer_of, HOME_COUNT, INDEX_TIMEOUT};
 /// Most keys a page holds (and most records a member is asked for).
 pub const LIST_LIMIT_MAX: usize = 1000;
 
+/// The smallest key after `key` (keys hold no NUL): a page that continues
+/// after `key` starts there.
+pub fn start_after(key: &str) -> String {
+    format!("{key}\0")
+}
+
 /// One page of a cluster listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListPage {
@@ -81,17 +87,15 @@ pub fn silent_allowed(asked: usize) -> usize {
 
 impl Core {
     /// This node's index records of `domain` with keys starting with
-    /// `prefix`, after `after`, at most `limit`, and whether it has more.
+    /// `prefix`, not below `start`, at most `limit`, and whether it has more.
     pub fn list_index(
         &self,
         domain: &str,
         prefix: &str,
-        after: Option<&str>,
+        start: &str,
         limit: usize,
     ) -> Result<MemberPart, cairn_engine::MetaError> {
-        let start = after.unwrap_or("");
-        let mut records = self.storage.meta.list_index_from(domain, prefix, start, limit + 2)?;
-        records.retain(|(key, _)| Some(key.as_str()) != after);
+        let mut records = self.storage.meta.list_index_from(domain, prefix, start, limit + 1)?;
         let more = records.len() > limit;
         records.truncate(limit);
         let entries = records
@@ -104,14 +108,14 @@ impl Core {
         Ok((entries, more))
     }
 
-    /// A page of the cluster's keys of `domain`: every member that is not
-    /// dead is asked at once. Unless `partial`, the page fails when too
+    /// A page of the cluster's keys of `domain` not below `start`: every
+    /// member that is not dead is asked at once. Unless `partial`, the page fails when too
     /// many members are silent for it to hold every key.
     pub async fn list_cluster(
         &self,
         domain: &str,
         prefix: &str,
-        after: Option<&str>,
+        start: &str,
         limit: usize,
         partial: bool,
     ) -> Result<ListPage, ListUnanswered> {
@@ -128,10 +132,9 @@ impl Core {
         let mut asks = tokio::task::JoinSet::new();
         for (id, address) in members.iter().cloned() {
             let core = core.clone();
-            let (domain, prefix) = (domain.to_owned(), prefix.to_owned());
-            let after = after.map(str::to_owned);
+            let (domain, prefix, start) = (domain.to_owned(), prefix.to_owned(), start.to_owned());
             asks.spawn(async move {
-                (id, core.ask_list(id, &address, domain, prefix, after, limit).await)
+                (id, core.ask_list(id, &address, domain, prefix, start, limit).await)
             });
         }
         let mut parts = Vec::with_capacity(members.len());
@@ -160,13 +163,13 @@ impl Core {
         address: &str,
         domain: String,
         prefix: String,
-        after: Option<String>,
+        start: String,
         limit: usize,
     ) -> Option<MemberPart> {
         if id == self.id() {
-            return self.list_index(&domain, &prefix, after.as_deref(), limit).ok();
+            return self.list_index(&domain, &prefix, &start, limit).ok();
         }
-        let request = Message::ListIndex { domain, prefix, after, limit: limit as u32 };
+        let request = Message::ListIndex { domain, prefix, start, limit: limit as u32 };
         match self.peers.call(address, &request, INDEX_TIMEOUT).await {
             Ok(Message::ListIndexReply { entries, more }) => Some((entries, more)),
             _ => None,

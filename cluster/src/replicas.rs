@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use cairn_engine::reader::FileIdentity;
 use cairn_engine::{Digest, IndexRecord, KeyState, Version};
 use cairn_net::{FrameBytes, FrameHeader, IndexEntry, Message};
 use cairn_raft::{MemberState, NodeId};
@@ -31,9 +32,8 @@ pub const HOME_COUNT: usize = 3;
 pub const INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 /// Index records a home looks at per `NeedsQuery`.
 const NEEDS_SCAN_MAX: usize = 4096;
-/// One blob-body frame carries at most this much.
-const BLOB_FRAME_BYTES_MAX: u64 = 1 << 30;
-/// Bytes read from disk at a time when serving a blob.
+/// Bytes read from disk at a time when serving a blob (whole blocks), and
+/// the most one blob-body frame carries.
 const SERVE_CHUNK_BYTES: usize = 1 << 20;
 
 impl Core {
@@ -418,29 +418,51 @@ impl Core {
     }
 }
 
-/// Streams blob `sha256` to a peer as blob-body frames, checking every
-/// block's CRC on the way; a damaged block ends the connection.
-pub async fn serve_blob<W>(core: &Core, stream: &mut W, sha256: Digest) -> Result<(), String>
+/// Streams bytes `[start, end)` of blob `sha256` (all of it when `range`
+/// is `None`) to a peer as blob-body frames, a frame per chunk, checking
+/// the CRC of every block they touch on the way; a damaged block ends the
+/// connection, and its file goes to quarantine.
+pub async fn serve_blob<W>(
+    core: &Core,
+    stream: &mut W,
+    sha256: Digest,
+    range: Option<(u64, u64)>,
+) -> Result<(), String>
 where
     W: futures_lite::AsyncWrite + Unpin,
 {
     let node = &core.storage;
-    let Some(record) = node.meta.blob(&sha256).map_err(|e| e.to_string())? else {
-        let mut frame = FrameBytes::new();
-        let refusal = Message::Error { code: 404, message: format!("no blob {sha256}") };
-        cairn_net::encode_message(&refusal, &mut frame).map_err(|e| e.to_string())?;
-        return stream.write_all(&frame).await.map_err(|e| e.to_string());
+    let record = node.meta.blob(&sha256).map_err(|e| e.to_string())?;
+    let (start, end) = match (&record, range) {
+        (Some(record), None) => (0, record.size_bytes),
+        (Some(record), Some((start, end))) if start <= end && end <= record.size_bytes => {
+            (start, end)
+        }
+        _ => {
+            let mut frame = FrameBytes::new();
+            let message = match record {
+                None => format!("no blob {sha256}"),
+                Some(_) => format!("range {range:?} is outside blob {sha256}"),
+            };
+            let refusal = Message::Error { code: 404, message };
+            cairn_net::encode_message(&refusal, &mut frame).map_err(|e| e.to_string())?;
+            return stream.write_all(&frame).await.map_err(|e| e.to_string());
+        }
     };
+    let record = record.expect("matched above");
     // Counted as `replication-out` while it streams (a proxied GET too).
     let _sending = Sending::start(node, record.size_bytes);
     if let Some(bytes) = &record.inline {
         cairn_engine::reader::verify_blocks(bytes, &record.block_crcs, 0, record.size_bytes)
             .map_err(|e| format!("inline blob {sha256} is damaged: {e}"))?;
-        stream
-            .write_all(&FrameHeader::blob_body(bytes.len() as u32).encode())
-            .await
-            .map_err(|e| e.to_string())?;
-        stream.write_all(bytes).await.map_err(|e| e.to_string())?;
+        let part = &bytes[start as usize..end as usize];
+        if !part.is_empty() {
+            stream
+                .write_all(&FrameHeader::blob_body(part.len() as u32).encode())
+                .await
+                .map_err(|e| e.to_string())?;
+            stream.write_all(part).await.map_err(|e| e.to_string())?;
+        }
         return stream.flush().await.map_err(|e| e.to_string());
     }
     let path = node.data.fid_path(&sha256);
@@ -448,47 +470,64 @@ where
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("blob {sha256}: {e}"))?;
-    let identity = cairn_engine::reader::FileIdentity::of_metadata(
-        &opened.metadata().map_err(|e| format!("blob {sha256}: {e}"))?,
-    );
-    let file = std::sync::Arc::new(opened);
-    let crcs = std::sync::Arc::new(record.block_crcs.clone());
-    let mut sent = 0u64;
-    while sent < record.size_bytes {
-        let frame_bytes = (record.size_bytes - sent).min(BLOB_FRAME_BYTES_MAX);
-        let header = FrameHeader::blob_body(frame_bytes as u32).encode();
-        stream.write_all(&header).await.map_err(|e| e.to_string())?;
-        let frame_end = sent + frame_bytes;
-        while sent < frame_end {
-            let want = ((frame_end - sent) as usize).min(SERVE_CHUNK_BYTES);
-            let (file, crcs, offset) = (file.clone(), crcs.clone(), sent);
-            let (data, stats) = (node.data.clone(), node.stats.clone());
-            // Reading and checking off the raft thread: it must stay free
-            // for heartbeats and elections. A damaged copy goes to
-            // quarantine, so no later copy is sourced from it.
-            let read = tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt;
-                let mut buf = vec![0u8; want];
-                file.read_exact_at(&mut buf, offset).map_err(|e| e.to_string())?;
-                if let Err(block) = check_blocks(&buf, offset, &crcs) {
-                    tracing::error!(%sha256, block, "checksum mismatch while sending a copy: quarantined");
-                    stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
-                    if let Err(error) = data.quarantine_blocking(&sha256, identity) {
-                        tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
-                    }
-                    return Err(format!("damaged at block {block}"));
-                }
-                Ok::<_, String>(buf)
-            });
-            let buf = read
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("blob {sha256}: {e}"))?;
-            stream.write_all(&buf).await.map_err(|e| e.to_string())?;
-            sent += want as u64;
-        }
+    let blob = std::sync::Arc::new(BlobFile {
+        identity: FileIdentity::of_metadata(
+            &opened.metadata().map_err(|e| format!("blob {sha256}: {e}"))?,
+        ),
+        file: opened,
+        crcs: record.block_crcs.clone(),
+        sha256,
+        storage: node.clone(),
+    });
+    // Whole blocks are read (their CRCs cover whole blocks); only the
+    // asked part of them is sent.
+    let mut offset = start - start % cairn_engine::BLOCK_SIZE_BYTES;
+    while offset < end {
+        let want = (record.size_bytes - offset).min(SERVE_CHUNK_BYTES as u64) as usize;
+        // Off the raft thread: it must stay free for heartbeats and elections.
+        let reading = blob.clone();
+        let buf = tokio::task::spawn_blocking(move || reading.read_checked(offset, want))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("blob {sha256}: {e}"))?;
+        let from = (start.max(offset) - offset) as usize;
+        let to = (end.min(offset + want as u64) - offset) as usize;
+        let part = &buf[from..to];
+        stream
+            .write_all(&FrameHeader::blob_body(part.len() as u32).encode())
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.write_all(part).await.map_err(|e| e.to_string())?;
+        offset += want as u64;
     }
     stream.flush().await.map_err(|e| e.to_string())
+}
+
+/// A blob file being sent, read a checked chunk at a time.
+struct BlobFile {
+    file: std::fs::File,
+    identity: FileIdentity,
+    crcs: Vec<u32>,
+    sha256: Digest,
+    storage: crate::Storage,
+}
+
+impl BlobFile {
+    /// `want` bytes at `at` (a block boundary), each block checked; a
+    /// damaged copy goes to quarantine, so no later copy is sourced from it.
+    fn read_checked(&self, at: u64, want: usize) -> Result<Vec<u8>, String> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; want];
+        self.file.read_exact_at(&mut buf, at).map_err(|e| e.to_string())?;
+        let Err(block) = check_blocks(&buf, at, &self.crcs) else { return Ok(buf) };
+        let sha256 = self.sha256;
+        tracing::error!(%sha256, block, "checksum mismatch while sending a copy: quarantined");
+        self.storage.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = self.storage.data.quarantine_blocking(&sha256, self.identity) {
+            tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
+        }
+        Err(format!("damaged at block {block}"))
+    }
 }
 
 /// A blob being sent to a peer, counted in `/v1/status` until dropped.

@@ -88,10 +88,19 @@ async fn serve_connection(core: &Core, stream: TcpStream) -> Result<(), String> 
             Ok(Err(error)) => return Err(format!("bad frame: {error}")),
             Ok(Ok(_)) => {}
         }
-        if let Ok(ArchivedMessage::FetchBlob { sha256 }) = receive.access() {
-            let sha256 = cairn_engine::Digest(*sha256);
-            super::replicas::serve_blob(core, &mut stream, sha256).await?;
-            continue;
+        match receive.access() {
+            Ok(ArchivedMessage::FetchBlob { sha256 }) => {
+                let sha256 = cairn_engine::Digest(*sha256);
+                super::replicas::serve_blob(core, &mut stream, sha256, None).await?;
+                continue;
+            }
+            Ok(ArchivedMessage::FetchBlobRange { sha256, start, end }) => {
+                let sha256 = cairn_engine::Digest(*sha256);
+                let range = Some((start.to_native(), end.to_native()));
+                super::replicas::serve_blob(core, &mut stream, sha256, range).await?;
+                continue;
+            }
+            _ => {}
         }
         let reply = answer(core, &receive).await?;
         send_message(&mut stream, &mut send, &reply).await?;
@@ -125,10 +134,9 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
                 Err(error) => Message::Error { code: 500, message: error.to_string() },
             }
         }
-        ArchivedMessage::ListIndex { domain, prefix, after, limit } => {
-            let after = after.as_ref().map(|a| a.as_str());
+        ArchivedMessage::ListIndex { domain, prefix, start, limit } => {
             let limit = (limit.to_native() as usize).min(LIST_LIMIT_MAX);
-            match core.list_index(domain.as_str(), prefix.as_str(), after, limit) {
+            match core.list_index(domain.as_str(), prefix.as_str(), start.as_str(), limit) {
                 Ok((entries, more)) => Message::ListIndexReply { entries, more },
                 Err(error) => Message::Error { code: 500, message: error.to_string() },
             }

@@ -1,5 +1,6 @@
 //! What a domain name and a key may be. Keys are never used as file paths,
-//! so any UTF-8 without NUL is allowed; domains are kept to a small
+//! so any UTF-8 without NUL is allowed, but for `.` and `..` (no URL can
+//! name them: every URL parser removes such a path segment); domains are kept to a small
 //! alphabet because they appear in URLs and in admin commands.
 
 use thiserror::Error;
@@ -22,6 +23,8 @@ pub enum NameError {
     KeyTooLong,
     #[error("key must not contain NUL")]
     KeyHasNul,
+    #[error("a key cannot be `.` or `..`")]
+    DotKey,
 }
 
 pub fn validate_domain(domain: &str) -> Result<(), NameError> {
@@ -51,6 +54,9 @@ pub fn validate_key(key: &str) -> Result<(), NameError> {
     if key.contains('\0') {
         return Err(NameError::KeyHasNul);
     }
+    if key == "." || key == ".." {
+        return Err(NameError::DotKey);
+    }
     Ok(())
 }
 
@@ -76,5 +82,8 @@ mod tests {
         assert_eq!(validate_key(""), Err(NameError::EmptyKey));
         assert_eq!(validate_key(&"k".repeat(1025)), Err(NameError::KeyTooLong));
         assert_eq!(validate_key("a\0b"), Err(NameError::KeyHasNul));
+        assert_eq!(validate_key(".."), Err(NameError::DotKey));
+        assert_eq!(validate_key("."), Err(NameError::DotKey));
+        assert_eq!(validate_key("../x"), Ok(()));
     }
 }

@@ -96,12 +96,15 @@ pub enum Message {
     /// holders listed in `entry` are removed from the home's record).
     IndexForget { entry: Box<IndexEntry> },
     /// Asks a node for its index records of `domain` whose keys start with
-    /// `prefix` and sort after `after` (from the first when `None`), in key
-    /// order, at most `limit`, tombstones included: one member's part of a
-    /// cluster listing.
-    ListIndex { domain: String, prefix: String, after: Option<String>, limit: u32 },
+    /// `prefix` and are not below `start`, in key order, at most `limit`,
+    /// tombstones included: one member's part of a cluster listing.
+    ListIndex { domain: String, prefix: String, start: String, limit: u32 },
     /// Those records; `more`: the node has records past the last one.
     ListIndexReply { entries: Vec<IndexEntry>, more: bool },
+    /// Asks for bytes `[start, end)` of a blob (a ranged read through a
+    /// node that does not hold it): answered like `FetchBlob`, by
+    /// blob-body frames adding up to `end - start` bytes, or by `Error`.
+    FetchBlobRange { sha256: [u8; 32], start: u64, end: u64 },
 }
 
 /// One key version as the index sees it (docs/design.md §5). Boxed inside
@@ -166,6 +169,7 @@ impl fmt::Debug for Message {
             | Message::Replicate { .. }
             | Message::ReplicateReply { .. }
             | Message::FetchBlob { .. }
+            | Message::FetchBlobRange { .. }
             | Message::DropCopy { .. } => self.fmt_replication(f),
         }
     }
@@ -265,11 +269,11 @@ impl Message {
             Message::IndexForget { entry } => {
                 f.debug_struct("IndexForget").field("entry", entry).finish()
             }
-            Message::ListIndex { domain, prefix, after, limit } => f
+            Message::ListIndex { domain, prefix, start, limit } => f
                 .debug_struct("ListIndex")
                 .field("domain", domain)
                 .field("prefix", prefix)
-                .field("after", after)
+                .field("start", start)
                 .field("limit", limit)
                 .finish(),
             Message::ListIndexReply { entries, more } => f
@@ -300,6 +304,14 @@ impl Message {
             Message::FetchBlob { sha256 } => {
                 let hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
                 f.debug_struct("FetchBlob").field("sha256", &hex).finish()
+            }
+            Message::FetchBlobRange { sha256, start, end } => {
+                let hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+                f.debug_struct("FetchBlobRange")
+                    .field("sha256", &hex)
+                    .field("start", start)
+                    .field("end", end)
+                    .finish()
             }
             Message::DropCopy { term, entry } => {
                 f.debug_struct("DropCopy").field("term", term).field("entry", entry).finish()
@@ -398,9 +410,10 @@ mod tests {
             ("IndexForget", Message::IndexForget { entry: entry() }),
             (
                 "ListIndex",
-                Message::ListIndex { domain: text(), prefix: text(), after: None, limit: 1 },
+                Message::ListIndex { domain: text(), prefix: text(), start: text(), limit: 1 },
             ),
             ("ListIndexReply", Message::ListIndexReply { entries: vec![*entry()], more: true }),
+            ("FetchBlobRange", Message::FetchBlobRange { sha256: [1; 32], start: 2, end: 3 }),
         ];
         for (name, message) in messages {
             let shown = format!("{message:?}");

@@ -64,6 +64,9 @@ pub enum NodeError {
         "none of the key's home nodes confirmed the deletion (it may still take effect); retry"
     )]
     NoHome,
+    /// Too many members were silent for a listing to hold every key.
+    #[error(transparent)]
+    MembersUnreachable(#[from] cairn_cluster::ListUnanswered),
     /// A change of a pending upload or of a key was refused.
     #[error(transparent)]
     Refused(#[from] crate::pending::KeyOpRefused),

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod delete;
 pub mod error;
+pub mod listing;
 pub mod metrics;
 pub mod node;
 pub mod pending;

@@ -53,7 +53,7 @@ impl KeyFacts {
 pub enum Origin {
     /// This node's copy.
     Here,
-    /// Another holder's copy, streamed through this node (whole).
+    /// Another holder's copy, streamed through this node.
     Elsewhere,
 }
 
@@ -84,7 +84,7 @@ pub struct Reading {
 
 /// Reads a key here, or from a holder when this node does not hold it or
 /// its copy is damaged. `want` decides, from the key's facts and where
-/// they are from, which bytes to read. A copy read elsewhere is read whole.
+/// they are from, which bytes to read.
 pub async fn read_anywhere(
     shard: &Rc<Shard>,
     domain: &str,

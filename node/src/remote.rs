@@ -13,6 +13,7 @@ use cairn_net::{IndexEntry, Message};
 use cairn_raft::MemberState;
 use futures_lite::AsyncReadExt;
 use glommio::net::TcpStream;
+use sha2::{Digest as _, Sha256};
 
 use crate::error::NodeError;
 use crate::read::{KeyFacts, Origin, ReadBody, Reading, Want};
@@ -92,6 +93,9 @@ pub async fn read_entry(
     if wanted == Want::Nothing {
         return Ok(Reading { facts, origin: Origin::Elsewhere, want: wanted, body: None });
     }
+    let Want::Bytes { start, end } = wanted else { unreachable!("matched above") };
+    let whole = start == 0 && end == facts.size_bytes;
+    let range = (!whole).then_some((start, end));
     let hello = shard.node.control.hello();
     let me = shard.node.control.id();
     let mut last_error = String::new();
@@ -99,22 +103,28 @@ pub async fn read_entry(
         if holder.id == me {
             continue;
         }
-        let fetched = match fetch(&holder.peer, &facts.sha256, facts.size_bytes, &hello).await {
-            Ok(mut blob) => blob.next().await.map(|first| (blob, first)),
+        let fetched = match fetch(&holder.peer, &facts.sha256, facts.size_bytes, range, &hello)
+            .await
+        {
+            Ok(blob) => Ok(Checked { blob, hasher: whole.then(Sha256::new), sha256: facts.sha256 }),
+            Err(error) => Err(error),
+        };
+        let fetched = match fetched {
+            Ok(mut checked) => checked.next().await.map(|first| (checked, first)),
             Err(error) => Err(error),
         };
         match fetched {
-            Ok((blob, first)) => {
+            Ok((checked, first)) => {
                 let first = futures_lite::stream::iter(first.map(Ok::<Bytes, std::io::Error>));
-                let rest = futures_lite::stream::unfold(blob, |mut blob| async move {
-                    match blob.next().await {
-                        Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), blob)),
+                let rest = futures_lite::stream::unfold(checked, |mut checked| async move {
+                    match checked.next().await {
+                        Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), checked)),
                         Ok(None) => None,
-                        Err(message) => Some((Err(std::io::Error::other(message)), blob)),
+                        Err(message) => Some((Err(std::io::Error::other(message)), checked)),
                     }
                 });
                 let chunks = Box::pin(futures_lite::StreamExt::chain(first, rest));
-                let body = ReadBody::Stream { chunks, length_bytes: facts.size_bytes };
+                let body = ReadBody::Stream { chunks, length_bytes: end - start };
                 return Ok(Reading {
                     facts,
                     origin: Origin::Elsewhere,
@@ -131,12 +141,43 @@ pub async fn read_entry(
     Err(NodeError::NoHolderReachable { sha256: facts.sha256, reason: last_error })
 }
 
+/// A blob streamed from a holder, checked end to end when read whole: the
+/// last chunk is handed on only if the SHA-256 of all of them is the
+/// version's (a holder's CRCs cover each block, not a blob whose bytes
+/// were swapped as a whole), so a client never gets a complete-looking
+/// wrong answer.
+struct Checked {
+    blob: PeerBlob,
+    hasher: Option<Sha256>,
+    sha256: Digest,
+}
+
+impl Checked {
+    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        let Some(chunk) = self.blob.next().await? else { return Ok(None) };
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&chunk);
+            if self.blob.remaining_bytes == 0 {
+                let got = Digest(self.hasher.take().expect("set").finalize().into());
+                if got != self.sha256 {
+                    return Err(format!(
+                        "the holder sent bytes hashing to {got}, not {}",
+                        self.sha256
+                    ));
+                }
+            }
+        }
+        Ok(Some(chunk))
+    }
+}
+
 /// Asks the node at `peer` for the bytes of blob `sha256` (`size_bytes`
-/// long) and answers them as a chunk source.
+/// long), or for `range` of them, and answers them as a chunk source.
 pub async fn fetch(
     peer: &str,
     sha256: &Digest,
     size_bytes: u64,
+    range: Option<(u64, u64)>,
     hello: &Message,
 ) -> Result<PeerBlob, String> {
     let stream = TcpStream::connect_timeout(peer, PEER_CONNECT_TIMEOUT)
@@ -147,7 +188,7 @@ pub async fn fetch(
     let mut blob = PeerBlob {
         stream,
         receive: FrameBuf::new(),
-        remaining_bytes: size_bytes,
+        remaining_bytes: range.map_or(size_bytes, |(start, end)| end - start),
         frame_remaining_bytes: 0,
         chunk: vec![0; CHUNK_BYTES],
     };
@@ -156,8 +197,11 @@ pub async fn fetch(
         other => return Err(format!("{peer} did not accept us: {other:?}")),
     }
     let mut frame = FrameBytes::new();
-    encode_message(&Message::FetchBlob { sha256: sha256.0 }, &mut frame)
-        .map_err(|e| e.to_string())?;
+    let request = match range {
+        None => Message::FetchBlob { sha256: sha256.0 },
+        Some((start, end)) => Message::FetchBlobRange { sha256: sha256.0, start, end },
+    };
+    encode_message(&request, &mut frame).map_err(|e| e.to_string())?;
     write_frame(&mut blob.stream, &frame).await.map_err(|e| e.to_string())?;
     Ok(blob)
 }

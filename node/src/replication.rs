@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use cairn_cluster::work::{CopyError, ShardWork};
-use cairn_engine::{Digest, KeyState, Version};
+use cairn_engine::{Digest, KeyRecord, KeyState, Version};
 use cairn_net::{IndexEntry, Message};
 use futures_channel::mpsc;
 use futures_lite::StreamExt;
@@ -54,6 +54,33 @@ pub async fn serve_work(shard: Rc<Shard>, mut work: mpsc::Receiver<ShardWork>) {
     }
 }
 
+/// This node's record of a key, made a holder of the key's current
+/// version first when it is not (copied from a holder the homes name): a
+/// WebDAV COPY or MOVE of a key held elsewhere makes its new key here.
+pub async fn hold_here(shard: &Rc<Shard>, domain: &str, key: &str) -> Result<KeyRecord, NodeError> {
+    let local = shard.node.meta.key(domain, key)?;
+    if shard.node.control.is_alone() {
+        return local.ok_or(NodeError::NotFound);
+    }
+    let entry = crate::remote::find(shard, domain, key).await?;
+    let version = Version { hlc: entry.hlc, node_id: entry.writer };
+    if let Some(local) = local.filter(|local| local.version >= version) {
+        return Ok(local);
+    }
+    let (hello, me) = (shard.node.control.hello(), shard.node.control.id());
+    let mut reason = String::from("no readable holder");
+    for holder in crate::remote::holders(shard, &entry).into_iter().filter(|h| h.id != me) {
+        match pull(shard, entry.clone(), &holder.peer, &hello).await {
+            Ok(()) => break,
+            Err(error) => reason = error.to_string(),
+        }
+    }
+    match shard.node.meta.key(domain, key)? {
+        Some(local) if local.version >= version => Ok(local),
+        _ => Err(NodeError::NoHolderReachable { sha256: Digest(entry.sha256), reason }),
+    }
+}
+
 /// Makes this node a holder of `entry`'s version, copying it from the node
 /// at `source_peer` unless it is here already.
 async fn pull(
@@ -92,8 +119,9 @@ async fn pull_once(
         tracing::debug!(domain = %entry.domain, key = %entry.key, version = stored.version.hlc, "copy made from a blob held here");
         return Ok(());
     }
-    let source =
-        fetch(source_peer, &sha256, entry.size_bytes, hello).await.map_err(CopyError::Source)?;
+    let source = fetch(source_peer, &sha256, entry.size_bytes, None, hello)
+        .await
+        .map_err(CopyError::Source)?;
     let mut source = Paced { blob: source, shard };
     let copied = Copied {
         domain: entry.domain.clone(),

@@ -262,6 +262,16 @@ impl TestNode {
             .join(format!("{}.fid", &sha256_hex[6..]))
     }
 
+    /// A WebDAV request (`path` under `/dav/`), through ureq (which
+    /// normalises dot segments).
+    pub fn dav(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut request = ureq::request(method, &self.url(&format!("/dav/{path}")));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        reply(request.send_bytes(body))
+    }
+
     pub fn put(&self, domain: &str, key: &str, body: &[u8]) -> Reply {
         reply(ureq::put(&self.key_url(domain, key)).send_bytes(body))
     }

@@ -1,7 +1,8 @@
-//! COPY and MOVE (RFC 4918 §9.8, §9.9) within this server, across domains
+//! COPY and MOVE (RFC 4918 §9.8, §9.9) within this cluster, across domains
 //! too. A copied file refers to the same blob (same sha256, one more
 //! reference committed in the same batch as the new key record): no byte
-//! is copied. A MOVE is a COPY then a DELETE of the source; between the
+//! is copied when this node holds the source; a source held elsewhere is
+//! copied here first, like a replica. A MOVE is a COPY then a DELETE of the source; between the
 //! two, both names exist (no cross-shard transaction), and the source is
 //! only deleted if it is still the version that was copied.
 
@@ -13,11 +14,13 @@ use http::{Response, StatusCode};
 
 use super::locks;
 use super::path::{self, DavPath, Destination};
-use super::resource::{self, resolve, settle, Resource, BATCH_LEN};
+use super::resource::{self, collection_in_cluster, resolve, settle, Resource, BATCH_LEN};
 use super::{conflict, no_parent, not_found, parent_of, preconditions, remove, Target};
 use crate::http::ErrorKind;
 use crate::http::{ApiError, ResBody};
-use cairn_node::shard::{collection_exists, CollectionOp, CopyCommit, Shard};
+use cairn_node::listing::key_page;
+use cairn_node::replication::hold_here;
+use cairn_node::shard::{CollectionOp, CopyCommit, Shard};
 use cairn_node::NodeError;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,8 +36,7 @@ pub async fn transfer(
     transfer: Transfer,
 ) -> Result<Response<ResBody>, ApiError> {
     let (target, overwrite, deep) = transfer_headers(&request.headers, transfer)?;
-    let meta = shard.node.meta.clone();
-    let source = resolve(&meta, &path)?.ok_or_else(|| not_found(&path))?;
+    let source = resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))?;
     if target.is_root() {
         return Err(forbidden("a domain's root cannot be overwritten"));
     }
@@ -49,10 +51,10 @@ pub async fn transfer(
         return Err(forbidden("the destination is the source or inside it"));
     }
     let target_parent = parent_of(&target_path).unwrap_or_default();
-    if !collection_exists(&meta, &target.domain, &target_parent)? {
+    if collection_in_cluster(&shard.node, &target.domain, &target_parent).await?.is_none() {
         return Err(no_parent());
     }
-    let existing = resolve(&meta, &target)?;
+    let existing = resolve(&shard.node, &target).await?;
     let targets = locked_targets(&path, &source, &target, &target_path, &existing, transfer);
     if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
         return Ok(refused);
@@ -157,7 +159,10 @@ async fn run(
 ) -> Result<(), ApiError> {
     let meta = shard.node.meta.clone();
     match source {
-        Resource::File { key, record } => {
+        Resource::File { key, .. } => {
+            // Held here first when it is held elsewhere: the new key refers
+            // to a blob on this node.
+            let record = hold_here(shard, source_domain, key).await?;
             let copied = copy_file(
                 shard,
                 &meta,
@@ -243,17 +248,22 @@ async fn copy_tree(
     }
     let mut start = source_prefix.to_string();
     loop {
-        let page = meta.list_keys_from(source_domain, source_prefix, &start, BATCH_LEN)?;
-        let Some((last, _)) = page.last() else { break };
-        start = format!("{last}\0");
+        let page = key_page(&shard.node, source_domain, source_prefix, &start, BATCH_LEN).await?;
+        if page.keys.is_empty() && page.next_after.is_none() {
+            break;
+        }
+        let next = page.keys.last().map(|(last, _)| last.clone()).or(page.next_after);
+        start = cairn_cluster::start_after(&next.unwrap_or_default());
         let tasks = page
+            .keys
             .into_iter()
-            .map(|(key, record)| {
+            .map(|(key, _)| {
                 let target_key = format!("{target_prefix}{}", &key[source_prefix.len()..]);
                 let (shard, meta) = (shard.clone(), meta.clone());
                 let (source_domain, target_domain) =
                     (source_domain.to_string(), target_domain.to_string());
                 glommio::spawn_local(async move {
+                    let record = hold_here(&shard, &source_domain, &key).await?;
                     copy_file(
                         &shard,
                         &meta,

@@ -5,11 +5,11 @@
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use cairn_engine::Meta;
+use cairn_engine::{Meta, MetaError};
 use http::request::Parts;
 use http::{header, Response};
 
-use super::propfind::{self, NextMember};
+use super::propfind::{self, MemberSource};
 use super::resource::{Resource, PAGE_LEN};
 use super::{depth, read_body, xml, Depth};
 use crate::http::{ApiError, RequestBody, ResBody};
@@ -33,7 +33,8 @@ pub async fn handle(
             };
             let asked = xml::propfind(&read_body(shard, body, &request.headers).await?)
                 .map_err(super::bad_xml)?;
-            let members = with_members.then(|| domains(shard.node.meta.clone()));
+            let members = with_members
+                .then(|| MemberSource::Domains(DomainPages::new(shard.node.meta.clone())));
             propfind::multistatus(shard.node.clone(), "", &root, asked, members)
         }
         "GET" | "HEAD" => {
@@ -63,21 +64,30 @@ pub async fn handle(
 }
 
 /// Every domain as a member of `/dav/`, a page of names at a time.
-fn domains(meta: Meta) -> NextMember {
-    let mut ready: VecDeque<String> = VecDeque::new();
-    let mut after = String::new();
-    let mut done = false;
-    Box::new(move || {
-        if ready.is_empty() && !done {
-            let page = meta.list_domains(&after, PAGE_LEN)?;
-            done = page.len() < PAGE_LEN;
+pub struct DomainPages {
+    meta: Meta,
+    ready: VecDeque<String>,
+    after: String,
+    done: bool,
+}
+
+impl DomainPages {
+    fn new(meta: Meta) -> DomainPages {
+        DomainPages { meta, ready: VecDeque::new(), after: String::new(), done: false }
+    }
+
+    pub fn next(&mut self) -> Result<Option<(String, Resource)>, MetaError> {
+        if self.ready.is_empty() && !self.done {
+            let page = self.meta.list_domains(&self.after, PAGE_LEN)?;
+            self.done = page.len() < PAGE_LEN;
             if let Some(last) = page.last() {
-                after = last.clone();
+                self.after = last.clone();
             }
-            ready.extend(page);
+            self.ready.extend(page);
         }
-        Ok(ready
+        Ok(self
+            .ready
             .pop_front()
             .map(|domain| (domain, Resource::Collection { prefix: String::new(), marker: None })))
-    })
+    }
 }

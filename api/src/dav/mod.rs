@@ -19,6 +19,7 @@ mod resource;
 mod xml;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use cairn_engine::props::PROP_NAME_LEN_MAX;
 use cairn_engine::DeadProp;
@@ -31,14 +32,14 @@ pub use path::PREFIX;
 use crate::http::key::{self, ReadKind};
 use crate::http::ErrorKind;
 use crate::http::{ApiError, RequestBody, ResBody};
-use cairn_node::shard::{collection_exists, CollectionOp, PropOp, Shard};
+use cairn_node::shard::{CollectionOp, PropOp, Shard};
 use cairn_node::upload::{KeyRef, PutRequest};
 use cairn_node::Node;
 use cairn_node::NodeError;
 use locks::{ActiveLock, IfHeader, LockRefused, ResourceState};
 use multistatus::{dav_error, lock_discovery, propstat, xml_response, MULTISTATUS_CLOSE};
 use path::DavPath;
-use resource::{resolve, Resource};
+use resource::{collection_in_cluster, resolve, resolve_local, Resource};
 use xml::{PatchOp, PropName, XmlError};
 
 /// Request bodies of PROPFIND, PROPPATCH, LOCK and MKCOL are read whole,
@@ -149,6 +150,11 @@ async fn read_body(
     Ok(out)
 }
 
+/// Whether a collection is at `prefix`: records here, or keys anywhere.
+async fn is_collection(node: &Node, domain: &str, prefix: &str) -> Result<bool, ApiError> {
+    Ok(collection_in_cluster(node, domain, prefix).await?.is_some())
+}
+
 /// A resource a request changes, for the lock check.
 pub struct Target {
     pub domain: String,
@@ -170,7 +176,7 @@ impl Target {
 }
 
 fn state_of(node: &Node, path: &DavPath) -> ResourceState {
-    let resolved = resolve(&node.meta, path).ok().flatten();
+    let resolved = resolve_local(&node.meta, path).ok().flatten();
     let lock_path = match &resolved {
         Some(resource) => resource.path().to_string(),
         None if path.trailing_slash => path.prefix(),
@@ -242,7 +248,7 @@ async fn get(
     path: DavPath,
     kind: ReadKind,
 ) -> Result<Response<ResBody>, ApiError> {
-    match resolve(&shard.node.meta, &path)?.ok_or_else(|| not_found(&path))? {
+    match resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))? {
         Resource::File { key, .. } => {
             key::get(shard, &KeyRef { domain: path.domain, key }, &request.headers, kind).await
         }
@@ -252,21 +258,21 @@ async fn get(
             if matches!(kind, ReadKind::Head) {
                 return Ok(builder.body(ResBody::empty()).expect("valid headers"));
             }
-            let page = html_listing(&shard.node, &path.domain, &prefix)?;
+            let page = html_listing(&shard.node, &path.domain, &prefix).await?;
             Ok(builder.body(ResBody::bytes(page)).expect("valid headers"))
         }
     }
 }
 
 /// A plain page of a collection's first members, for browsers.
-fn html_listing(node: &Node, domain: &str, prefix: &str) -> Result<String, ApiError> {
-    let mut members = resource::Members::new(node.meta.clone(), domain, prefix);
+async fn html_listing(node: &Arc<Node>, domain: &str, prefix: &str) -> Result<String, ApiError> {
+    let mut members = resource::Members::of(node, domain, prefix);
     let title = xml::esc(&resource::collection_or_key_href(domain, prefix)).into_owned();
     let mut out = format!(
         "<!DOCTYPE html>\n<html><head><title>{title}</title></head><body><h1>{title}</h1><ul>\n"
     );
     let mut listed = 0;
-    while let Some(member) = members.next_member()? {
+    while let Some(member) = members.next_member().await? {
         if listed == HTML_LIST_MAX {
             out.push_str("<li>… (more: use PROPFIND)</li>\n");
             break;
@@ -290,14 +296,14 @@ async fn put(
     path: DavPath,
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
-    let meta = &shard.node.meta;
-    if path.trailing_slash || collection_exists(meta, &path.domain, &path.prefix())? {
+    let node = &shard.node;
+    if path.trailing_slash || is_collection(node, &path.domain, &path.prefix()).await? {
         return Err(ApiError::new(ErrorKind::MethodNotAllowed, "a collection cannot be PUT"));
     }
-    if !collection_exists(meta, &path.domain, &path.parent_prefix())? {
+    if !is_collection(node, &path.domain, &path.parent_prefix()).await? {
         return Err(no_parent());
     }
-    let existed = meta.key(&path.domain, &path.name)?.is_some();
+    let existed = matches!(resolve(node, &path).await?, Some(Resource::File { .. }));
     let mut targets = vec![Target::new(&path.domain, &path.name, false)];
     if !existed {
         targets.extend(Target::parent(&path.domain, &path.name));
@@ -319,7 +325,7 @@ async fn delete(
     request: &Parts,
     path: DavPath,
 ) -> Result<Response<ResBody>, ApiError> {
-    let resource = resolve(&shard.node.meta, &path)?.ok_or_else(|| not_found(&path))?;
+    let resource = resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))?;
     let domain = path.domain.clone();
     let mut targets = vec![Target::new(&domain, resource.path(), resource.is_collection())];
     targets.extend(Target::parent(&domain, resource.path()));
@@ -362,14 +368,12 @@ async fn mkcol(
     if !read_body(shard, body, &request.headers).await?.is_empty() {
         return Err(ApiError::new(ErrorKind::UnsupportedBody, "MKCOL takes no body"));
     }
-    let meta = &shard.node.meta;
-    let exists = path.is_root()
-        || meta.key(&path.domain, &path.name)?.is_some()
-        || collection_exists(meta, &path.domain, &path.prefix())?;
+    let node = &shard.node;
+    let exists = path.is_root() || resolve(node, &path).await?.is_some();
     if exists {
         return Err(ApiError::new(ErrorKind::Exists, "something already exists at this path"));
     }
-    if !collection_exists(meta, &path.domain, &path.parent_prefix())? {
+    if !is_collection(node, &path.domain, &path.parent_prefix()).await? {
         return Err(no_parent());
     }
     let prefix = path.prefix();
@@ -413,7 +417,7 @@ async fn propfind(
         Depth::Infinity => return Ok(propfind::depth_refused()),
     };
     let asked = xml::propfind(&read_body(shard, body, &request.headers).await?).map_err(bad_xml)?;
-    let resource = resolve(&shard.node.meta, &path)?.ok_or_else(|| not_found(&path))?;
+    let resource = resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))?;
     propfind::answer(shard.node.clone(), path.domain, resource, asked, with_members)
 }
 
@@ -424,7 +428,7 @@ async fn proppatch(
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
     let ops = xml::proppatch(&read_body(shard, body, &request.headers).await?).map_err(bad_xml)?;
-    let resource = resolve(&shard.node.meta, &path)?.ok_or_else(|| not_found(&path))?;
+    let resource = resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))?;
     if resource.path().is_empty() {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
@@ -512,7 +516,7 @@ async fn lock(
     let node = &shard.node;
     let timeout = locks::timeout(request.headers.get("timeout").and_then(|v| v.to_str().ok()));
     let body = read_body(shard, body, &request.headers).await?;
-    let resource = resolve(&node.meta, &path)?;
+    let resource = resolve(node, &path).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         // A refresh: the lock is named by the If header.
         let lock_path = resource.as_ref().map_or(path.name.clone(), |r| r.path().to_string());
@@ -543,7 +547,7 @@ async fn lock(
             if path.trailing_slash || path.is_root() {
                 return Err(not_found(&path));
             }
-            if !collection_exists(&node.meta, &path.domain, &path.parent_prefix())? {
+            if !is_collection(node, &path.domain, &path.parent_prefix()).await? {
                 return Err(no_parent());
             }
             (path.name.clone(), path::href(&path.domain, &path.name), true)
@@ -605,7 +609,7 @@ fn unlock(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>').to_string())
         .ok_or_else(|| ApiError::new(ErrorKind::BadLockToken, "UNLOCK needs a Lock-Token"))?;
-    let resource = resolve(&node.meta, &path)?;
+    let resource = resolve_local(&node.meta, &path)?;
     let lock_path = resource.as_ref().map_or(path.name.clone(), |r| r.path().to_string());
     match locks::table().get(&token) {
         Some(lock) if lock.covers(&path.domain, &lock_path) => {

@@ -8,10 +8,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_engine::{MetaError, PropsRecord};
+use cairn_engine::PropsRecord;
 use http::{Response, StatusCode};
 
 use super::dates::{rfc1123, rfc3339};
+use super::domains::DomainPages;
 use super::locks;
 use super::locks::LockTable;
 use super::multistatus::{
@@ -22,7 +23,7 @@ use super::path::PREFIX;
 use super::resource::{Members, Resource, PAGE_LEN};
 use super::xml::{esc, PropName, Propfind, DAV_NS};
 use crate::http::{ApiError, ResBody};
-use cairn_node::Node;
+use cairn_node::{Node, NodeError};
 
 /// Live properties, in the order allprop and propname list them.
 pub const LIVE: [&str; 9] = [
@@ -153,8 +154,25 @@ pub fn depth_refused() -> Response<ResBody> {
     dav_error(StatusCode::FORBIDDEN, "propfind-finite-depth")
 }
 
-/// The next member to list: its domain and what it is.
-pub type NextMember = Box<dyn FnMut() -> Result<Option<(String, Resource)>, MetaError>>;
+/// Where the members of a Depth 1 answer come from.
+pub enum MemberSource {
+    /// The domains, as members of `/dav/`.
+    Domains(DomainPages),
+    /// A collection's members in `domain`.
+    Collection { domain: String, members: Members },
+}
+
+impl MemberSource {
+    /// The next member: its domain and what it is.
+    async fn next(&mut self) -> Result<Option<(String, Resource)>, NodeError> {
+        match self {
+            MemberSource::Domains(pages) => Ok(pages.next()?),
+            MemberSource::Collection { domain, members } => {
+                Ok(members.next_member().await?.map(|member| (domain.clone(), member)))
+            }
+        }
+    }
+}
 
 /// The 207 answer: the resource itself, then (Depth 1) its members a page
 /// per body chunk.
@@ -167,11 +185,8 @@ pub fn answer(
 ) -> Result<Response<ResBody>, ApiError> {
     let members = match &resource {
         Resource::Collection { prefix, .. } if with_members => {
-            let mut members = Members::new(node.meta.clone(), &domain, prefix);
-            let member_domain = domain.clone();
-            let next: NextMember =
-                Box::new(move || Ok(members.next_member()?.map(|m| (member_domain.clone(), m))));
-            Some(next)
+            let members = Members::of(&node, &domain, prefix);
+            Some(MemberSource::Collection { domain: domain.clone(), members })
         }
         _ => None,
     };
@@ -185,7 +200,7 @@ pub fn multistatus(
     domain: &str,
     resource: &Resource,
     asked: Propfind,
-    members: Option<NextMember>,
+    members: Option<MemberSource>,
 ) -> Result<Response<ResBody>, ApiError> {
     let mut first = String::from(MULTISTATUS_OPEN);
     let props = if domain.is_empty() {
@@ -204,7 +219,7 @@ pub fn multistatus(
     let state = Page { node, asked: Rc::new(asked), next: Some(next) };
     let head = futures_lite::stream::once(Ok(Bytes::from(first)));
     let pages = futures_lite::stream::unfold(state, |mut state| async move {
-        let chunk = state.next_chunk()?;
+        let chunk = state.next_chunk().await?;
         Some((chunk, state))
     });
     use futures_lite::StreamExt;
@@ -215,21 +230,21 @@ struct Page {
     node: Arc<Node>,
     asked: Rc<Propfind>,
     /// `None` once the closing tag went out.
-    next: Option<NextMember>,
+    next: Option<MemberSource>,
 }
-
 impl Page {
-    fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
+    async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
         let next = self.next.as_mut()?;
         let mut out = String::new();
         for _ in 0..PAGE_LEN {
-            let member = next().and_then(|member| match member {
-                Some((domain, member)) => {
-                    let props = self.node.meta.props(&domain, member.path())?;
-                    Ok(Some((domain, member, props)))
-                }
-                None => Ok(None),
-            });
+            let member = match next.next().await {
+                Ok(Some((domain, member))) => match self.node.meta.props(&domain, member.path()) {
+                    Ok(props) => Ok(Some((domain, member, props))),
+                    Err(error) => Err(NodeError::from(error)),
+                },
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
+            };
             match member {
                 Ok(Some((domain, member, props))) => {
                     let locks = locks::table();

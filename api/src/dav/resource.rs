@@ -4,13 +4,15 @@
 
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use cairn_engine::{CollectionRecord, KeyRecord, Meta, MetaError};
 
 use super::path::{href, DavPath};
 use crate::http::ApiError;
+use cairn_node::listing::{key_page, record_of};
 use cairn_node::shard::{collection_exists, CollectionOp, Shard};
-use cairn_node::NodeError;
+use cairn_node::{Node, NodeError};
 
 /// Records read from RocksDB per page when walking a collection.
 pub const PAGE_LEN: usize = 256;
@@ -70,15 +72,46 @@ pub fn collection_or_key_href(domain: &str, path: &str) -> String {
     }
 }
 
-/// The resource at a path, if any. Without a trailing slash a key wins
-/// over a collection of the same name.
-pub fn resolve(meta: &Meta, path: &DavPath) -> Result<Option<Resource>, MetaError> {
+/// The resource at a path on this node alone, if any. Without a trailing
+/// slash a key wins over a collection of the same name.
+pub fn resolve_local(meta: &Meta, path: &DavPath) -> Result<Option<Resource>, MetaError> {
     if !path.trailing_slash {
         if let Some(record) = meta.key(&path.domain, &path.name)? {
             return Ok(Some(Resource::File { key: path.name.clone(), record }));
         }
     }
     collection(meta, &path.domain, &path.prefix())
+}
+
+/// The resource at a path in the cluster: a key this node holds, else one
+/// the key's homes know, else a collection (of this node's records, or of
+/// keys anywhere).
+pub async fn resolve(node: &Node, path: &DavPath) -> Result<Option<Resource>, NodeError> {
+    if !path.trailing_slash {
+        if let Some(record) = node.meta.key(&path.domain, &path.name)? {
+            return Ok(Some(Resource::File { key: path.name.clone(), record }));
+        }
+        if let Some(record) = key_elsewhere(node, &path.domain, &path.name).await? {
+            return Ok(Some(Resource::File { key: path.name.clone(), record }));
+        }
+    }
+    collection_in_cluster(node, &path.domain, &path.prefix()).await
+}
+
+/// A key held by other nodes, as its homes know it.
+async fn key_elsewhere(
+    node: &Node,
+    domain: &str,
+    key: &str,
+) -> Result<Option<KeyRecord>, NodeError> {
+    if node.control.is_alone() {
+        return Ok(None);
+    }
+    match node.control.lookup(domain, key).await {
+        Ok(Some(entry)) if !entry.deleted => Ok(Some(record_of(entry))),
+        Ok(_) => Ok(None),
+        Err(_) => Err(NodeError::HomesUnreachable),
+    }
 }
 
 pub fn collection(meta: &Meta, domain: &str, prefix: &str) -> Result<Option<Resource>, MetaError> {
@@ -89,6 +122,23 @@ pub fn collection(meta: &Meta, domain: &str, prefix: &str) -> Result<Option<Reso
     Ok(Some(Resource::Collection { prefix: prefix.to_string(), marker }))
 }
 
+/// A collection with records here, or with keys anywhere in the cluster.
+pub async fn collection_in_cluster(
+    node: &Node,
+    domain: &str,
+    prefix: &str,
+) -> Result<Option<Resource>, NodeError> {
+    if let Some(found) = collection(&node.meta, domain, prefix)? {
+        return Ok(Some(found));
+    }
+    if node.control.is_alone() {
+        return Ok(None);
+    }
+    let page = key_page(node, domain, prefix, prefix, 1).await?;
+    Ok((!page.keys.is_empty())
+        .then(|| Resource::Collection { prefix: prefix.to_string(), marker: None }))
+}
+
 /// The smallest name after every name that starts with `prefix` (which ends with `/`).
 fn past(prefix: &str) -> String {
     let mut out = prefix[..prefix.len() - 1].to_string();
@@ -96,9 +146,11 @@ fn past(prefix: &str) -> String {
     out
 }
 
+/// A name read from one source: a key's record or a collection record.
+type Named = (String, Option<KeyRecord>, Option<CollectionRecord>);
+
 /// One of the two sorted sources of a collection's members.
 struct Source {
-    collections: bool,
     start: String,
     ready: VecDeque<Resource>,
     done: bool,
@@ -106,8 +158,11 @@ struct Source {
 
 /// The direct members of a collection in name order: keys without a
 /// further `/`, and sub-collections found through keys or records below.
+/// Keys are the cluster's when a node is given (`key_page`), else those
+/// of `meta`; collection records are this node's.
 pub struct Members {
     meta: Meta,
+    cluster: Option<Arc<Node>>,
     page_len: usize,
     domain: String,
     prefix: String,
@@ -116,42 +171,69 @@ pub struct Members {
 }
 
 impl Members {
-    pub fn new(meta: Meta, domain: &str, prefix: &str) -> Members {
-        let source = |collections| Source {
-            collections,
-            start: prefix.to_string(),
-            ready: VecDeque::new(),
-            done: false,
-        };
+    pub fn new(meta: Meta, cluster: Option<Arc<Node>>, domain: &str, prefix: &str) -> Members {
+        let source = || Source { start: prefix.to_string(), ready: VecDeque::new(), done: false };
         Members {
             meta,
+            cluster,
             page_len: PAGE_LEN,
             domain: domain.to_string(),
             prefix: prefix.to_string(),
-            keys: source(false),
-            collections: source(true),
+            keys: source(),
+            collections: source(),
         }
     }
 
-    fn fill(&mut self, collections: bool) -> Result<(), MetaError> {
+    /// A collection's members in the cluster.
+    pub fn of(node: &Arc<Node>, domain: &str, prefix: &str) -> Members {
+        Members::new(node.meta.clone(), Some(node.clone()), domain, prefix)
+    }
+
+    /// The next page of names of one source not below `start`, and where
+    /// the page after it starts (`None`: this was the last).
+    async fn page(
+        &self,
+        collections: bool,
+        start: &str,
+    ) -> Result<(Vec<Named>, Option<String>), NodeError> {
         let (meta, domain, prefix, page_len) =
             (&self.meta, &self.domain, &self.prefix, self.page_len);
-        let source = if collections { &mut self.collections } else { &mut self.keys };
-        while source.ready.is_empty() && !source.done {
-            let page: Vec<(String, Option<KeyRecord>, Option<CollectionRecord>)> =
-                if source.collections {
-                    meta.list_collections_from(domain, prefix, &source.start, page_len)?
-                        .into_iter()
-                        .map(|(name, record)| (name, None, Some(record)))
-                        .collect()
-                } else {
-                    meta.list_keys_from(domain, prefix, &source.start, page_len)?
-                        .into_iter()
-                        .map(|(name, record)| (name, Some(record), None))
-                        .collect()
-                };
-            source.done = page.len() < page_len;
-            let last = page.last().map(|(name, _, _)| format!("{name}\0"));
+        if !collections {
+            if let Some(node) = &self.cluster {
+                let page = key_page(node, domain, prefix, start, page_len).await?;
+                let next = page.next_after.as_deref().map(cairn_cluster::start_after);
+                let named = page.keys.into_iter().map(|(name, r)| (name, Some(r), None)).collect();
+                return Ok((named, next));
+            }
+        }
+        let named: Vec<Named> = if collections {
+            meta.list_collections_from(domain, prefix, start, page_len)?
+                .into_iter()
+                .map(|(name, record)| (name, None, Some(record)))
+                .collect()
+        } else {
+            meta.list_keys_from(domain, prefix, start, page_len)?
+                .into_iter()
+                .map(|(name, record)| (name, Some(record), None))
+                .collect()
+        };
+        let next = (named.len() >= page_len)
+            .then(|| named.last().map(|(name, _, _)| format!("{name}\0")))
+            .flatten();
+        Ok((named, next))
+    }
+
+    async fn fill(&mut self, collections: bool) -> Result<(), NodeError> {
+        loop {
+            let source = if collections { &self.collections } else { &self.keys };
+            if !source.ready.is_empty() || source.done {
+                return Ok(());
+            }
+            let start = source.start.clone();
+            let (page, next) = self.page(collections, &start).await?;
+            let prefix = self.prefix.clone();
+            let source = if collections { &mut self.collections } else { &mut self.keys };
+            source.done = next.is_none();
             for (name, key, marker) in page {
                 if name < source.start {
                     continue;
@@ -174,17 +256,16 @@ impl Members {
                     }
                 }
             }
-            if let Some(last) = last {
-                source.start = source.start.clone().max(last);
+            if let Some(next) = next {
+                source.start = source.start.clone().max(next);
             }
         }
-        Ok(())
     }
 
     /// The next member, or `None` when there are no more.
-    pub fn next_member(&mut self) -> Result<Option<Resource>, MetaError> {
-        self.fill(false)?;
-        self.fill(true)?;
+    pub async fn next_member(&mut self) -> Result<Option<Resource>, NodeError> {
+        self.fill(false).await?;
+        self.fill(true).await?;
         let key = self.keys.ready.front().map(|r| r.path().to_string());
         let collection = self.collections.ready.front().map(|r| r.path().to_string());
         Ok(match (key, collection) {
@@ -202,23 +283,26 @@ impl Members {
     }
 }
 
-/// Deletes every key and collection record under `prefix`, a bounded
-/// batch at a time, each change on its owner shard.
+/// Deletes every key under `prefix` in the cluster and this node's
+/// collection records under it, a bounded batch at a time, each change on
+/// its owner shard.
 pub async fn delete_tree(shard: &Rc<Shard>, domain: &str, prefix: &str) -> Result<(), ApiError> {
     let meta = shard.node.meta.clone();
     let mut start = prefix.to_string();
     loop {
-        let page = meta.list_keys_from(domain, prefix, &start, BATCH_LEN)?;
-        let Some((last, _)) = page.last() else { break };
-        start = format!("{last}\0");
+        let page = key_page(&shard.node, domain, prefix, &start, BATCH_LEN).await?;
+        if page.keys.is_empty() && page.next_after.is_none() {
+            break;
+        }
+        let next = page.keys.last().map(|(last, _)| last.clone()).or(page.next_after);
+        start = cairn_cluster::start_after(&next.unwrap_or_default());
         let tasks: Vec<_> = page
+            .keys
             .into_iter()
             .map(|(key, _)| {
                 let (shard, domain) = (shard.clone(), domain.to_string());
                 glommio::spawn_local(async move {
-                    cairn_node::delete::delete_everywhere(&shard, domain, key, None)
-                        .await
-                        .map(|_| ())
+                    cairn_node::delete::delete_anywhere(&shard, domain, key).await
                 })
                 .detach()
             })
@@ -252,7 +336,7 @@ pub async fn settle(
     let mut failure = None;
     for task in tasks {
         match task.await {
-            Some(Ok(())) | Some(Err(NodeError::NotFound)) => {}
+            Some(Ok(()) | Err(NodeError::NotFound | NodeError::Unknown { .. })) => {}
             Some(Err(error)) => failure = Some(ApiError::from(error)),
             None => failure = Some(ApiError::from(std::io::Error::other("task was cancelled"))),
         }
@@ -327,10 +411,10 @@ mod tests {
                 batch.put_collection("d", marker, &made);
             }
             futures_lite::future::block_on(meta.commit(batch)).unwrap();
-            let mut members = Members::new(meta, "d", &prefix);
+            let mut members = Members::new(meta, None, "d", &prefix);
             members.page_len = 3;
             let mut listed = Vec::new();
-            while let Some(member) = members.next_member().unwrap() {
+            while let Some(member) = futures_lite::future::block_on(members.next_member()).unwrap() {
                 listed.push(member.path().to_string());
             }
             prop_assert_eq!(listed, model(&keys, &markers, &prefix));

@@ -374,6 +374,7 @@ impl From<NodeError> for ApiError {
             NodeError::NoHolderReachable { .. } => ErrorKind::NoHolderReachable,
             NodeError::NoHome => ErrorKind::NoHome,
             NodeError::HomesUnreachable => ErrorKind::HomesUnreachable,
+            NodeError::MembersUnreachable(_) => ErrorKind::MembersUnreachable,
             NodeError::CopyFailed(_) => ErrorKind::NoHolderReachable,
         };
         ApiError::new(kind, message)

@@ -13,6 +13,7 @@ use cairn_node::read::{read_anywhere, KeyFacts, Origin, ReadBody, Want};
 use cairn_node::upload::{ChunkSource, KeyRef, PutRequest};
 use cairn_node::{NodeError, Shard};
 use http::{header, HeaderMap, Response, StatusCode};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::body::ResBody;
 use super::error::{ApiError, ErrorKind};
@@ -85,20 +86,19 @@ fn plan(headers: &HeaderMap, facts: &KeyFacts) -> Plan {
     }
 }
 
-/// GET or HEAD of a key, served from this node or another holder (whole,
-/// from another holder).
+/// GET or HEAD of a key, served from this node or streamed from another
+/// holder (a `Range` too: only its bytes are fetched).
 pub async fn get(
     shard: &Rc<Shard>,
     target: &KeyRef,
     headers: &HeaderMap,
     kind: ReadKind,
 ) -> Result<Response<ResBody>, ApiError> {
-    let want = |facts: &KeyFacts, origin: Origin| {
+    let want = |facts: &KeyFacts, _: Origin| {
         let size = facts.size_bytes;
-        match (kind, origin) {
-            (ReadKind::Head, _) => Want::Nothing,
-            (ReadKind::Get, Origin::Elsewhere) => Want::Bytes { start: 0, end: size },
-            (ReadKind::Get, Origin::Here) => match plan(headers, facts) {
+        match kind {
+            ReadKind::Head => Want::Nothing,
+            ReadKind::Get => match plan(headers, facts) {
                 Plan::Whole => Want::Bytes { start: 0, end: size },
                 Plan::Part { start, end } => Want::Bytes { start, end },
                 Plan::NotModified | Plan::NotSatisfiable => Want::Nothing,
@@ -111,17 +111,11 @@ pub async fn get(
     let mut response = Response::builder()
         .header(header::ETAG, etag(&facts.sha256))
         .header("x-cairn-version", facts.version_hlc.to_string());
-    if reading.origin == Origin::Here {
-        response = response.header(header::ACCEPT_RANGES, "bytes");
-    }
+    response = response.header(header::ACCEPT_RANGES, "bytes");
     if !facts.content_type.is_empty() {
         response = response.header(header::CONTENT_TYPE, &facts.content_type);
     }
-    let answer = match reading.origin {
-        Origin::Here => plan(headers, facts),
-        Origin::Elsewhere => Plan::Whole,
-    };
-    let (status, start, end) = match answer {
+    let (status, start, end) = match plan(headers, facts) {
         Plan::NotModified => {
             return Ok(response.status(StatusCode::NOT_MODIFIED).body(ResBody::empty())?);
         }
@@ -156,6 +150,24 @@ fn not_satisfiable(size_bytes: u64) -> Response<ResBody> {
 pub async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<(), ApiError> {
     cairn_node::delete::delete_anywhere(shard, target.domain, target.key).await?;
     Ok(())
+}
+
+/// Characters a key keeps as they are in a URL path; the rest is %-encoded.
+const URL_KEEPS: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A key as a URL path: `/` kept, the rest %-encoded. A key with a `.` or
+/// `..` segment has its slashes encoded too, so that it is one segment:
+/// URL parsers remove dot segments (also %-encoded ones), and a client
+/// would otherwise ask for another key (`a/../b` for `b`).
+pub fn url_path(key: &str) -> String {
+    let dotted = key.split('/').any(|segment| segment == "." || segment == "..");
+    let encoded = utf8_percent_encode(key, URL_KEEPS).to_string();
+    if dotted {
+        encoded.replace('/', "%2F")
+    } else {
+        encoded
+    }
 }
 
 pub fn etag(sha256: &Digest) -> String {
@@ -201,5 +213,18 @@ impl ChunkSource for HttpBody<'_> {
                 return Ok(Some(data));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_path;
+
+    #[test]
+    fn key_urls_keep_slashes_and_encode_the_rest_and_dot_segments() {
+        assert_eq!(url_path("a/b c&d?é.jpg"), "a/b%20c%26d%3F%C3%A9.jpg");
+        assert_eq!(url_path("a/c..d/.x"), "a/c..d/.x");
+        assert_eq!(url_path("a/../b/./c"), "a%2F..%2Fb%2F.%2Fc");
+        assert_eq!(url_path("../x"), "..%2Fx");
     }
 }

@@ -5,14 +5,17 @@
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
-use cairn_engine::{validate_key, Digest, KeyRecord, PendingUpload};
+use crate::http::key::url_path;
+use cairn_engine::{validate_key, Digest, KeyRecord, PendingUpload, Version};
 use cairn_net::mogile_line::Request;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use cairn_net::IndexEntry;
 
 use super::admin;
 use super::unix_ms_now;
 use super::upload::upload_path;
+use cairn_node::listing::{key_page, record_of};
 use cairn_node::pending::{KeyOp, KeyOpDone, KeyOpRefused};
+use cairn_node::replication::hold_here;
 use cairn_node::{NodeError, Shard};
 
 /// `list_keys` answers at most this many keys (MogileFS's bound).
@@ -20,10 +23,6 @@ const LIST_KEYS_MAX: usize = 1000;
 /// `list_fids` answers at most this many fids (MogileFS's bound), 100 by default.
 const LIST_FIDS_MAX: usize = 500;
 const LIST_FIDS_DEFAULT: usize = 100;
-
-/// Characters kept as they are in a key's URL path (the rest is %-encoded).
-const KEY_PATH: &AsciiSet =
-    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 /// An `ERR` answer: a MogileFS error code and its message.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,7 +94,7 @@ pub async fn answer(shard: &Rc<Shard>, client: &Client, request: &Request) -> An
         "create_open" => create_open(shard, client, args).await,
         "create_close" => create_close(shard, args).await,
         "get_paths" => get_paths(shard, client, args).await,
-        "file_info" => file_info(shard, args),
+        "file_info" => file_info(shard, args).await,
         "delete" => delete(shard, args).await,
         "rename" => rename(shard, args).await,
         "updateclass" => updateclass(shard, args).await,
@@ -182,7 +181,7 @@ fn http_base(shard: &Shard, client: &Client) -> String {
 }
 
 fn key_url(shard: &Shard, client: &Client, domain: &str, key: &str) -> String {
-    format!("{}/v1/{domain}/{}", http_base(shard, client), utf8_percent_encode(key, KEY_PATH))
+    format!("{}/v1/{domain}/{}", http_base(shard, client), url_path(key))
 }
 
 async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answer {
@@ -301,10 +300,6 @@ fn parse_checksum(text: &str) -> Result<Option<Digest>, ErrAnswer> {
     }
 }
 
-fn existing(shard: &Shard, domain: &str, key: &str) -> Result<KeyRecord, ErrAnswer> {
-    shard.node.meta.key(domain, key)?.ok_or_else(|| ErrAnswer::code("unknown_key"))
-}
-
 /// Paths a client may GET: this node's copy first when it holds one, then
 /// the other holders the key's homes know, up to `pathcount` (default 2,
 /// as MogileFS).
@@ -321,10 +316,7 @@ async fn get_paths(shard: &Shard, client: &Client, args: &Request) -> Answer {
     if let Some(entry) = known.ok().flatten().filter(|e| !e.deleted) {
         for holder in entry.holders.iter().filter(|h| **h != control.id()) {
             if let Some((http, _)) = control.addresses(*holder) {
-                urls.push(format!(
-                    "http://{http}/v1/{domain}/{}",
-                    utf8_percent_encode(key, KEY_PATH)
-                ));
+                urls.push(format!("http://{http}/v1/{domain}/{}", url_path(key)));
             }
         }
     }
@@ -340,23 +332,72 @@ async fn get_paths(shard: &Shard, client: &Client, args: &Request) -> Answer {
     Ok(answer)
 }
 
-fn file_info(shard: &Shard, args: &Request) -> Answer {
+/// What the key's homes know of it (in a cluster), with its holders.
+async fn known(shard: &Shard, domain: &str, key: &str) -> Result<Option<IndexEntry>, ErrAnswer> {
+    let control = &shard.node.control;
+    if control.is_alone() {
+        return Ok(None);
+    }
+    match control.lookup(domain, key).await {
+        Ok(found) => Ok(found.filter(|entry| !entry.deleted)),
+        Err(_) => Err(NodeError::HomesUnreachable.into()),
+    }
+}
+
+async fn file_info(shard: &Shard, args: &Request) -> Answer {
     let domain = check_domain(shard, args)?;
     let key = check_key(args, "key")?;
-    let record = existing(shard, domain, key)?;
+    let local = shard.node.meta.key(domain, key)?;
+    let known = known(shard, domain, key).await?;
+    let (record, holders) = match (local, known) {
+        (Some(local), Some(entry)) if local.version == entry_version(&entry) => {
+            (local, entry.holders)
+        }
+        (local, Some(entry))
+            if local.as_ref().is_none_or(|l| l.version < entry_version(&entry)) =>
+        {
+            let holders = entry.holders.clone();
+            (record_of(entry), holders)
+        }
+        (Some(local), _) => (local, vec![shard.node.control.id()]),
+        (None, _) => return Err(ErrAnswer::code("unknown_key")),
+    };
     let mut answer = pairs([
         ("fid", record.fid.to_string()),
         ("domain", domain.to_string()),
         ("class", record.class.clone()),
         ("key", key.to_string()),
         ("length", record.size_bytes.to_string()),
-        ("devcount", "1".into()),
+        ("devcount", holders.len().max(1).to_string()),
         ("checksum", format!("SHA-256:{}", record.sha256)),
     ]);
     if args.nonempty("devices").is_some_and(|v| v != "0") {
-        answer.push(("devids".into(), admin::local_device_id(shard).to_string()));
+        let devids: Vec<String> =
+            holders.iter().map(|id| admin::host_id(*id).to_string()).collect();
+        answer.push(("devids".into(), devids.join(",")));
     }
     Ok(answer)
+}
+
+fn entry_version(entry: &IndexEntry) -> Version {
+    Version { hlc: entry.hlc, node_id: entry.writer }
+}
+
+/// This node's record of a key, copied here first when it is held
+/// elsewhere only: `rename` and `updateclass` change it here, and the
+/// change reaches the homes from here. `missing` is the command's code for
+/// a key that is nowhere.
+async fn held_here(
+    shard: &Rc<Shard>,
+    domain: &str,
+    key: &str,
+    missing: &'static str,
+) -> Result<KeyRecord, ErrAnswer> {
+    match hold_here(shard, domain, key).await {
+        Ok(record) => Ok(record),
+        Err(NodeError::NotFound | NodeError::Unknown { .. }) => Err(ErrAnswer::code(missing)),
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn delete(shard: &Rc<Shard>, args: &Request) -> Answer {
@@ -373,7 +414,7 @@ async fn rename(shard: &Rc<Shard>, args: &Request) -> Answer {
     let domain = check_domain(shard, args)?.to_string();
     let from_key = check_key(args, "from_key")?.to_string();
     let to_key = check_key(args, "to_key")?.to_string();
-    let record = existing(shard, &domain, &from_key)?;
+    let record = held_here(shard, &domain, &from_key, "unknown_key").await?;
     if from_key == to_key {
         return Err(ErrAnswer::code("key_exists"));
     }
@@ -398,6 +439,7 @@ async fn updateclass(shard: &Rc<Shard>, args: &Request) -> Answer {
     let class = args.nonempty("class").ok_or_else(|| ErrAnswer::code("no_class"))?.to_string();
     let replicas = admin::class_replicas(shard, &domain, &class)?
         .ok_or_else(|| ErrAnswer::code("class_not_found"))?;
+    held_here(shard, &domain, &key, "invalid_key").await?;
     match shard.key_op(KeyOp::UpdateClass { domain, key, class, replicas }).await? {
         KeyOpDone::Done => Ok(Vec::new()),
         KeyOpDone::Refused(refused) => Err(refused.into()),
@@ -426,8 +468,8 @@ async fn list_keys(shard: &Shard, args: &Request) -> Answer {
     Ok(answer)
 }
 
-/// Up to `limit` of the cluster's keys of `domain` (this node's own on a
-/// lone node), page after page of the cluster listing.
+/// Up to `limit` of the cluster's keys of `domain` after `after`, page
+/// after page of the cluster listing.
 async fn cluster_keys(
     shard: &Shard,
     domain: &str,
@@ -435,21 +477,13 @@ async fn cluster_keys(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<String>, ErrAnswer> {
-    let control = &shard.node.control;
-    if control.is_alone() {
-        let keys = shard.node.meta.list_keys(domain, prefix, after, limit)?;
-        return Ok(keys.into_iter().map(|(key, _)| key).collect());
-    }
     let mut keys = Vec::new();
-    let mut cursor = after.map(str::to_owned);
+    let mut start = after.map(cairn_cluster::start_after).unwrap_or_default();
     while keys.len() < limit {
-        let page = control
-            .list(domain, prefix, cursor.as_deref(), limit - keys.len(), false)
-            .await
-            .map_err(|e| ErrAnswer::new("failure", format!("Operation failed: {e}")))?;
-        keys.extend(page.entries.into_iter().map(|entry| entry.key));
+        let page = key_page(&shard.node, domain, prefix, &start, limit - keys.len()).await?;
+        keys.extend(page.keys.into_iter().map(|(key, _)| key));
         match page.next_after {
-            Some(next) => cursor = Some(next),
+            Some(next) => start = cairn_cluster::start_after(&next),
             None => break,
         }
     }
@@ -581,11 +615,5 @@ mod tests {
         for bad in ["SHA-256:zz", "CRC:00", "nothing", "MD5:00"] {
             assert_eq!(parse_checksum(bad).unwrap_err().code, "invalid_checksum_format", "{bad}");
         }
-    }
-
-    #[test]
-    fn key_urls_keep_slashes_and_encode_the_rest() {
-        let encoded = utf8_percent_encode("a/b c&d?é.jpg", KEY_PATH).to_string();
-        assert_eq!(encoded, "a/b%20c%26d%3F%C3%A9.jpg");
     }
 }

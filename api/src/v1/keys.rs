@@ -8,14 +8,9 @@ use cairn_engine::{Digest, KeyRecord, KeyState};
 use cairn_node::upload::KeyRef;
 use cairn_node::{NodeError, Shard};
 use http::{header, Response, StatusCode};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::json;
 
 use crate::http::{ApiError, ErrorKind, ResBody};
-
-/// Kept as they are in the URLs of `?locations` and `?redirect`.
-const URL_KEEPS: &AsciiSet =
-    &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// `201` with the stored version's record.
 pub fn created(domain: &str, key: &str, record: &KeyRecord) -> Response<ResBody> {
@@ -91,7 +86,7 @@ pub fn record_json(domain: &str, key: &str, record: &KeyRecord) -> serde_json::V
 }
 
 fn key_url(http: &str, target: &KeyRef) -> String {
-    format!("http://{http}/v1/{}/{}", target.domain, utf8_percent_encode(&target.key, URL_KEEPS))
+    format!("http://{http}/v1/{}/{}", target.domain, crate::http::key::url_path(&target.key))
 }
 
 /// `GET …?locations`: `{"locations": [{"node", "url"}…]}`.

@@ -39,8 +39,9 @@ pub async fn list(
     let body = if query.flag("local") || control.is_alone() {
         local_page(shard, domain, prefix, after, limit)?
     } else {
+        let start = after.map(cairn_cluster::start_after).unwrap_or_default();
         let page = control
-            .list(domain, prefix, after, limit, query.flag("partial"))
+            .list(domain, prefix, &start, limit, query.flag("partial"))
             .await
             .map_err(|e| ApiError::new(ErrorKind::MembersUnreachable, e.to_string()))?;
         let items: Vec<_> = page
