@@ -481,3 +481,22 @@ fn a_read_after_an_acknowledged_write_sees_it_at_every_node_even_a_paused_holder
         }
     }
 }
+
+#[test]
+fn the_writer_learns_its_key_is_stored_from_the_homes_not_from_a_rescan() {
+    // No re-announcement passes: only the homes' notice can tell the writer.
+    let cluster = Cluster::start(3, &["--rescan-interval", "0s"]);
+    let origin = &cluster.nodes[0];
+    for i in 0..5 {
+        let key = format!("k{i}");
+        assert_eq!(origin.put("told", &key, &common::bytes(100_000, i)).status, 201);
+    }
+    for i in 0..5 {
+        let url = format!("{}?stat", origin.key_url("told", &format!("k{i}")));
+        wait_for(NOTICE_TIMEOUT, || {
+            let stat = common::reply(ureq::get(&url).call());
+            (stat.json()["state"] == "stored").then_some(())
+        })
+        .unwrap_or_else(|| panic!("told/k{i} is stored at its writer once its copy is made"));
+    }
+}

@@ -184,3 +184,30 @@ fn webdav_at_every_node_lists_reads_copies_and_deletes_every_key() {
         assert_eq!(dav_members(node, "web/"), ["/dav/web/", "/dav/web/copied", "/dav/web/moved"]);
     }
 }
+
+#[test]
+fn an_empty_folder_made_at_one_node_is_seen_everywhere_and_outlives_it() {
+    let mut cluster = Cluster::start(3, &[]);
+    assert_eq!(cluster.nodes[1].put("web", "top", b"x").status, 201);
+    assert_eq!(cluster.nodes[1].dav("MKCOL", "web/empty/", &[], b"").status, 201);
+    let listed = |node: &TestNode| dav_members(node, "web/").contains(&"/dav/web/empty/".into());
+    for node in &cluster.nodes {
+        assert!(listed(node), "the empty folder is listed at every node");
+        assert_eq!(node.dav("PROPFIND", "web/empty/", &[("Depth", "0")], b"").status, 207);
+        assert_eq!(node.dav("MKCOL", "web/empty/", &[], b"").status, 405, "it exists everywhere");
+    }
+    // The node that made it loses its disk: the folder stays.
+    let seed = cluster.nodes.remove(0);
+    cluster.nodes[0].wipe_and_rejoin(&seed);
+    cluster.nodes.insert(0, seed);
+    for node in &cluster.nodes {
+        wait_for(SETTLE_TIMEOUT, || listed(node).then_some(()))
+            .expect("the folder outlives the node that made it");
+    }
+    // Deleted at any node, it is gone at every node.
+    assert_eq!(cluster.nodes[2].dav("DELETE", "web/empty/", &[], b"").status, 204);
+    for node in &cluster.nodes {
+        assert!(!listed(node));
+        assert_eq!(node.dav("PROPFIND", "web/empty/", &[("Depth", "0")], b"").status, 404);
+    }
+}

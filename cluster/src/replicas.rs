@@ -37,6 +37,13 @@ const NEEDS_SCAN_MAX: usize = 4096;
 const SERVE_CHUNK_BYTES: usize = 1 << 20;
 
 impl Core {
+    /// Whether this node is the first of the key's homes that is not down:
+    /// the one that sends the notices all homes would otherwise send.
+    fn first_live_home(&self, domain: &str, key: &str) -> bool {
+        let first = self.homes(domain, key).into_iter().find(|(id, _)| !self.is_down(*id));
+        first.is_some_and(|(id, _)| id == self.id())
+    }
+
     /// The key's homes that are not dead, with their peer addresses.
     pub fn homes(&self, domain: &str, key: &str) -> Vec<(NodeId, String)> {
         let members: Vec<(NodeId, String)> = self.view.read(|state| {
@@ -63,7 +70,9 @@ impl Core {
     pub fn index_update(&self, entry: &IndexEntry) -> Option<IndexEntry> {
         let node = &self.storage;
         let incoming = record_of(entry);
-        let (merged, replaced) = match node.meta.index(&entry.domain, &entry.key).ok()? {
+        let known = node.meta.index(&entry.domain, &entry.key).ok()?;
+        let holders_before = known.as_ref().map_or(0, |k| k.holders.len());
+        let (merged, replaced) = match known {
             Some(mut known) => {
                 let before = known.clone();
                 if !known.merge(&incoming) {
@@ -75,6 +84,16 @@ impl Core {
             }
             None => (incoming, None),
         };
+        let mut batch = cairn_engine::meta::Batch::default();
+        batch.put_index(&entry.domain, &entry.key, &merged);
+        // The index can be rebuilt from the holders' announcements, so it
+        // is written without waiting for a sync. Not written is not told:
+        // no answer, so the sender does not count this home.
+        if let Err(error) = node.meta.write_unsynced(batch) {
+            tracing::warn!(%error, "cannot write an index record");
+            return None;
+        }
+        let wanted = self.wanted(&entry.domain, &merged.class);
         if let Some(replaced) = replaced {
             // The holders of the replaced version drop their copies.
             let stale: Vec<NodeId> =
@@ -82,14 +101,18 @@ impl Core {
             let newer = entry_of(&entry.domain, &entry.key, &merged, 0);
             self.tell_superseded(stale, newer);
         }
-        let mut batch = cairn_engine::meta::Batch::default();
-        batch.put_index(&entry.domain, &entry.key, &merged);
-        // The index can be rebuilt from the holders' announcements, so it
-        // is written without waiting for a sync.
-        if let Err(error) = node.meta.write_unsynced(batch) {
-            tracing::warn!(%error, "cannot write an index record");
+        if !merged.deleted
+            && holders_before < wanted as usize
+            && merged.holders.len() >= wanted as usize
+            && self.first_live_home(&entry.domain, &entry.key)
+        {
+            // Complete now: the holders that did not just announce learn it
+            // here, not at their next re-announcement pass.
+            let others: Vec<NodeId> =
+                merged.holders.iter().copied().filter(|h| !entry.holders.contains(h)).collect();
+            let complete = entry_of(&entry.domain, &entry.key, &merged, wanted);
+            self.tell_holders(others, complete, Notice::Stored);
         }
-        let wanted = self.wanted(&entry.domain, &merged.class);
         Some(entry_of(&entry.domain, &entry.key, &merged, wanted))
     }
 
@@ -208,12 +231,21 @@ impl Core {
 
     /// Tells each of `holders` that `newer` replaces what they hold.
     fn tell_superseded(&self, holders: Vec<NodeId>, newer: IndexEntry) {
+        self.tell_holders(holders, newer, Notice::Superseded);
+    }
+
+    /// Sends `notice` about `entry` to each of `holders`, in the background
+    /// (this node handles its own at once).
+    fn tell_holders(&self, holders: Vec<NodeId>, entry: IndexEntry, notice: Notice) {
         let Some(core) = self.me.get().and_then(std::sync::Weak::upgrade) else { return };
         for holder in holders {
-            let (core, newer) = (core.clone(), newer.clone());
+            let (core, entry) = (core.clone(), entry.clone());
             tokio::spawn(async move {
                 if holder == core.id() {
-                    core.superseded(&newer);
+                    match notice {
+                        Notice::Superseded => core.superseded(&entry),
+                        Notice::Stored => core.stored(&entry),
+                    }
                     return;
                 }
                 let Some(address) =
@@ -221,12 +253,22 @@ impl Core {
                 else {
                     return;
                 };
-                let request = Message::Superseded { entry: Box::new(newer) };
+                let request = match notice {
+                    Notice::Superseded => Message::Superseded { entry: Box::new(entry) },
+                    Notice::Stored => Message::Stored { entry: Box::new(entry) },
+                };
                 if let Err(error) = core.peers.call(&address, &request, INDEX_TIMEOUT).await {
-                    tracing::debug!(%error, "cannot tell a holder its copy is superseded");
+                    tracing::debug!(%error, ?notice, "cannot tell a holder");
                 }
             });
         }
+    }
+
+    /// A holder's side of `Stored`: its copy of that version is `stored`.
+    pub fn stored(&self, entry: &IndexEntry) {
+        let version = Version { hlc: entry.hlc, node_id: entry.writer };
+        let (domain, key) = (entry.domain.clone(), entry.key.clone());
+        self.to_shard(&entry.domain, &entry.key, ShardWork::MarkStored { domain, key, version });
     }
 
     fn raft_term(&self) -> u64 {
@@ -814,6 +856,15 @@ impl Core {
             _ => None,
         }
     }
+}
+
+/// What a home tells a key's holders.
+#[derive(Clone, Copy, Debug)]
+enum Notice {
+    /// A newer version or a deletion replaces what they hold.
+    Superseded,
+    /// The version they hold has its class's copies.
+    Stored,
 }
 
 /// Local keys looked at per re-announcement pass.

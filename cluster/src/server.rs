@@ -123,6 +123,7 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
         ArchivedMessage::IndexUpdate { .. }
         | ArchivedMessage::Replicate { .. }
         | ArchivedMessage::Superseded { .. }
+        | ArchivedMessage::Stored { .. }
         | ArchivedMessage::IndexForget { .. }
         | ArchivedMessage::DropCopy { .. } => {
             let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
@@ -193,6 +194,10 @@ async fn answer_owned(core: &Core, request: Message) -> Message {
         }
         Message::Superseded { entry } => {
             core.superseded(&entry);
+            Message::Done
+        }
+        Message::Stored { entry } => {
+            core.stored(&entry);
             Message::Done
         }
         Message::IndexForget { entry } => {

@@ -105,6 +105,9 @@ pub enum Message {
     /// node that does not hold it): answered like `FetchBlob`, by
     /// blob-body frames adding up to `end - start` bytes, or by `Error`.
     FetchBlobRange { sha256: [u8; 32], start: u64, end: u64 },
+    /// A home tells a holder that `entry`'s version, which it holds, now
+    /// has its class's copies (it is `stored`).
+    Stored { entry: Box<IndexEntry> },
 }
 
 /// One key version as the index sees it (docs/design.md §5). Boxed inside
@@ -162,6 +165,7 @@ impl fmt::Debug for Message {
             | Message::IndexReply { .. }
             | Message::Superseded { .. }
             | Message::IndexForget { .. }
+            | Message::Stored { .. }
             | Message::ListIndex { .. }
             | Message::ListIndexReply { .. } => self.fmt_index(f),
             Message::NeedsQuery { .. }
@@ -269,6 +273,7 @@ impl Message {
             Message::IndexForget { entry } => {
                 f.debug_struct("IndexForget").field("entry", entry).finish()
             }
+            Message::Stored { entry } => f.debug_struct("Stored").field("entry", entry).finish(),
             Message::ListIndex { domain, prefix, start, limit } => f
                 .debug_struct("ListIndex")
                 .field("domain", domain)
@@ -414,6 +419,7 @@ mod tests {
             ),
             ("ListIndexReply", Message::ListIndexReply { entries: vec![*entry()], more: true }),
             ("FetchBlobRange", Message::FetchBlobRange { sha256: [1; 32], start: 2, end: 3 }),
+            ("Stored", Message::Stored { entry: entry() }),
         ];
         for (name, message) in messages {
             let shown = format!("{message:?}");

@@ -241,8 +241,16 @@ async fn copy_tree(
     target_prefix: &str,
     deep: bool,
 ) -> Result<(), ApiError> {
-    let props = meta.props(source_domain, source_prefix)?;
-    shard.collection(target_domain.into(), target_prefix.into(), CollectionOp::Copy(props)).await?;
+    // A lone node keeps folders as records; a cluster as keys (see `mkcol`).
+    let alone = shard.node.control.is_alone();
+    if alone {
+        let props = meta.props(source_domain, source_prefix)?;
+        shard
+            .collection(target_domain.into(), target_prefix.into(), CollectionOp::Copy(props))
+            .await?;
+    } else {
+        super::mark_collection(shard, target_domain, target_prefix).await?;
+    }
     if !deep {
         return Ok(());
     }
@@ -279,6 +287,9 @@ async fn copy_tree(
             })
             .collect();
         settle(tasks).await?;
+    }
+    if !alone {
+        return Ok(());
     }
     let mut start = source_prefix.to_string();
     loop {

@@ -369,7 +369,9 @@ async fn mkcol(
         return Err(ApiError::new(ErrorKind::UnsupportedBody, "MKCOL takes no body"));
     }
     let node = &shard.node;
-    let exists = path.is_root() || resolve(node, &path).await?.is_some();
+    // A file of the folder's name counts, whether the URL ends in `/` or not.
+    let as_file = DavPath { trailing_slash: false, ..path.clone() };
+    let exists = path.is_root() || resolve(node, &as_file).await?.is_some();
     if exists {
         return Err(ApiError::new(ErrorKind::Exists, "something already exists at this path"));
     }
@@ -382,10 +384,32 @@ async fn mkcol(
     if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
         return Ok(refused);
     }
-    if !shard.collection(path.domain.clone(), prefix, CollectionOp::Make).await? {
+    if !node.control.is_alone() {
+        mark_collection(shard, &path.domain, &prefix).await?;
+    } else if !shard.collection(path.domain.clone(), prefix, CollectionOp::Make).await? {
         return Err(ApiError::new(ErrorKind::Exists, "something already exists at this path"));
     }
     Ok(Response::builder().status(StatusCode::CREATED).body(ResBody::empty()).expect("valid"))
+}
+
+/// In a cluster an empty folder is an empty key named like it (`a/b/`),
+/// not a record of this node: it is copied, listed and deleted like any
+/// key, so every node sees the folder and it outlives the node that made
+/// it.
+pub(super) async fn mark_collection(
+    shard: &Rc<Shard>,
+    domain: &str,
+    prefix: &str,
+) -> Result<(), ApiError> {
+    let request = PutRequest {
+        target: KeyRef { domain: domain.to_owned(), key: prefix.to_owned() },
+        class: None,
+        content_type: String::new(),
+        expected_sha256: None,
+        declared_bytes: Some(0),
+    };
+    cairn_node::upload::put(shard, request, &mut cairn_node::upload::InMemory(None)).await?;
+    Ok(())
 }
 
 /// A PROPFIND's Depth; none means infinity (RFC 4918 §9.1).
