@@ -869,3 +869,24 @@ fn file_info_rename_and_updateclass_work_at_a_node_without_a_copy() {
         assert!(matches!(&old, Err((code, _)) if code == "unknown_key"), "{old:?}");
     }
 }
+
+#[test]
+fn a_domain_or_class_with_files_on_other_nodes_is_not_deleted() {
+    let cluster = common::cluster::Cluster::start(3, &[]);
+    let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
+    domain_with_classes(&mut trackers, "kept");
+    // One copy of class `one`, at node 0 only.
+    let url = format!("{}?class=one", cluster.nodes[0].key_url("kept", "f"));
+    assert_eq!(reply(ureq::put(&url).send_bytes(b"bytes")).status, 201);
+    // One key of a domain without classes, on two of the three nodes.
+    assert_eq!(cluster.nodes[0].put("bare", "f", b"bytes").status, 201);
+    for tracker in &mut trackers {
+        wait_for(WAIT, || {
+            let domains = tracker.ok("get_domains", &[]);
+            domains.values().any(|v| v == "bare").then_some(())
+        })
+        .expect("the domain is known everywhere");
+        tracker.err("delete_class", &[("domain", "kept"), ("class", "one")], "class_has_files");
+        tracker.err("delete_domain", &[("domain", "bare")], "domain_has_files");
+    }
+}

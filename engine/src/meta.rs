@@ -332,10 +332,6 @@ impl Meta {
         Ok(self.db.get_pinned(tagged(TAG_DOMAIN, domain.as_bytes()))?.is_some())
     }
 
-    pub fn domain_has_keys(&self, domain: &str) -> Result<bool, MetaError> {
-        self.any_with_prefix(&key_id(domain, ""))
-    }
-
     /// Up to `limit` key records after `(domain, key)` (from the start when
     /// `None`), across domains, in byte order of `domain NUL key`.
     pub fn keys_after(

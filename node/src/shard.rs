@@ -303,7 +303,7 @@ impl Shard {
         } else if self.senders.send_to(target, request).await.is_err() {
             return Err(NodeError::ShardGone(target));
         }
-        answer.await.map_err(|_| NodeError::ShardGone(target))?
+        cairn_cluster::from_other_thread(answer).await.map_err(|_| NodeError::ShardGone(target))?
     }
 
     /// Pins a blob on its shard until [`Shard::unpin`], and moves a finished

@@ -17,6 +17,7 @@ use cairn_raft::{ClusterState, Command, CommandResult, MemberState, NodeId, DEFA
 
 use super::commands::{Answer, ErrAnswer};
 use cairn_cluster::ControlError;
+use cairn_node::listing::key_page;
 use cairn_node::Shard;
 
 /// How long an answer waits for this node to apply its own change.
@@ -172,7 +173,8 @@ pub async fn delete_domain(shard: &Shard, args: &Request) -> Answer {
     if state.domain_classes(domain).next().is_some() {
         return Err(ErrAnswer::code("domain_not_empty"));
     }
-    if shard.node.meta.domain_has_keys(domain)? {
+    // Any key of the cluster counts, not only this node's.
+    if !key_page(&shard.node, domain, "", "", 1).await?.keys.is_empty() {
         return Err(ErrAnswer::code("domain_has_files"));
     }
     let command = Command::DeleteDomain { name: domain.to_string() };
@@ -262,26 +264,20 @@ pub async fn delete_class(shard: &Shard, args: &Request) -> Answer {
     Ok(vec![("domain".into(), domain.to_string()), ("class".into(), class.to_string())])
 }
 
-/// Whether a key of `domain` on this node is of `class`: a walk through
-/// the domain's keys, on the blocking pool, a batch at a time.
+/// Whether a key of `domain` anywhere in the cluster is of `class`: a walk
+/// through the domain's keys (the cluster listing), a page at a time.
 async fn class_has_files(shard: &Shard, domain: &str, class: &str) -> Result<bool, ErrAnswer> {
-    let (meta, domain, class) = (shard.node.meta.clone(), domain.to_string(), class.to_string());
-    let found = glommio::executor()
-        .spawn_blocking(move || -> Result<bool, cairn_engine::MetaError> {
-            let mut after: Option<String> = None;
-            loop {
-                let keys = meta.list_keys(&domain, "", after.as_deref(), CLASS_SCAN_BATCH)?;
-                if keys.iter().any(|(_, record)| record.class == class) {
-                    return Ok(true);
-                }
-                if keys.len() < CLASS_SCAN_BATCH {
-                    return Ok(false);
-                }
-                after = keys.last().map(|(key, _)| key.clone());
-            }
-        })
-        .await?;
-    Ok(found)
+    let mut start = String::new();
+    loop {
+        let page = key_page(&shard.node, domain, "", &start, CLASS_SCAN_BATCH).await?;
+        if page.keys.iter().any(|(_, record)| record.class == class) {
+            return Ok(true);
+        }
+        match page.next_after {
+            Some(next) => start = cairn_cluster::start_after(&next),
+            None => return Ok(false),
+        }
+    }
 }
 
 /// `set_state host=NAME&device=DEVID&state=STATE`: the state of the node
