@@ -211,3 +211,23 @@ fn an_empty_folder_made_at_one_node_is_seen_everywhere_and_outlives_it() {
         assert_eq!(node.dav("PROPFIND", "web/empty/", &[("Depth", "0")], b"").status, 404);
     }
 }
+
+#[test]
+fn a_webdav_lock_binds_only_the_node_that_granted_it() {
+    let cluster = Cluster::start(3, &[]);
+    let (granting, other) = (&cluster.nodes[0], &cluster.nodes[1]);
+    assert_eq!(granting.put("web", "locked", b"v1").status, 201);
+    let info = br#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#;
+    let lock = granting.dav("LOCK", "web/locked", &[("Depth", "0")], info);
+    assert_eq!(lock.status, 200, "{}", String::from_utf8_lossy(&lock.body));
+    assert_eq!(granting.dav("PUT", "web/locked", &[], b"v2").status, 423, "held at its node");
+    let shown = |node: &TestNode| {
+        let found = node.dav("PROPFIND", "web/locked", &[("Depth", "0")], b"");
+        String::from_utf8_lossy(&found.body).contains("opaquelocktoken")
+    };
+    assert!(shown(granting));
+    // README (WebDAV): another node neither shows the lock nor is held back by it.
+    assert!(!shown(other));
+    assert_eq!(other.dav("PUT", "web/locked", &[], b"v2").status, 204);
+    assert_eq!(granting.get("web", "locked").body, b"v2");
+}
