@@ -231,3 +231,27 @@ fn a_webdav_lock_binds_only_the_node_that_granted_it() {
     assert_eq!(other.dav("PUT", "web/locked", &[], b"v2").status, 204);
     assert_eq!(granting.get("web", "locked").body, b"v2");
 }
+
+#[test]
+fn webdav_if_conditions_see_a_key_held_elsewhere() {
+    let cluster = Cluster::start(3, &[]);
+    let made =
+        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "one", "replicas": 1 }));
+    assert_eq!(made.status, 201);
+    wait_for(SETTLE_TIMEOUT, || {
+        cluster
+            .nodes
+            .iter()
+            .all(|n| common::cluster::class_names(n).contains(&"one".into()))
+            .then_some(())
+    })
+    .expect("class everywhere");
+    let body = b"held at node 0 only".to_vec();
+    assert_eq!(put_class(&cluster.nodes[0], "web", "cond", "one", &body).status, 201);
+    let far = &cluster.nodes[1];
+    let tag = format!("([\"{}\"])", sha256_hex(&body));
+    let wrong = format!("([\"{}\"])", "0".repeat(64));
+    assert_eq!(far.dav("PUT", "web/cond", &[("If", &wrong)], b"no").status, 412);
+    assert_eq!(far.dav("PUT", "web/cond", &[("If", &tag)], b"yes").status, 204, "its ETag holds");
+    assert_eq!(cluster.nodes[2].get("web", "cond").body, b"yes");
+}

@@ -47,17 +47,24 @@ pub async fn find(shard: &Shard, domain: &str, key: &str) -> Result<IndexEntry, 
 
 /// The holders of `entry` that can serve reads (not down or dead).
 pub fn holders(shard: &Shard, entry: &IndexEntry) -> Vec<Holder> {
+    holders_in(shard, entry, |state| {
+        matches!(state, MemberState::Alive | MemberState::Drain | MemberState::Readonly)
+    })
+}
+
+/// The holders of `entry` whose member state passes `wanted`.
+fn holders_in(
+    shard: &Shard,
+    entry: &IndexEntry,
+    wanted: impl Fn(MemberState) -> bool,
+) -> Vec<Holder> {
     shard.node.control.read(|state| {
         entry
             .holders
             .iter()
             .filter_map(|id| {
                 let member = state.member(*id)?;
-                let readable = matches!(
-                    member.state,
-                    MemberState::Alive | MemberState::Drain | MemberState::Readonly
-                );
-                readable.then(|| Holder {
+                wanted(member.state).then(|| Holder {
                     id: *id,
                     http: member.member.http.clone(),
                     peer: member.member.peer.clone(),
@@ -65,6 +72,15 @@ pub fn holders(shard: &Shard, entry: &IndexEntry) -> Vec<Holder> {
             })
             .collect()
     })
+}
+
+/// The holders a read tries: the readable ones, then those marked down
+/// (a node paused for a few seconds is `down` until the leader hears it
+/// again, and may hold the only copy).
+fn holders_to_try(shard: &Shard, entry: &IndexEntry) -> Vec<Holder> {
+    let mut tried = holders(shard, entry);
+    tried.extend(holders_in(shard, entry, |state| state == MemberState::Down));
+    tried
 }
 
 /// Reads a key held elsewhere: streams it whole from the first holder
@@ -99,7 +115,7 @@ pub async fn read_entry(
     let hello = shard.node.control.hello();
     let me = shard.node.control.id();
     let mut last_error = String::new();
-    for holder in holders(shard, &entry) {
+    for holder in holders_to_try(shard, &entry) {
         if holder.id == me {
             continue;
         }

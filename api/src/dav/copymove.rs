@@ -56,7 +56,7 @@ pub async fn transfer(
     }
     let existing = resolve(&shard.node, &target).await?;
     let targets = locked_targets(&path, &source, &target, &target_path, &existing, transfer);
-    if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
+    if let Some(refused) = preconditions(&shard.node, request, &path, &targets).await? {
         return Ok(refused);
     }
     if let Some(existing) = &existing {

@@ -183,6 +183,7 @@ pub struct IfList {
 
 /// What a condition is checked against: the lock tokens that apply to a
 /// resource, and its entity tag (none for collections and missing ones).
+#[derive(Clone, Default)]
 pub struct ResourceState {
     pub tokens: Vec<String>,
     pub etag: Option<String>,

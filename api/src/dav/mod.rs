@@ -175,8 +175,10 @@ impl Target {
     }
 }
 
-fn state_of(node: &Node, path: &DavPath) -> ResourceState {
-    let resolved = resolve_local(&node.meta, path).ok().flatten();
+/// The lock tokens and entity tag an `If` condition is checked against,
+/// as the cluster knows the resource.
+async fn state_of(node: &Node, path: &DavPath) -> ResourceState {
+    let resolved = resolve(node, path).await.ok().flatten();
     let lock_path = match &resolved {
         Some(resource) => resource.path().to_string(),
         None if path.trailing_slash => path.prefix(),
@@ -206,7 +208,7 @@ fn if_header(headers: &HeaderMap) -> Result<Option<IfHeader>, ApiError> {
 
 /// Checks the `If` header (412 when it does not hold) and that every lock
 /// on the targets had its token submitted (423). `Ok(Some(answer))` is a refusal.
-fn preconditions(
+async fn preconditions(
     node: &Node,
     request: &Parts,
     path: &DavPath,
@@ -214,15 +216,32 @@ fn preconditions(
 ) -> Result<Option<Response<ResBody>>, ApiError> {
     let header = if_header(&request.headers)?;
     if let Some(header) = &header {
-        let holds = header.holds(|tagged| match tagged {
-            None => state_of(node, path),
-            Some(url) => {
-                let tagged = url.parse::<http::Uri>().ok().and_then(|u| path::parse(u.path()).ok());
-                match tagged {
-                    Some(tagged) => state_of(node, &tagged),
-                    None => ResourceState { tokens: Vec::new(), etag: None },
-                }
+        // Each resource the header names, looked up once, before the check.
+        let mut states: Vec<(Option<&str>, ResourceState)> = Vec::new();
+        for list in &header.lists {
+            let named = list.resource.as_deref();
+            if states.iter().any(|(known, _)| *known == named) {
+                continue;
             }
+            let state = match named {
+                None => state_of(node, path).await,
+                Some(url) => {
+                    let tagged =
+                        url.parse::<http::Uri>().ok().and_then(|u| path::parse(u.path()).ok());
+                    match tagged {
+                        Some(tagged) => state_of(node, &tagged).await,
+                        None => ResourceState::default(),
+                    }
+                }
+            };
+            states.push((named, state));
+        }
+        let holds = header.holds(|tagged| {
+            states
+                .iter()
+                .find(|(named, _)| *named == tagged)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default()
         });
         if !holds {
             return Err(ApiError::new(
@@ -308,7 +327,7 @@ async fn put(
     if !existed {
         targets.extend(Target::parent(&path.domain, &path.name));
     }
-    if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
+    if let Some(refused) = preconditions(&shard.node, request, &path, &targets).await? {
         return Ok(refused);
     }
     let target = KeyRef { domain: path.domain, key: path.name };
@@ -329,7 +348,7 @@ async fn delete(
     let domain = path.domain.clone();
     let mut targets = vec![Target::new(&domain, resource.path(), resource.is_collection())];
     targets.extend(Target::parent(&domain, resource.path()));
-    if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
+    if let Some(refused) = preconditions(&shard.node, request, &path, &targets).await? {
         return Ok(refused);
     }
     remove(shard, &domain, &resource).await?;
@@ -381,7 +400,7 @@ async fn mkcol(
     let prefix = path.prefix();
     let mut targets = vec![Target::new(&path.domain, &prefix, false)];
     targets.extend(Target::parent(&path.domain, &prefix));
-    if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
+    if let Some(refused) = preconditions(&shard.node, request, &path, &targets).await? {
         return Ok(refused);
     }
     if !node.control.is_alone() {
@@ -460,7 +479,7 @@ async fn proppatch(
         ));
     }
     let targets = [Target::new(&path.domain, resource.path(), false)];
-    if let Some(refused) = preconditions(&shard.node, request, &path, &targets)? {
+    if let Some(refused) = preconditions(&shard.node, request, &path, &targets).await? {
         return Ok(refused);
     }
     let names: Vec<PropName> = ops
