@@ -5,9 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::cluster::{post, put_class, Cluster, SETTLE_TIMEOUT};
+use common::cluster::{put_class, Cluster, SETTLE_TIMEOUT};
 use common::{bytes, reply, sha256_hex, wait_for, Reply, TestNode};
-use serde_json::json;
 
 /// Keys of the default class (two copies): on three nodes, each node holds
 /// about two thirds of them.
@@ -120,24 +119,14 @@ fn dav_members(node: &TestNode, path: &str) -> Vec<String> {
     let text = String::from_utf8_lossy(&found.body).into_owned();
     text.split("<D:href>")
         .skip(1)
-        .map(|rest| rest[..rest.find("</D:href>").unwrap()].to_owned())
+        .map(|rest| rest[..rest.find("</D:href>").expect("every href is closed")].to_owned())
         .collect()
 }
 
 #[test]
 fn webdav_at_every_node_lists_reads_copies_and_deletes_every_key() {
     let cluster = Cluster::start(3, &[]);
-    let made =
-        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "one", "replicas": 1 }));
-    assert_eq!(made.status, 201);
-    wait_for(SETTLE_TIMEOUT, || {
-        cluster
-            .nodes
-            .iter()
-            .all(|n| common::cluster::class_names(n).contains(&"one".into()))
-            .then_some(())
-    })
-    .expect("class everywhere");
+    cluster.make_class("one", 1);
     // Keys of one copy, each at one node only.
     let bodies: Vec<Vec<u8>> = (0..9).map(|i| bytes(70_000 + i, 40 + i as u64)).collect();
     for (i, body) in bodies.iter().enumerate() {
@@ -235,17 +224,7 @@ fn a_webdav_lock_binds_only_the_node_that_granted_it() {
 #[test]
 fn webdav_if_conditions_see_a_key_held_elsewhere() {
     let cluster = Cluster::start(3, &[]);
-    let made =
-        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": "one", "replicas": 1 }));
-    assert_eq!(made.status, 201);
-    wait_for(SETTLE_TIMEOUT, || {
-        cluster
-            .nodes
-            .iter()
-            .all(|n| common::cluster::class_names(n).contains(&"one".into()))
-            .then_some(())
-    })
-    .expect("class everywhere");
+    cluster.make_class("one", 1);
     let body = b"held at node 0 only".to_vec();
     assert_eq!(put_class(&cluster.nodes[0], "web", "cond", "one", &body).status, 201);
     let far = &cluster.nodes[1];

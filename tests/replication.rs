@@ -121,20 +121,7 @@ fn a_node_without_the_key_proxies_redirects_and_lists_locations() {
 }
 
 fn triple(cluster: &Cluster) {
-    class(cluster, "triple", 3);
-}
-
-/// Makes class `name` with `replicas` copies and waits until every node knows it.
-fn class(cluster: &Cluster, name: &str, replicas: u32) {
-    let made =
-        post(&cluster.nodes[0], "/v1/admin/classes", json!({ "name": name, "replicas": replicas }));
-    assert_eq!(made.status, 201);
-    for node in &cluster.nodes {
-        wait_for(SETTLE_TIMEOUT, || {
-            common::cluster::class_names(node).contains(&name.to_owned()).then_some(())
-        })
-        .expect("class everywhere");
-    }
+    cluster.make_class("triple", 3);
 }
 
 /// Waits until every running node holds `body` under the key, `stored`.
@@ -238,7 +225,7 @@ fn a_corrupted_copy_is_never_served() {
 #[test]
 fn a_copy_that_fails_at_a_damaged_holder_is_made_from_another() {
     let cluster = Cluster::start(3, &[]);
-    class(&cluster, "pair", 2);
+    cluster.make_class("pair", 2);
     let body = bytes(300_000, 31);
     let sha = sha256_hex(&body);
     assert_eq!(put_class(&cluster.nodes[0], "docs", "mended", "pair", &body).status, 201);
@@ -390,7 +377,7 @@ fn background_copies_keep_to_the_copy_rate() {
 #[test]
 fn a_range_through_a_node_without_the_key_is_served_and_damage_never_looks_complete() {
     let cluster = Cluster::start(3, &[]);
-    class(&cluster, "one", 1);
+    cluster.make_class("one", 1);
     let body = bytes(3 << 20, 77);
     assert_eq!(put_class(&cluster.nodes[0], "docs", "ranged", "one", &body).status, 201);
     let far = &cluster.nodes[1];
@@ -422,7 +409,7 @@ fn a_range_through_a_node_without_the_key_is_served_and_damage_never_looks_compl
 #[test]
 fn redirects_and_locations_name_a_key_with_dot_segments_and_not_another() {
     let cluster = Cluster::start(3, &[]);
-    class(&cluster, "one", 1);
+    cluster.make_class("one", 1);
     let (dotted, plain) = (bytes(90_000, 5), bytes(90_000, 6));
     let holder = &cluster.nodes[0];
     // `a/../b` is one key; `b` another. A URL parser would turn one into the other.

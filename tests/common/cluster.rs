@@ -42,6 +42,16 @@ impl Cluster {
         self.nodes.last().expect("just added")
     }
 
+    /// Makes class `name` with `replicas` copies and waits until every node knows it.
+    pub fn make_class(&self, name: &str, replicas: u32) {
+        let class = serde_json::json!({ "name": name, "replicas": replicas });
+        assert_eq!(post(&self.nodes[0], "/v1/admin/classes", class).status, 201);
+        for node in &self.nodes {
+            wait_for(SETTLE_TIMEOUT, || class_names(node).contains(&name.to_owned()).then_some(()))
+                .expect("class everywhere");
+        }
+    }
+
     pub fn running(&self) -> impl Iterator<Item = &TestNode> {
         self.nodes.iter().filter(|n| n.is_running())
     }
