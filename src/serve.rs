@@ -108,11 +108,16 @@ pub struct ServeArgs {
     /// A member down for this long is `dead`: its copies are made again elsewhere.
     #[arg(long, env = "CAIRN_DEAD_AFTER", default_value = "10m", value_parser = parse_duration)]
     pub dead_after: Duration,
-    /// How often a node rescans its keys for homes that missed one (the
-    /// safety net under the outbox, which re-sends every unconfirmed
-    /// change by itself); 0 = never.
-    #[arg(long, env = "CAIRN_RESCAN_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    /// How often a node compares the next range of keys it holds (4096)
+    /// with what their homes know, to find any change either side missed
+    /// (the safety net under the outbox); 0 = never.
+    #[arg(long, env = "CAIRN_RESCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub rescan_interval: Duration,
+    /// How long a deleted key's tombstone is kept at least, once every
+    /// holder has confirmed its copy is gone: it covers copies no home has
+    /// heard of yet (a copy under way, an announcement still queued).
+    #[arg(long, env = "CAIRN_TOMBSTONE_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub tombstone_grace: Duration,
     /// After the members change, how long a lookup that the key's homes
     /// answer with "unknown" also asks every other member (index records
     /// may still be on their way to new homes).
@@ -225,6 +230,7 @@ fn cluster_config(
             down_after: args.down_after,
             dead_after: args.dead_after,
             rescan_interval: args.rescan_interval,
+            tombstone_grace: args.tombstone_grace,
             handoff_grace: args.handoff_grace,
             max_clock_skew: args.max_clock_skew,
         },

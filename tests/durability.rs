@@ -9,10 +9,9 @@ use common::cluster::{Cluster, SETTLE_TIMEOUT};
 use common::{wait_for, TestNode};
 
 /// How long a test watches a key for a change that must not happen: longer
-/// than a few announcement and re-announcement rounds.
+/// than a few announcement and anti-entropy rounds.
 const WATCH: Duration = Duration::from_secs(8);
-/// Time for a change of a key to reach its homes: well under the holders'
-/// re-announcement period.
+/// Time for a change of a key to reach its homes.
 const NOTICE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// GETs the key again and again for `WATCH`; every answer must be `expect`
@@ -95,8 +94,7 @@ fn webdav_moves_and_copies_reach_every_node() {
     .expect("the original has its two copies");
     assert_eq!(dav(origin, "MOVE", "notes/a", "notes/b").status, 201);
     assert_eq!(dav(origin, "COPY", "notes/b", "notes/c").status, 201);
-    // At once, not at the holders' next re-announcement (every 5 s for
-    // keys short of copies, far less often for the others).
+    // At once, when they commit.
     for node in &cluster.nodes {
         for key in ["b", "c"] {
             wait_for(NOTICE_TIMEOUT, || (node.get("notes", key).body == data).then_some(()))
@@ -484,7 +482,7 @@ fn a_read_after_an_acknowledged_write_sees_it_at_every_node_even_a_paused_holder
 
 #[test]
 fn the_writer_learns_its_key_is_stored_from_the_homes_not_from_a_rescan() {
-    // No re-announcement passes: only the homes' notice can tell the writer.
+    // No anti-entropy: only the homes' notice can tell the writer.
     let cluster = Cluster::start(3, &["--rescan-interval", "0s"]);
     let origin = &cluster.nodes[0];
     for i in 0..5 {
@@ -498,5 +496,129 @@ fn the_writer_learns_its_key_is_stored_from_the_homes_not_from_a_rescan() {
             (stat.json()["state"] == "stored").then_some(())
         })
         .unwrap_or_else(|| panic!("told/k{i} is stored at its writer once its copy is made"));
+    }
+}
+
+/// A counter from the node's `/metrics` (0 when absent).
+fn counter(node: &TestNode, name: &str) -> u64 {
+    let metrics = common::reply(ureq::get(&node.url("/metrics")).call());
+    let text = String::from_utf8(metrics.body).unwrap();
+    let prefix = format!("{name} ");
+    text.lines().find_map(|line| line.strip_prefix(&prefix)).map_or(0, |n| n.parse().unwrap())
+}
+
+/// PUTs `count` keys of class `class` at `node`, from a few threads.
+fn fill(node: &TestNode, domain: &str, class: &str, count: usize) {
+    std::thread::scope(|scope| {
+        for thread in 0..8 {
+            scope.spawn(move || {
+                for i in (thread..count).step_by(8) {
+                    let key = format!("k{i:06}");
+                    let reply = common::cluster::put_class(node, domain, &key, class, b"x");
+                    assert_eq!(reply.status, 201, "{domain}/{key}");
+                }
+            });
+        }
+    });
+}
+
+/// Keys `probe/{prefix}{i}` written at `node` (class `one`, `body`) none
+/// of whose homes is that node, so it hears of their changes only as a
+/// holder; `count` of them (the others written on the way stay).
+fn keys_not_homed_at(
+    cluster: &Cluster,
+    node: usize,
+    prefix: &str,
+    count: usize,
+    body: &[u8],
+) -> Vec<String> {
+    let writer = &cluster.nodes[node];
+    let id = common::cluster::node_id(writer);
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|key| {
+            assert_eq!(common::cluster::put_class(writer, "probe", key, "one", body).status, 201);
+            let stat =
+                common::reply(ureq::get(&format!("{}?stat", writer.key_url("probe", key))).call());
+            let homes = stat.json()["homes"].as_array().cloned().unwrap_or_default();
+            assert!(!homes.is_empty(), "?stat names the key's homes: {}", stat.json());
+            !homes.iter().any(|home| home.as_str() == Some(id.as_str()))
+        })
+        .take(count)
+        .collect()
+}
+
+#[test]
+fn a_holder_that_missed_a_newer_version_drops_its_copy_within_a_range_pass() {
+    // Node 3 holds 6,000 keys: a scan announcing every one of them takes
+    // minutes at this period, comparing ranges of them with their homes
+    // takes seconds.
+    let cluster = Cluster::start(4, &["--rescan-interval", "1s"]);
+    cluster.make_class("one", 1);
+    let stale = &cluster.nodes[3];
+    fill(stale, "bulk", "one", 6_000);
+    let keys = keys_not_homed_at(&cluster, 3, "s", 3, b"old");
+    // Paused, it misses the homes' notice that a newer version replaced its copy.
+    stale.signal("-STOP");
+    for key in &keys {
+        let reply = common::cluster::put_class(&cluster.nodes[0], "probe", key, "one", b"new");
+        assert_eq!(reply.status, 201);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    stale.signal("-CONT");
+    // Nobody reads the keys there (a read drops a stale copy by itself).
+    for key in &keys {
+        let url = format!("{}?stat", stale.key_url("probe", key));
+        wait_for(Duration::from_secs(15), || {
+            let stat = common::reply(ureq::get(&url).call());
+            (stat.json()["state"] == "elsewhere").then_some(())
+        })
+        .unwrap_or_else(|| panic!("the stale copy of probe/{key} is dropped"));
+        assert_eq!(stale.get("probe", key).body, b"new", "the homes' version is served");
+    }
+}
+
+#[test]
+fn a_tombstone_is_collected_once_every_holder_dropped_its_copy_and_the_key_stays_deleted() {
+    let cluster = Cluster::start(4, &["--rescan-interval", "1s", "--tombstone-grace", "1s"]);
+    cluster.make_class("one", 1);
+    let holder = &cluster.nodes[3];
+    let keys = keys_not_homed_at(&cluster, 3, "t", 3, b"doomed");
+    // The keys' homes are the other three nodes (and the paused one would
+    // not answer).
+    let collected = |cluster: &Cluster| -> u64 {
+        let homes = &cluster.nodes[..3];
+        homes.iter().map(|node| counter(node, "cairn_tombstones_collected_total")).sum()
+    };
+    let before = collected(&cluster);
+    // The only holder is paused when the keys are deleted: the homes keep
+    // their tombstones, however long past the grace, until it confirms.
+    holder.signal("-STOP");
+    for key in &keys {
+        let reply = common::reply(ureq::delete(&cluster.nodes[0].key_url("probe", key)).call());
+        assert_eq!(reply.status, 204, "probe/{key}");
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(collected(&cluster), before, "no tombstone goes while its holder has a copy");
+    holder.signal("-CONT");
+    // Back, the holder learns of the deletion and drops its copy; then the
+    // tombstones go (one per home of each key).
+    let all = before + 3 * keys.len() as u64;
+    wait_for(Duration::from_secs(20), || (collected(&cluster) >= all).then_some(()))
+        .unwrap_or_else(|| panic!("every tombstone is collected: {}", collected(&cluster)));
+    let deadline = Instant::now() + WATCH;
+    while Instant::now() < deadline {
+        for node in &cluster.nodes {
+            for key in &keys {
+                assert_eq!(node.get("probe", key).status, 404, "probe/{key} stays deleted");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for node in &cluster.nodes {
+        let listed = common::reply(ureq::get(&node.url("/v1/probe")).call()).json();
+        let listed: Vec<&str> =
+            listed["keys"].as_array().unwrap().iter().filter_map(|k| k["key"].as_str()).collect();
+        assert!(keys.iter().all(|key| !listed.contains(&key.as_str())), "{listed:?}");
     }
 }

@@ -7,6 +7,7 @@
 //! start, and the node's storage through [`Storage`]: it never names the
 //! node crate or a shard.
 
+mod anti_entropy;
 mod handoff;
 mod identity;
 mod listing;
@@ -16,8 +17,10 @@ mod outbox;
 mod peers;
 pub mod placement;
 mod plane;
+mod ranges;
 mod replicas;
 mod server;
+mod tombstones;
 mod tracker;
 pub mod work;
 
@@ -385,7 +388,8 @@ async fn boot(
     tokio::spawn(register(core.clone(), config.join));
     tokio::spawn(tracker::run(core.clone()));
     tokio::spawn(tracker::run_replication(core.clone()));
-    tokio::spawn(replicas::reannounce(core.clone()));
+    tokio::spawn(anti_entropy::run(core.clone()));
+    tokio::spawn(tombstones::collect(core.clone()));
     tokio::spawn(outbox::drain(core.clone()));
     tokio::spawn(handoff::run(core.clone()));
     Ok(core)

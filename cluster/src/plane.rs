@@ -26,8 +26,10 @@ pub struct Timing {
     pub heartbeat: Duration,
     pub down_after: Duration,
     pub dead_after: Duration,
-    /// Period of the rescan of every key (`replicas::reannounce`); zero: never.
+    /// Period of one range comparison with the homes (`anti_entropy.rs`); zero: never.
     pub rescan_interval: Duration,
+    /// How long after a deletion its tombstone is kept at least (`tombstones.rs`).
+    pub tombstone_grace: Duration,
     /// How long after a change of members lookups also ask non-homes.
     pub handoff_grace: Duration,
     /// Members whose clocks are off by more are logged (`--max-clock-skew`).

@@ -72,7 +72,7 @@ impl Core {
         let incoming = record_of(entry);
         let known = node.meta.index(&entry.domain, &entry.key).ok()?;
         let holders_before = known.as_ref().map_or(0, |k| k.holders.len());
-        let (merged, replaced) = match known {
+        let (mut merged, replaced) = match known {
             Some(mut known) => {
                 let before = known.clone();
                 if !known.merge(&incoming) {
@@ -84,6 +84,20 @@ impl Core {
             }
             None => (incoming, None),
         };
+        // The holders of the replaced version drop their copies.
+        let stale: Vec<NodeId> = replaced.as_ref().map_or_else(Vec::new, |replaced| {
+            replaced.holders.iter().copied().filter(|h| !merged.holders.contains(h)).collect()
+        });
+        if merged.deleted {
+            // A tombstone lists the holders of older versions until each
+            // confirms its copy is gone: it is not collected before
+            // (`tombstones.rs`), so no such copy can bring the key back.
+            for holder in &stale {
+                if let Err(at) = merged.holders.binary_search(holder) {
+                    merged.holders.insert(at, *holder);
+                }
+            }
+        }
         let mut batch = cairn_engine::meta::Batch::default();
         batch.put_index(&entry.domain, &entry.key, &merged);
         // The index can be rebuilt from the holders' announcements, so it
@@ -94,10 +108,7 @@ impl Core {
             return None;
         }
         let wanted = self.wanted(&entry.domain, &merged.class);
-        if let Some(replaced) = replaced {
-            // The holders of the replaced version drop their copies.
-            let stale: Vec<NodeId> =
-                replaced.holders.into_iter().filter(|h| !merged.holders.contains(h)).collect();
+        if !stale.is_empty() {
             let newer = entry_of(&entry.domain, &entry.key, &merged, 0);
             self.tell_superseded(stale, newer);
         }
@@ -107,7 +118,7 @@ impl Core {
             && self.first_live_home(&entry.domain, &entry.key)
         {
             // Complete now: the holders that did not just announce learn it
-            // here, not at their next re-announcement pass.
+            // here, not at their next anti-entropy pass.
             let others: Vec<NodeId> =
                 merged.holders.iter().copied().filter(|h| !entry.holders.contains(h)).collect();
             let complete = entry_of(&entry.domain, &entry.key, &merged, wanted);
@@ -377,16 +388,29 @@ impl Core {
         (told, newest)
     }
 
-    /// A holder's side of `Superseded`.
+    /// A holder's side of `Superseded`. A deletion is confirmed to the
+    /// key's homes once no older copy is left here: they keep the
+    /// tombstone until every holder has.
     pub fn superseded(&self, newer: &IndexEntry) {
         self.forget_location(&newer.domain, &newer.key);
         let version = Version { hlc: newer.hlc, node_id: newer.writer };
+        let (reply, done) = futures_channel::oneshot::channel();
         let work = ShardWork::DropIfOlder {
             domain: newer.domain.clone(),
             key: newer.key.clone(),
             version,
+            reply,
         };
-        self.to_shard(&newer.domain, &newer.key, work);
+        if !self.to_shard(&newer.domain, &newer.key, work) || !newer.deleted {
+            return;
+        }
+        let Some(core) = self.me.get().and_then(std::sync::Weak::upgrade) else { return };
+        let tombstone = newer.clone();
+        tokio::spawn(async move {
+            if done.await == Ok(true) {
+                core.forget_holder(tombstone).await;
+            }
+        });
     }
 
     /// Records a deletion of a key at `version` with its homes (a
@@ -865,55 +889,6 @@ enum Notice {
     Superseded,
     /// The version they hold has its class's copies.
     Stored,
-}
-
-/// Local keys looked at per re-announcement pass.
-const REANNOUNCE_SCAN_MAX: usize = 1024;
-/// Every this many cycles over the keys, every key is re-announced, not
-/// only those short of copies.
-const FULL_PASS_EVERY: u64 = 6;
-
-/// Re-announces, in bounded passes, the keys this node holds that are not
-/// `stored` yet: so homes that missed an announcement (down, just joined,
-/// or the index moved) learn of them, and this node learns when they are.
-pub async fn reannounce(core: std::sync::Arc<Core>) {
-    if core.timing.rescan_interval.is_zero() {
-        return;
-    }
-    let mut cursor: Option<(String, String)> = None;
-    let mut ticker = tokio::time::interval(core.timing.rescan_interval);
-    let (mut cycles, mut full_pass) = (0u64, false);
-    loop {
-        ticker.tick().await;
-        let node = &core.storage;
-        let after = cursor.as_ref().map(|(d, k)| (d.as_str(), k.as_str()));
-        let keys = match node.meta.keys_after(after, REANNOUNCE_SCAN_MAX) {
-            Ok(keys) => keys,
-            Err(error) => {
-                tracing::warn!(%error, "cannot scan keys to re-announce");
-                continue;
-            }
-        };
-        cursor = if keys.len() < REANNOUNCE_SCAN_MAX {
-            None
-        } else {
-            keys.last().map(|(d, k, _)| (d.clone(), k.clone()))
-        };
-        // Keys still short of copies every pass; the others too, so a copy
-        // that missed a deletion or a newer version finds out.
-        for (domain, key, record) in keys {
-            if record.state == KeyState::NeedReplication || full_pass {
-                core.begin_announce(&domain, &key);
-                core.announce_change(domain, key).await;
-            }
-        }
-        if cursor.is_none() {
-            // A cycle over every key ended: every FULL_PASS_EVERY-th cycle
-            // announces all keys, not only those short of copies.
-            cycles += 1;
-            full_pass = cycles % FULL_PASS_EVERY == 0;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -125,6 +125,7 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
         | ArchivedMessage::Superseded { .. }
         | ArchivedMessage::Stored { .. }
         | ArchivedMessage::IndexForget { .. }
+        | ArchivedMessage::RangeDigest { .. }
         | ArchivedMessage::DropCopy { .. } => {
             let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
             answer_owned(core, owned).await
@@ -205,6 +206,9 @@ async fn answer_owned(core: &Core, request: Message) -> Message {
             Message::Done
         }
         Message::DropCopy { term, entry } => core.drop_copy(term, *entry).await,
+        Message::RangeDigest { holder, range, digest, count } => {
+            core.range_listing(holder, &range, crate::ranges::RangeSum { digest, count })
+        }
         _ => unreachable!("matched in answer"),
     }
 }

@@ -21,8 +21,8 @@ pub enum ShardWork {
     /// The key's homes count enough copies of `version`: it is `stored`.
     MarkStored { domain: String, key: String, version: Version },
     /// A newer version or a deletion at `version` exists: drop the copy
-    /// held here if it is older.
-    DropIfOlder { domain: String, key: String, version: Version },
+    /// held here if it is older. Answers whether no older copy is left.
+    DropIfOlder { domain: String, key: String, version: Version, reply: oneshot::Sender<bool> },
     /// The key has more copies than its class wants: drop this one, if it
     /// is still `version`.
     DropVersion { domain: String, key: String, version: Version, reply: oneshot::Sender<bool> },

@@ -15,6 +15,11 @@ pub struct NodeStats {
     pub corrupt_reads: AtomicU64,
     /// Copies made here by replication.
     pub copies_in: AtomicU64,
+    /// Ranges of keys whose versions a home listed otherwise than this
+    /// holder held them (anti-entropy).
+    pub ranges_differing: AtomicU64,
+    /// Tombstones this home dropped from its index.
+    pub tombstones_collected: AtomicU64,
 }
 
 impl NodeStats {

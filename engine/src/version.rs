@@ -15,6 +15,14 @@ pub struct Version {
     pub node_id: u64,
 }
 
+impl Version {
+    /// The wall-clock time of the writer when it made this version (ms
+    /// since the Unix epoch), as far as its clock knew.
+    pub fn unix_ms(&self) -> u64 {
+        self.hlc >> LOGICAL_BITS
+    }
+}
+
 /// A node's hybrid logical clock: never goes backwards, even when the
 /// wall clock does, and is shared by all shards without a lock.
 pub struct Clock {

@@ -25,6 +25,6 @@ pub use rt::{LocalExecutor, LocalTimer};
 pub use frame::{
     decode_frame, encode_message, FrameBuf, FrameBytes, FrameError, FrameHeader, FrameKind,
 };
-pub use message::{ArchivedMessage, IndexEntry, Message, RaftRpc};
+pub use message::{ArchivedMessage, IndexEntry, KeyName, KeyRange, KeyVersion, Message, RaftRpc};
 pub use peer_client::{PeerConnection, PeerError};
 pub use peer_io::{read_blob_body, read_frame, read_frame_bounded, write_frame};

@@ -108,6 +108,49 @@ pub enum Message {
     /// A home tells a holder that `entry`'s version, which it holds, now
     /// has its class's copies (it is `stored`).
     Stored { entry: Box<IndexEntry> },
+    /// A holder compares the versions it holds of the keys in `range` whose
+    /// home the receiver is (`count` of them, summed into `digest`) with
+    /// what the receiver's index says `holder` holds there.
+    RangeDigest { holder: u64, range: Box<KeyRange>, digest: u64, count: u32 },
+    /// The answer: `same`, or the versions the index lists `holder` as
+    /// holding in the range; `reached`: the last key looked at when the
+    /// home stopped before the range's end (keys past it were not compared).
+    RangeReply { same: bool, listed: Vec<KeyVersion>, reached: Option<KeyName> },
+}
+
+/// A key of a domain.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[rkyv(compare(PartialEq), derive(Debug))]
+pub struct KeyName {
+    pub domain: String,
+    pub key: String,
+}
+
+/// Keys after `after` (from the first when `None`) up to and including
+/// `through` (to the last when `None`), in byte order of `domain NUL key`.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(compare(PartialEq), derive(Debug))]
+pub struct KeyRange {
+    pub after: Option<KeyName>,
+    pub through: Option<KeyName>,
+}
+
+impl KeyRange {
+    pub fn contains(&self, domain: &str, key: &str) -> bool {
+        let at = (domain, key);
+        self.after.as_ref().is_none_or(|a| at > (a.domain.as_str(), a.key.as_str()))
+            && self.through.as_ref().is_none_or(|t| at <= (t.domain.as_str(), t.key.as_str()))
+    }
+}
+
+/// One version of a key.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[rkyv(compare(PartialEq), derive(Debug))]
+pub struct KeyVersion {
+    pub domain: String,
+    pub key: String,
+    pub hlc: u64,
+    pub writer: u64,
 }
 
 /// One key version as the index sees it (docs/design.md §5). Boxed inside
@@ -167,7 +210,9 @@ impl fmt::Debug for Message {
             | Message::IndexForget { .. }
             | Message::Stored { .. }
             | Message::ListIndex { .. }
-            | Message::ListIndexReply { .. } => self.fmt_index(f),
+            | Message::ListIndexReply { .. }
+            | Message::RangeDigest { .. }
+            | Message::RangeReply { .. } => self.fmt_index(f),
             Message::NeedsQuery { .. }
             | Message::NeedsReply { .. }
             | Message::Replicate { .. }
@@ -285,6 +330,19 @@ impl Message {
                 .debug_struct("ListIndexReply")
                 .field("count", &entries.len())
                 .field("more", more)
+                .finish(),
+            Message::RangeDigest { holder, range, digest, count } => f
+                .debug_struct("RangeDigest")
+                .field("holder", holder)
+                .field("range", range)
+                .field("digest", digest)
+                .field("count", count)
+                .finish(),
+            Message::RangeReply { same, listed, reached } => f
+                .debug_struct("RangeReply")
+                .field("same", same)
+                .field("listed", &listed.len())
+                .field("reached", reached)
                 .finish(),
             _ => unreachable!("dispatched by Message::fmt"),
         }
@@ -420,6 +478,16 @@ mod tests {
             ("ListIndexReply", Message::ListIndexReply { entries: vec![*entry()], more: true }),
             ("FetchBlobRange", Message::FetchBlobRange { sha256: [1; 32], start: 2, end: 3 }),
             ("Stored", Message::Stored { entry: entry() }),
+            (
+                "RangeDigest",
+                Message::RangeDigest {
+                    holder: 1,
+                    range: Box::new(KeyRange { after: None, through: None }),
+                    digest: 2,
+                    count: 3,
+                },
+            ),
+            ("RangeReply", Message::RangeReply { same: false, listed: vec![], reached: None }),
         ];
         for (name, message) in messages {
             let shown = format!("{message:?}");

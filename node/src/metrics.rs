@@ -69,13 +69,16 @@ pub fn render_prometheus(
         let _ =
             writeln!(out, "cairn_key_bytes{{state=\"{}\"}} {}", state.as_str(), stats.get(state).1);
     }
-    out.push_str("# TYPE cairn_corrupt_reads_total counter\n");
-    let _ =
-        writeln!(out, "cairn_corrupt_reads_total {}", stats.corrupt_reads.load(Ordering::Relaxed));
-    out.push_str("# TYPE cairn_copies_in_total counter\n");
-    let _ = writeln!(out, "cairn_copies_in_total {}", stats.copies_in.load(Ordering::Relaxed));
-    out.push_str("# TYPE cairn_clock_ahead_total counter\n");
-    let _ = writeln!(out, "cairn_clock_ahead_total {}", clock.ahead_seen());
+    let counters = [
+        ("cairn_corrupt_reads_total", stats.corrupt_reads.load(Ordering::Relaxed)),
+        ("cairn_copies_in_total", stats.copies_in.load(Ordering::Relaxed)),
+        ("cairn_ranges_differing_total", stats.ranges_differing.load(Ordering::Relaxed)),
+        ("cairn_tombstones_collected_total", stats.tombstones_collected.load(Ordering::Relaxed)),
+        ("cairn_clock_ahead_total", clock.ahead_seen()),
+    ];
+    for (name, value) in counters {
+        let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
+    }
     out.push_str("# TYPE cairn_requests_total counter\n");
     for (m, method) in METHODS.iter().enumerate() {
         for (c, class) in STATUS_CLASSES.iter().enumerate() {

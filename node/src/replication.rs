@@ -38,19 +38,31 @@ pub async fn serve_work(shard: Rc<Shard>, mut work: mpsc::Receiver<ShardWork>) {
                     let dropped = shard.delete_if(domain, key, Some(version)).await.is_ok();
                     let _ = reply.send(dropped);
                 }
-                ShardWork::DropIfOlder { domain, key, version } => {
-                    let local = shard.node.meta.key(&domain, &key).ok().flatten();
-                    if let Some(local) = local.filter(|local| local.version < version) {
-                        // Only that version: a newer one may have arrived meanwhile.
-                        let dropped = shard.delete_if(domain.clone(), key.clone(), Some(local.version));
-                        if let Ok(old) = dropped.await {
-                            tracing::debug!(%domain, %key, version = old.version.hlc, "dropped a superseded copy");
-                        }
-                    }
+                ShardWork::DropIfOlder { domain, key, version, reply } => {
+                    let _ = reply.send(drop_if_older(&shard, domain, key, version).await);
                 }
             }
         })
         .detach();
+    }
+}
+
+/// Drops the copy of a key held here if it is older than `version`;
+/// answers whether no older copy is left (false: it could not be dropped).
+async fn drop_if_older(shard: &Shard, domain: String, key: String, version: Version) -> bool {
+    let local = match shard.node.meta.key(&domain, &key) {
+        Ok(local) => local,
+        Err(_) => return false,
+    };
+    let Some(local) = local.filter(|local| local.version < version) else { return true };
+    // Only that version: a newer one may have arrived meanwhile.
+    match shard.delete_if(domain.clone(), key.clone(), Some(local.version)).await {
+        Ok(old) => {
+            tracing::debug!(%domain, %key, version = old.version.hlc, "dropped a superseded copy");
+            true
+        }
+        Err(NodeError::NotFound | NodeError::Changed) => true,
+        Err(_) => false,
     }
 }
 

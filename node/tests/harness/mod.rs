@@ -137,6 +137,7 @@ fn start_node(
                 down_after: Duration::from_secs(1),
                 dead_after: Duration::from_secs(60),
                 rescan_interval: Duration::from_secs(5),
+                tombstone_grace: Duration::from_secs(86_400),
                 handoff_grace: Duration::from_secs(300),
                 max_clock_skew: Duration::from_secs(60),
             },
