@@ -4,8 +4,9 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use common::cluster::{put_class, Cluster, SETTLE_TIMEOUT};
+use common::cluster::{node_id, put_class, Cluster, SETTLE_TIMEOUT};
 use common::{bytes, reply, sha256_hex, wait_for, Reply, TestNode};
 
 /// Keys of the default class (two copies): on three nodes, each node holds
@@ -233,4 +234,48 @@ fn webdav_if_conditions_see_a_key_held_elsewhere() {
     assert_eq!(far.dav("PUT", "web/cond", &[("If", &wrong)], b"no").status, 412);
     assert_eq!(far.dav("PUT", "web/cond", &[("If", &tag)], b"yes").status, 204, "its ETag holds");
     assert_eq!(cluster.nodes[2].get("web", "cond").body, b"yes");
+}
+
+#[test]
+fn dead_properties_are_seen_at_every_node_and_travel_with_new_copies() {
+    let mut cluster = Cluster::start(3, &["--down-after", "1s", "--dead-after", "3s"]);
+    assert_eq!(cluster.nodes[0].dav("PUT", "props/k", &[], b"body").status, 201);
+    let stat_url = format!("{}?stat", cluster.nodes[0].key_url("props", "k"));
+    let holders = wait_for(SETTLE_TIMEOUT, || {
+        let holders = reply(ureq::get(&stat_url).call()).json()["holders"].clone();
+        let holders: Vec<String> = serde_json::from_value(holders).ok()?;
+        (holders.len() == 2).then_some(holders)
+    })
+    .expect("the key reaches its two copies");
+    let ids: Vec<String> = cluster.nodes.iter().map(node_id).collect();
+    let outside = ids.iter().position(|id| !holders.contains(id)).expect("a node without a copy");
+    let set = br#"<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop>
+        <Z:colour>teal</Z:colour></D:prop></D:set></D:propertyupdate>"#;
+    let patched = cluster.nodes[outside].dav("PROPPATCH", "props/k", &[], set);
+    assert_eq!(patched.status, 207);
+    assert!(String::from_utf8_lossy(&patched.body).contains("200 OK"));
+    let ask =
+        br#"<D:propfind xmlns:D="DAV:"><D:prop><Z:colour xmlns:Z="urn:z"/></D:prop></D:propfind>"#;
+    let colour_at = |node: &TestNode| {
+        let found = node.dav("PROPFIND", "props/k", &[("Depth", "0")], ask);
+        String::from_utf8_lossy(&found.body).contains(">teal</")
+    };
+    for node in &cluster.nodes {
+        assert!(colour_at(node), "the property is seen at {}", node.base);
+    }
+    // The holder other than the writer dies: the new copy, made at the node
+    // that had none, brings the property with it.
+    let victim = ids.iter().position(|id| holders.contains(id) && *id != ids[0]).unwrap();
+    cluster.nodes[victim].kill();
+    let new_holder = &cluster.nodes[outside];
+    let local_url = format!("{}?stat", new_holder.key_url("props", "k"));
+    wait_for(SETTLE_TIMEOUT, || {
+        let stat = reply(ureq::get(&local_url).call()).json();
+        (stat["state"] == "stored" || stat["state"] == "need-replication").then_some(())
+    })
+    .expect("a new copy is made at the node that had none");
+    assert!(
+        wait_for(Duration::from_secs(5), || colour_at(new_holder).then_some(())).is_some(),
+        "the new copy carries the property"
+    );
 }

@@ -17,6 +17,7 @@ mod outbox;
 mod peers;
 pub mod placement;
 mod plane;
+mod props;
 mod ranges;
 mod replicas;
 mod server;
@@ -214,6 +215,46 @@ impl Control {
     /// Deletes a key cluster-wide: a tombstone at `version` (later than
     /// what it deletes) goes to the key's homes, which tell the holders.
     /// Answers how many homes took it.
+    /// The dead properties kept for `path` by a holder of that key other
+    /// than this node (the first that answers); `None`: none answered.
+    pub async fn props_from_holders(&self, domain: &str, path: &str) -> Option<Vec<u8>> {
+        let core = self.core.clone();
+        let (domain, path) = (domain.to_owned(), path.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.props_from_holders(&domain, &path).await);
+        });
+        from_other_thread(answer).await.ok().flatten()
+    }
+
+    /// The dead properties the node at `peer` keeps for `path`.
+    pub async fn props_at(&self, peer: &str, domain: &str, path: &str) -> Option<Vec<u8>> {
+        let core = self.core.clone();
+        let (peer, domain, path) = (peer.to_owned(), domain.to_owned(), path.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.props_at(&peer, &domain, &path).await);
+        });
+        from_other_thread(answer).await.ok().flatten()
+    }
+
+    /// Writes `record` as the dead properties of `path` at every holder of
+    /// the key but this node; answers how many took it, and of how many.
+    pub async fn put_props_at_holders(
+        &self,
+        domain: &str,
+        path: &str,
+        record: Vec<u8>,
+    ) -> (usize, usize) {
+        let core = self.core.clone();
+        let (domain, path) = (domain.to_owned(), path.to_owned());
+        let (reply, answer) = futures_channel::oneshot::channel();
+        self.runtime.spawn(async move {
+            let _ = reply.send(core.put_props_at_holders(&domain, &path, record).await);
+        });
+        from_other_thread(answer).await.unwrap_or((0, 0))
+    }
+
     pub async fn delete_everywhere(
         &self,
         domain: &str,

@@ -126,6 +126,7 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
         | ArchivedMessage::Stored { .. }
         | ArchivedMessage::IndexForget { .. }
         | ArchivedMessage::RangeDigest { .. }
+        | ArchivedMessage::PropsPut { .. }
         | ArchivedMessage::DropCopy { .. } => {
             let owned = receive.deserialize().map_err(|e| format!("bad message: {e}"))?;
             answer_owned(core, owned).await
@@ -143,6 +144,7 @@ async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
                 Err(error) => Message::Error { code: 500, message: error.to_string() },
             }
         }
+        ArchivedMessage::PropsGet { domain, path } => core.props_here(domain, path),
         ArchivedMessage::NeedsQuery { max } => {
             Message::NeedsReply { needs: core.needs(max.to_native() as usize) }
         }
@@ -206,6 +208,7 @@ async fn answer_owned(core: &Core, request: Message) -> Message {
             Message::Done
         }
         Message::DropCopy { term, entry } => core.drop_copy(term, *entry).await,
+        Message::PropsPut { domain, path, record } => core.put_props(domain, path, record).await,
         Message::RangeDigest { holder, range, digest, count } => {
             core.range_listing(holder, &range, crate::ranges::RangeSum { digest, count })
         }

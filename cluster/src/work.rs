@@ -26,6 +26,9 @@ pub enum ShardWork {
     /// The key has more copies than its class wants: drop this one, if it
     /// is still `version`.
     DropVersion { domain: String, key: String, version: Version, reply: oneshot::Sender<bool> },
+    /// Replace the dead properties kept beside the key held here with
+    /// `record` (a props record); answers false when the key is not here.
+    PutProps { domain: String, path: String, record: Vec<u8>, reply: oneshot::Sender<bool> },
 }
 
 /// Why a copy was not made.

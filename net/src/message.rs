@@ -116,6 +116,14 @@ pub enum Message {
     /// holding in the range; `reached`: the last key looked at when the
     /// home stopped before the range's end (keys past it were not compared).
     RangeReply { same: bool, listed: Vec<KeyVersion>, reached: Option<KeyName> },
+    /// Asks a holder of `path` (a key, or a folder's marker key) of
+    /// `domain` for the WebDAV dead properties it keeps beside its copy.
+    PropsGet { domain: String, path: String },
+    /// Those properties as engine/FORMAT.md's props record (empty: none).
+    PropsReply { record: Vec<u8> },
+    /// Replaces the dead properties a holder keeps for `path`; answered
+    /// `Done`, or `Error` 404 when it does not hold the key.
+    PropsPut { domain: String, path: String, record: Vec<u8> },
 }
 
 /// A key of a domain.
@@ -212,7 +220,10 @@ impl fmt::Debug for Message {
             | Message::ListIndex { .. }
             | Message::ListIndexReply { .. }
             | Message::RangeDigest { .. }
-            | Message::RangeReply { .. } => self.fmt_index(f),
+            | Message::RangeReply { .. }
+            | Message::PropsGet { .. }
+            | Message::PropsReply { .. }
+            | Message::PropsPut { .. } => self.fmt_index(f),
             Message::NeedsQuery { .. }
             | Message::NeedsReply { .. }
             | Message::Replicate { .. }
@@ -344,6 +355,18 @@ impl Message {
                 .field("listed", &listed.len())
                 .field("reached", reached)
                 .finish(),
+            Message::PropsGet { domain, path } => {
+                f.debug_struct("PropsGet").field("domain", domain).field("path", path).finish()
+            }
+            Message::PropsReply { record } => {
+                f.debug_struct("PropsReply").field("record_len_bytes", &record.len()).finish()
+            }
+            Message::PropsPut { domain, path, record } => f
+                .debug_struct("PropsPut")
+                .field("domain", domain)
+                .field("path", path)
+                .field("record_len_bytes", &record.len())
+                .finish(),
             _ => unreachable!("dispatched by Message::fmt"),
         }
     }
@@ -425,6 +448,15 @@ mod tests {
         })
     }
 
+    fn props_messages() -> [(&'static str, Message); 3] {
+        let text = || "x".to_owned();
+        [
+            ("PropsGet", Message::PropsGet { domain: text(), path: text() }),
+            ("PropsReply", Message::PropsReply { record: vec![1] }),
+            ("PropsPut", Message::PropsPut { domain: text(), path: text(), record: vec![1] }),
+        ]
+    }
+
     /// Every variant reaches the helper that prints it, under its own name.
     #[test]
     fn every_variant_prints_its_name() {
@@ -489,7 +521,7 @@ mod tests {
             ),
             ("RangeReply", Message::RangeReply { same: false, listed: vec![], reached: None }),
         ];
-        for (name, message) in messages {
+        for (name, message) in messages.into_iter().chain(props_messages()) {
             let shown = format!("{message:?}");
             assert!(shown.starts_with(name), "{shown}");
             assert!(!shown.contains("[7, 7"), "the token hash is redacted: {shown}");

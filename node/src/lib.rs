@@ -13,6 +13,7 @@ pub mod listing;
 pub mod metrics;
 pub mod node;
 pub mod pending;
+pub mod props;
 pub mod read;
 pub mod recovery;
 pub mod remote;

@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use cairn_cluster::work::{CopyError, ShardWork};
+use cairn_engine::props::PropsRecord;
 use cairn_engine::{Digest, KeyRecord, KeyState, Version};
 use cairn_net::{IndexEntry, Message};
 use futures_channel::mpsc;
@@ -37,6 +38,13 @@ pub async fn serve_work(shard: Rc<Shard>, mut work: mpsc::Receiver<ShardWork>) {
                 ShardWork::DropVersion { domain, key, version, reply } => {
                     let dropped = shard.delete_if(domain, key, Some(version)).await.is_ok();
                     let _ = reply.send(dropped);
+                }
+                ShardWork::PutProps { domain, path, record, reply } => {
+                    let stored = match PropsRecord::decode(&record) {
+                        Ok(props) => shard.put_props_local(&domain, &path, &props).await,
+                        Err(_) => false,
+                    };
+                    let _ = reply.send(stored);
                 }
                 ShardWork::DropIfOlder { domain, key, version, reply } => {
                     let _ = reply.send(drop_if_older(&shard, domain, key, version).await);
@@ -116,7 +124,24 @@ async fn pull(
     }
     let result = pull_once(shard, &entry, version, source_peer, hello).await;
     shard.pulls.borrow_mut().remove(&pulling);
+    if result.is_ok() {
+        copy_props(shard, &entry.domain, &entry.key, source_peer).await;
+    }
     result
+}
+
+/// A new copy takes the WebDAV dead properties its source keeps beside it.
+async fn copy_props(shard: &Shard, domain: &str, key: &str, source_peer: &str) {
+    let Some(record) = shard.node.control.props_at(source_peer, domain, key).await else { return };
+    if record.is_empty() {
+        return;
+    }
+    match PropsRecord::decode(&record) {
+        Ok(props) => {
+            shard.put_props_local(domain, key, &props).await;
+        }
+        Err(error) => tracing::warn!(%domain, %key, %error, "a copy's source sent bad properties"),
+    }
 }
 
 async fn pull_once(

@@ -126,7 +126,7 @@ pub enum ShardRequest {
         domain: String,
         path: String,
         ops: Vec<PropOp>,
-        reply: Reply<()>,
+        reply: Reply<PropsRecord>,
     },
     /// A change of a pending upload, or of a key's name or class.
     KeyOp {
@@ -361,13 +361,14 @@ impl Shard {
     }
 
     /// Applies a PROPPATCH to the dead properties of a key or (`path`
-    /// ending in `/`) a collection, all or nothing, on the path's shard.
+    /// ending in `/`) a collection, all or nothing, on the path's shard;
+    /// answers the properties it leaves.
     pub async fn patch_props(
         &self,
         domain: String,
         path: String,
         ops: Vec<PropOp>,
-    ) -> Result<(), NodeError> {
+    ) -> Result<PropsRecord, NodeError> {
         let target = self.key_shard(&domain, &path);
         self.ask(target, |reply| ShardRequest::PatchProps { domain, path, ops, reply }).await
     }
@@ -631,7 +632,7 @@ impl Shard {
         domain: &str,
         path: &str,
         ops: Vec<PropOp>,
-    ) -> Result<(), NodeError> {
+    ) -> Result<PropsRecord, NodeError> {
         let _turn = self.key_turn(domain, path).await;
         let meta = &self.node.meta;
         let mut batch = Batch::default();
@@ -647,22 +648,24 @@ impl Shard {
         } else if meta.key(domain, path)?.is_none() {
             return Err(NodeError::NotFound);
         }
-        let mut props = meta.props(domain, path)?;
-        for op in ops {
-            match op {
-                PropOp::Set(prop) => props.set(prop),
-                PropOp::Remove { namespace, name } => props.remove(&namespace, &name),
-            }
-        }
-        if props.props.len() > PROPS_COUNT_MAX {
-            return Err(NodeError::Full("too many dead properties on one resource"));
-        }
-        if props.encoded_len() > PROPS_BYTES_MAX {
-            return Err(NodeError::Full("dead properties of one resource exceed 64 KiB"));
-        }
+        let props = apply_prop_ops(meta.props(domain, path)?, ops)?;
         batch.put_props(domain, path, &props);
         meta.commit(batch).await?;
-        Ok(())
+        Ok(props)
+    }
+
+    /// Replaces the dead properties kept beside a key held here (another
+    /// node's PROPPATCH, or a new copy's source's); false when the key is
+    /// not here.
+    pub async fn put_props_local(&self, domain: &str, path: &str, props: &PropsRecord) -> bool {
+        let _turn = self.key_turn(domain, path).await;
+        let meta = &self.node.meta;
+        if !matches!(meta.key(domain, path), Ok(Some(_))) {
+            return false;
+        }
+        let mut batch = Batch::default();
+        batch.put_props(domain, path, props);
+        meta.commit(batch).await.is_ok()
     }
 
     fn made_now(&self) -> CollectionRecord {
@@ -784,4 +787,21 @@ pub fn collection_exists(meta: &Meta, domain: &str, prefix: &str) -> Result<bool
     Ok(prefix.is_empty()
         || meta.any_key_under(domain, prefix)?
         || meta.any_collection_under(domain, prefix)?)
+}
+
+/// A PROPPATCH's steps applied in order to `props`, all or nothing.
+pub fn apply_prop_ops(mut props: PropsRecord, ops: Vec<PropOp>) -> Result<PropsRecord, NodeError> {
+    for op in ops {
+        match op {
+            PropOp::Set(prop) => props.set(prop),
+            PropOp::Remove { namespace, name } => props.remove(&namespace, &name),
+        }
+    }
+    if props.props.len() > PROPS_COUNT_MAX {
+        return Err(NodeError::Full("too many dead properties on one resource"));
+    }
+    if props.encoded_len() > PROPS_BYTES_MAX {
+        return Err(NodeError::Full("dead properties of one resource exceed 64 KiB"));
+    }
+    Ok(props)
 }

@@ -35,7 +35,8 @@ pub async fn handle(
                 .map_err(super::bad_xml)?;
             let members = with_members
                 .then(|| MemberSource::Domains(DomainPages::new(shard.node.meta.clone())));
-            propfind::multistatus(shard.node.clone(), "", &root, asked, members)
+            let none = cairn_engine::PropsRecord::default();
+            propfind::multistatus(shard.node.clone(), "", &root, none, asked, members)
         }
         "GET" | "HEAD" => {
             let mut page = String::from(

@@ -461,7 +461,7 @@ async fn propfind(
     };
     let asked = xml::propfind(&read_body(shard, body, &request.headers).await?).map_err(bad_xml)?;
     let resource = resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))?;
-    propfind::answer(shard.node.clone(), path.domain, resource, asked, with_members)
+    propfind::answer(shard.node.clone(), path.domain, resource, asked, with_members).await
 }
 
 async fn proppatch(
@@ -515,7 +515,7 @@ async fn proppatch(
             PatchOp::Remove(name) => PropOp::Remove { namespace: name.namespace, name: name.name },
         })
         .collect();
-    match shard.patch_props(domain, resource.path().to_string(), ops).await {
+    match cairn_node::props::patch_anywhere(shard, &domain, resource.path(), ops).await {
         Ok(()) => Ok(patch_answer(&href, &[(StatusCode::OK, names)])),
         Err(NodeError::Full(_)) => {
             Ok(patch_answer(&href, &[(StatusCode::INSUFFICIENT_STORAGE, names)]))

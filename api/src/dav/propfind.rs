@@ -174,9 +174,34 @@ impl MemberSource {
     }
 }
 
+/// Whether answering `asked` needs the resources' dead properties.
+fn needs_dead(asked: &Propfind) -> bool {
+    match asked {
+        Propfind::Prop(names) => names.iter().any(|name| !is_protected(name)),
+        Propfind::AllProp | Propfind::PropName => true,
+    }
+}
+
+/// The dead properties of a resource of `domain` that `asked` needs:
+/// this node's, or a holder's for a key held elsewhere.
+async fn dead_props(
+    node: &Node,
+    domain: &str,
+    resource: &Resource,
+    asked: &Propfind,
+) -> Result<PropsRecord, NodeError> {
+    if domain.is_empty() || !needs_dead(asked) {
+        return Ok(PropsRecord::default());
+    }
+    if resource.path().is_empty() {
+        return Ok(node.meta.props(domain, "")?);
+    }
+    cairn_node::props::props_of(node, domain, resource.path()).await
+}
+
 /// The 207 answer: the resource itself, then (Depth 1) its members a page
 /// per body chunk.
-pub fn answer(
+pub async fn answer(
     node: Arc<Node>,
     domain: String,
     resource: Resource,
@@ -190,7 +215,8 @@ pub fn answer(
         }
         _ => None,
     };
-    multistatus(node, &domain, &resource, asked, members)
+    let props = dead_props(&node, &domain, &resource, &asked).await?;
+    multistatus(node, &domain, &resource, props, asked, members)
 }
 
 /// A 207 of one resource (of `domain`; none for `/dav/` itself) and the
@@ -199,15 +225,11 @@ pub fn multistatus(
     node: Arc<Node>,
     domain: &str,
     resource: &Resource,
+    props: PropsRecord,
     asked: Propfind,
     members: Option<MemberSource>,
 ) -> Result<Response<ResBody>, ApiError> {
     let mut first = String::from(MULTISTATUS_OPEN);
-    let props = if domain.is_empty() {
-        PropsRecord::default()
-    } else {
-        node.meta.props(domain, resource.path())?
-    };
     response(&mut first, domain, resource, &props, &asked, locks::table());
     let builder = Response::builder()
         .status(StatusCode::MULTI_STATUS)
@@ -238,10 +260,12 @@ impl Page {
         let mut out = String::new();
         for _ in 0..PAGE_LEN {
             let member = match next.next().await {
-                Ok(Some((domain, member))) => match self.node.meta.props(&domain, member.path()) {
-                    Ok(props) => Ok(Some((domain, member, props))),
-                    Err(error) => Err(NodeError::from(error)),
-                },
+                Ok(Some((domain, member))) => {
+                    match dead_props(&self.node, &domain, &member, &self.asked).await {
+                        Ok(props) => Ok(Some((domain, member, props))),
+                        Err(error) => Err(error),
+                    }
+                }
                 Ok(None) => Ok(None),
                 Err(error) => Err(error),
             };
