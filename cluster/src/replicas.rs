@@ -785,9 +785,10 @@ impl Core {
         domain: &str,
         key: &str,
     ) -> Result<Option<IndexEntry>, HomesUnreachable> {
+        let all_homes = self.homes(domain, key);
         let homes: Vec<(NodeId, String)> =
-            self.homes(domain, key).into_iter().filter(|(id, _)| !self.is_down(*id)).collect();
-        let mut answered = false;
+            all_homes.iter().filter(|(id, _)| !self.is_down(*id)).cloned().collect();
+        let mut answers = 0;
         let mut newest: Option<IndexEntry> = None;
         // Every live home, at once: they may disagree (one missed an
         // update), and the newest version, with every holder any of them
@@ -795,16 +796,21 @@ impl Core {
         for answer in self.ask_all(&homes, domain, key).await {
             match answer {
                 Some(Some(entry)) => {
-                    answered = true;
+                    answers += 1;
                     newest = Some(match newest {
                         None => entry,
                         Some(known) => newer_of(known, entry),
                     });
                 }
-                Some(None) => answered = true,
+                Some(None) => answers += 1,
                 None => {}
             }
         }
+        // "Unknown" is an answer only from a majority of the key's homes, or
+        // from every home not known to be down: a node cut off from the
+        // others hears only itself, and must not call a key written on the
+        // other side missing.
+        let answered = answers > 0 && (answers > all_homes.len() / 2 || answers == homes.len());
         if newest.is_some() || (answered && !self.handoff_recent()) {
             return Ok(newest);
         }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{reply, wait_for, Reply, TestNode};
+use super::{reply, wait_for, Host, Reply, TestNode};
 
 /// Time for a cluster to form, or to agree again after a change.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(40);
@@ -16,15 +16,22 @@ pub struct Cluster {
 impl Cluster {
     /// One node, then `count - 1` more joining it: one command each.
     pub fn start(count: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_on(vec![Host::loopback(); count], extra)
+    }
+
+    /// A node on each of `hosts`, the others joining the first.
+    pub fn start_on(hosts: Vec<Host>, extra: &[&str]) -> Cluster {
+        let count = hosts.len();
+        let mut hosts = hosts.into_iter();
         let mut args = vec!["--shards", "1"];
         args.extend_from_slice(extra);
-        let first = TestNode::start(&args);
+        let first = TestNode::start_on(hosts.next().expect("a host"), &args);
         let (seed, token) = (first.peer_address(), first.join_token());
         let mut nodes = vec![first];
-        for _ in 1..count {
+        for host in hosts {
             let mut joining = args.clone();
             joining.extend_from_slice(&["--join", &seed, "--join-token", &token]);
-            nodes.push(TestNode::start(&joining));
+            nodes.push(TestNode::start_on(host, &joining));
         }
         let cluster = Cluster { nodes };
         let voters = count.min(if count >= 5 { 5 } else { 3 });

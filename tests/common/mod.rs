@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod history;
+pub mod netns;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,8 +42,23 @@ fn free_port() -> u16 {
 /// How long a node gets to start before a test gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where a node runs: on loopback in the test's own network namespace, or
+/// at an address in a namespace of its own (`netns::Net`).
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub netns: Option<String>,
+    pub address: String,
+}
+
+impl Host {
+    pub fn loopback() -> Host {
+        Host { netns: None, address: "127.0.0.1".into() }
+    }
+}
+
 pub struct TestNode {
     pub dir: PathBuf,
+    pub host: Host,
     pub base: String,
     pub http_port: u16,
     pub peer_port: u16,
@@ -57,10 +73,16 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn start(extra_args: &[&str]) -> TestNode {
+        TestNode::start_on(Host::loopback(), extra_args)
+    }
+
+    /// Starts a node on `host`, in a temporary data directory.
+    pub fn start_on(host: Host, extra_args: &[&str]) -> TestNode {
         let tempdir = tempfile::Builder::new().prefix("cairn-test-").tempdir().expect("tempdir");
         let dir = tempdir.path().join("data");
         let mut node = TestNode {
             dir,
+            host,
             base: String::new(),
             http_port: 0,
             peer_port: 0,
@@ -78,6 +100,7 @@ impl TestNode {
     pub fn start_in(dir: &Path, extra_args: &[&str]) -> TestNode {
         let mut node = TestNode {
             dir: dir.to_path_buf(),
+            host: Host::loopback(),
             base: String::new(),
             http_port: 0,
             peer_port: 0,
@@ -99,7 +122,10 @@ impl TestNode {
     fn launch(&mut self) {
         let first_start = self.http_port == 0;
         for attempt in 1..=START_ATTEMPTS {
-            if first_start {
+            if first_start && self.host.netns.is_some() {
+                // A namespace of its own: every port is free.
+                (self.http_port, self.peer_port, self.mogile_port) = (7500, 7501, 7001);
+            } else if first_start {
                 (self.http_port, self.peer_port, self.mogile_port) =
                     (free_port(), free_port(), free_port());
             }
@@ -118,14 +144,23 @@ impl TestNode {
         // one, to watch a test fail before its fix).
         let binary = std::env::var("CAIRN_TEST_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cairn").to_owned());
-        let mut command = Command::new(binary);
+        let mut command = match &self.host.netns {
+            // `ip netns exec` execs the binary: the child is the node itself.
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, &binary]);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let address = &self.host.address;
         command
             .arg("serve")
             .arg("--data")
             .arg(&self.dir)
-            .args(["--listen", &format!("127.0.0.1:{}", self.http_port)])
-            .args(["--peer-listen", &format!("127.0.0.1:{}", self.peer_port)])
-            .args(["--mogile-listen", &format!("127.0.0.1:{}", self.mogile_port)])
+            .args(["--listen", &format!("{address}:{}", self.http_port)])
+            .args(["--peer-listen", &format!("{address}:{}", self.peer_port)])
+            .args(["--mogile-listen", &format!("{address}:{}", self.mogile_port)])
             .args(&self.extra_args)
             .env("CAIRN_LOG", "warn,openraft=off")
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
@@ -150,7 +185,7 @@ impl TestNode {
             return false;
         };
         (self.http_port, self.peer_port, self.mogile_port) = (http, peer, mogile);
-        self.base = format!("http://127.0.0.1:{http}");
+        self.base = format!("http://{}:{http}", self.host.address);
         wait_for(START_TIMEOUT, || ureq::get(&self.url("/v1/status")).call().ok())
             .expect("node answers /v1/status");
         true
@@ -226,7 +261,7 @@ impl TestNode {
     }
 
     pub fn peer_address(&self) -> String {
-        format!("127.0.0.1:{}", self.peer_port)
+        format!("{}:{}", self.host.address, self.peer_port)
     }
 
     pub fn join_token(&self) -> String {

@@ -1,0 +1,88 @@
+//! Faults on purpose (issue 14): nodes on hosts of their own (network
+//! namespaces), links cut silently with nft, and what a client was told
+//! checked against what every node answers once the fault is gone.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::cluster::Cluster;
+use common::netns::Net;
+use common::{wait_for, TestNode};
+
+/// How long after a fault ends every node must answer every key rightly.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// PUTs each `(key, body)` at `node`, all at once; the keys it acknowledged.
+fn put_all(node: &TestNode, writes: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = writes
+            .iter()
+            .map(|(key, body)| scope.spawn(move || node.put("part", key, body).status == 201))
+            .collect();
+        let acknowledged: Vec<bool> = running.into_iter().map(|put| put.join().unwrap()).collect();
+        writes.iter().zip(acknowledged).filter(|(_, ok)| *ok).map(|(w, _)| w.clone()).collect()
+    })
+}
+
+#[test]
+fn a_node_cut_off_keeps_taking_writes_and_every_acknowledged_one_survives_the_heal() {
+    let net = Net::new(3);
+    let cluster = Cluster::start_on(net.hosts(), &["--down-after", "1s"]);
+    let (majority, cut) = (&cluster.nodes[0], &cluster.nodes[2]);
+    let mut expected: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let before: Vec<_> =
+        (0..8).map(|i| (format!("k{i}"), format!("before {i}").into_bytes())).collect();
+    expected.extend(put_all(majority, &before));
+    assert_eq!(expected.len(), 8, "every write before the cut is acknowledged");
+
+    // Node 2 hears nothing from the others, and they nothing from it.
+    net.cut(2, &[0, 1]);
+    // The cut-off side still takes writes (new keys, and k0..k3 again)...
+    let minority: Vec<_> = (0..4)
+        .map(|i| (format!("k{i}"), format!("cut off {i}").into_bytes()))
+        .chain((0..4).map(|i| (format!("lone{i}"), format!("lone {i}").into_bytes())))
+        .collect();
+    let taken = put_all(cut, &minority);
+    assert_eq!(taken.len(), minority.len(), "a node cut off still takes writes");
+    expected.extend(taken);
+    // ...and so does the other side, later: k2..k5 again, and keys of its own.
+    let other: Vec<_> = (2..6)
+        .map(|i| (format!("k{i}"), format!("majority {i}").into_bytes()))
+        .chain((0..4).map(|i| (format!("many{i}"), format!("many {i}").into_bytes())))
+        .collect();
+    let taken = put_all(majority, &other);
+    assert_eq!(taken.len(), other.len(), "the majority takes writes");
+    expected.extend(taken);
+    // The cut is real: the cut-off node cannot find what the others wrote.
+    let unseen = cut.get("part", "many0");
+    assert_eq!(unseen.status, 503, "{}", String::from_utf8_lossy(&unseen.body));
+
+    net.heal();
+    // Every node answers the last acknowledged write of every key: the
+    // later one where both sides wrote it, whichever side wrote it last.
+    for node in &cluster.nodes {
+        for (key, body) in &expected {
+            wait_for(CONVERGE, || (node.get("part", key).body == *body).then_some(()))
+                .unwrap_or_else(|| {
+                    let got = node.get("part", key);
+                    panic!(
+                        "part/{key} at {}: {} {:?}, not {:?}",
+                        node.base,
+                        got.status,
+                        String::from_utf8_lossy(&got.body),
+                        String::from_utf8_lossy(body)
+                    )
+                });
+        }
+    }
+    // And every key reaches its class's two copies.
+    let listed = wait_for(CONVERGE, || {
+        let page = common::reply(ureq::get(&majority.url("/v1/part")).call()).json();
+        let keys = page["keys"].as_array()?.clone();
+        (keys.len() == expected.len() && keys.iter().all(|k| k["copies"].as_u64() >= Some(2)))
+            .then_some(keys)
+    });
+    assert!(listed.is_some(), "every key at two copies after the heal");
+}
