@@ -16,7 +16,7 @@ use cairn_net::{IndexEntry, KeyName, KeyRange, KeyVersion, Message};
 use cairn_raft::{MemberState, NodeId};
 
 use crate::placement;
-use crate::plane::Core;
+use crate::plane::{unix_ms, Core};
 use crate::ranges::{differences, RangeSum};
 use crate::replicas::{HOME_COUNT, INDEX_TIMEOUT};
 
@@ -30,6 +30,10 @@ const HOME_SCAN_MAX: usize = 65_536;
 const LISTED_MAX: usize = 16_384;
 /// Index records read from RocksDB at a time.
 const SCAN_PAGE: usize = 1024;
+/// Versions younger than this are left out of a comparison on both sides:
+/// their announcements may still be under way (the outbox carries them),
+/// and counting them would make the newest range differ on every pass.
+const SETTLE_MS: u64 = 5_000;
 
 /// Compares, range after range and forever, the keys this node holds with
 /// what their homes know.
@@ -72,6 +76,9 @@ impl Core {
         range: KeyRange,
         keys: Vec<(String, String, KeyRecord)>,
     ) {
+        let settled_before = Version::hlc_at(unix_ms().saturating_sub(SETTLE_MS));
+        let keys: Vec<_> =
+            keys.into_iter().filter(|(_, _, record)| record.version.hlc < settled_before).collect();
         let short = keys.iter().filter(|(_, _, record)| record.state == KeyState::NeedReplication);
         for (domain, key, _) in short.take(NEED_ANNOUNCE_MAX) {
             self.begin_announce(domain, key);
@@ -100,7 +107,9 @@ impl Core {
         for (home, address) in live {
             let held = held.remove(&home).unwrap_or_default();
             let (core, range) = (self.clone(), range.clone());
-            comparisons.spawn(async move { core.compare_with(home, address, range, held).await });
+            comparisons.spawn(async move {
+                core.compare_with(home, address, range, settled_before, held).await
+            });
         }
         while comparisons.join_next().await.is_some() {}
     }
@@ -111,6 +120,7 @@ impl Core {
         home: NodeId,
         address: String,
         range: KeyRange,
+        settled_before: u64,
         held: Vec<KeyVersion>,
     ) {
         let mut sum = RangeSum::default();
@@ -118,11 +128,12 @@ impl Core {
             sum.add(&version.domain, &version.key, version.hlc, version.writer);
         }
         let answer = if home == self.id() {
-            self.range_listing(self.id(), &range, sum)
+            self.range_listing(self.id(), &range, settled_before, sum)
         } else {
             let request = Message::RangeDigest {
                 holder: self.id(),
                 range: Box::new(range),
+                settled_before,
                 digest: sum.digest,
                 count: sum.count,
             };
@@ -194,7 +205,13 @@ impl Core {
     /// A home's side of `RangeDigest`: the versions its index lists
     /// `holder` for in `range`, among the keys it is home of, compared
     /// with the holder's sum.
-    pub fn range_listing(&self, holder: NodeId, range: &KeyRange, theirs: RangeSum) -> Message {
+    pub fn range_listing(
+        &self,
+        holder: NodeId,
+        range: &KeyRange,
+        settled_before: u64,
+        theirs: RangeSum,
+    ) -> Message {
         let candidates = self.home_candidates();
         let (mut listed, mut mine) = (Vec::new(), RangeSum::default());
         let (mut cursor, mut scanned, mut reached) = (range.after.clone(), 0, None);
@@ -210,7 +227,8 @@ impl Core {
                     break 'scan;
                 }
                 scanned += 1;
-                if record.holders.contains(&holder)
+                if record.version.hlc < settled_before
+                    && record.holders.contains(&holder)
                     && placement::homes(&candidates, &domain, &key, HOME_COUNT).contains(&self.id())
                 {
                     let (hlc, writer) = (record.version.hlc, record.version.node_id);

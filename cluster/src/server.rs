@@ -209,8 +209,9 @@ async fn answer_owned(core: &Core, request: Message) -> Message {
         }
         Message::DropCopy { term, entry } => core.drop_copy(term, *entry).await,
         Message::PropsPut { domain, path, record } => core.put_props(domain, path, record).await,
-        Message::RangeDigest { holder, range, digest, count } => {
-            core.range_listing(holder, &range, crate::ranges::RangeSum { digest, count })
+        Message::RangeDigest { holder, range, settled_before, digest, count } => {
+            let theirs = crate::ranges::RangeSum { digest, count };
+            core.range_listing(holder, &range, settled_before, theirs)
         }
         _ => unreachable!("matched in answer"),
     }

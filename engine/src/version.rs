@@ -21,6 +21,11 @@ impl Version {
     pub fn unix_ms(&self) -> u64 {
         self.hlc >> LOGICAL_BITS
     }
+
+    /// The clock value of the first version at `unix_ms`.
+    pub fn hlc_at(unix_ms: u64) -> u64 {
+        unix_ms << LOGICAL_BITS
+    }
 }
 
 /// A node's hybrid logical clock: never goes backwards, even when the

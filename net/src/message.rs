@@ -110,8 +110,10 @@ pub enum Message {
     Stored { entry: Box<IndexEntry> },
     /// A holder compares the versions it holds of the keys in `range` whose
     /// home the receiver is (`count` of them, summed into `digest`) with
-    /// what the receiver's index says `holder` holds there.
-    RangeDigest { holder: u64, range: Box<KeyRange>, digest: u64, count: u32 },
+    /// what the receiver's index says `holder` holds there. Only versions
+    /// older than `settled_before` (a clock value) count on either side:
+    /// newer ones may still be on their way.
+    RangeDigest { holder: u64, range: Box<KeyRange>, settled_before: u64, digest: u64, count: u32 },
     /// The answer: `same`, or the versions the index lists `holder` as
     /// holding in the range; `reached`: the last key looked at when the
     /// home stopped before the range's end (keys past it were not compared).
@@ -342,10 +344,11 @@ impl Message {
                 .field("count", &entries.len())
                 .field("more", more)
                 .finish(),
-            Message::RangeDigest { holder, range, digest, count } => f
+            Message::RangeDigest { holder, range, settled_before, digest, count } => f
                 .debug_struct("RangeDigest")
                 .field("holder", holder)
                 .field("range", range)
+                .field("settled_before", settled_before)
                 .field("digest", digest)
                 .field("count", count)
                 .finish(),
@@ -448,9 +451,22 @@ mod tests {
         })
     }
 
-    fn props_messages() -> [(&'static str, Message); 3] {
+    /// The anti-entropy and dead-property messages (one test function
+    /// holding every variant would be too long).
+    fn range_and_props_messages() -> [(&'static str, Message); 5] {
         let text = || "x".to_owned();
         [
+            (
+                "RangeDigest",
+                Message::RangeDigest {
+                    holder: 1,
+                    range: Box::new(KeyRange { after: None, through: None }),
+                    settled_before: 4,
+                    digest: 2,
+                    count: 3,
+                },
+            ),
+            ("RangeReply", Message::RangeReply { same: false, listed: vec![], reached: None }),
             ("PropsGet", Message::PropsGet { domain: text(), path: text() }),
             ("PropsReply", Message::PropsReply { record: vec![1] }),
             ("PropsPut", Message::PropsPut { domain: text(), path: text(), record: vec![1] }),
@@ -510,18 +526,8 @@ mod tests {
             ("ListIndexReply", Message::ListIndexReply { entries: vec![*entry()], more: true }),
             ("FetchBlobRange", Message::FetchBlobRange { sha256: [1; 32], start: 2, end: 3 }),
             ("Stored", Message::Stored { entry: entry() }),
-            (
-                "RangeDigest",
-                Message::RangeDigest {
-                    holder: 1,
-                    range: Box::new(KeyRange { after: None, through: None }),
-                    digest: 2,
-                    count: 3,
-                },
-            ),
-            ("RangeReply", Message::RangeReply { same: false, listed: vec![], reached: None }),
         ];
-        for (name, message) in messages.into_iter().chain(props_messages()) {
+        for (name, message) in messages.into_iter().chain(range_and_props_messages()) {
             let shown = format!("{message:?}");
             assert!(shown.starts_with(name), "{shown}");
             assert!(!shown.contains("[7, 7"), "the token hash is redacted: {shown}");
