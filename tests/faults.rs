@@ -86,3 +86,47 @@ fn a_node_cut_off_keeps_taking_writes_and_every_acknowledged_one_survives_the_he
     });
     assert!(listed.is_some(), "every key at two copies after the heal");
 }
+
+#[test]
+fn a_leader_cut_off_is_replaced_and_no_acknowledged_write_is_lost() {
+    let net = Net::new(3);
+    let cluster = Cluster::start_on(net.hosts(), &["--down-after", "1s"]);
+    let old = cluster.leader_index();
+    let old_id = common::cluster::node_id(&cluster.nodes[old]);
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    net.cut(old, &others);
+    // The two that still hear each other elect a leader of their own...
+    let side = &cluster.nodes[others[0]];
+    wait_for(CONVERGE, || {
+        let report = common::cluster::cluster_report(side)?;
+        let leader = report["leader"].as_str()?;
+        (leader != old_id).then_some(())
+    })
+    .expect("the majority elects a new leader");
+    // ...which takes cluster changes, while both sides take writes.
+    let class = serde_json::json!({ "name": "during", "replicas": 2 });
+    assert_eq!(common::cluster::post(side, "/v1/admin/classes", class).status, 201);
+    let mut expected: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let at_old: Vec<_> =
+        (0..3).map(|i| (format!("old{i}"), format!("old {i}").into_bytes())).collect();
+    expected.extend(put_all(&cluster.nodes[old], &at_old));
+    assert_eq!(expected.len(), 3, "the cut-off old leader still takes writes");
+    let at_side: Vec<_> =
+        (0..3).map(|i| (format!("new{i}"), format!("new {i}").into_bytes())).collect();
+    let taken = put_all(side, &at_side);
+    assert_eq!(taken.len(), 3, "the majority takes writes");
+    expected.extend(taken);
+
+    net.heal();
+    // One leader again, the old one a follower that knows the new class,
+    // and every acknowledged write readable at every node.
+    cluster.settle(3, 3);
+    let classes = common::cluster::class_names(&cluster.nodes[old]);
+    assert!(classes.contains(&"during".to_owned()), "{classes:?}");
+    for node in &cluster.nodes {
+        for (key, body) in &expected {
+            wait_for(CONVERGE, || (node.get("part", key).body == *body).then_some(()))
+                .unwrap_or_else(|| panic!("part/{key} at {}", node.base));
+        }
+    }
+}
