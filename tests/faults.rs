@@ -21,7 +21,10 @@ fn put_all(node: &TestNode, writes: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8
             .iter()
             .map(|(key, body)| scope.spawn(move || node.put("part", key, body).status == 201))
             .collect();
-        let acknowledged: Vec<bool> = running.into_iter().map(|put| put.join().unwrap()).collect();
+        let acknowledged: Vec<bool> = running
+            .into_iter()
+            .map(|put| put.join().expect("a PUT thread does not panic"))
+            .collect();
         writes.iter().zip(acknowledged).filter(|(_, ok)| *ok).map(|(w, _)| w.clone()).collect()
     })
 }

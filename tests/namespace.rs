@@ -265,7 +265,10 @@ fn dead_properties_are_seen_at_every_node_and_travel_with_new_copies() {
     }
     // The holder other than the writer dies: the new copy, made at the node
     // that had none, brings the property with it.
-    let victim = ids.iter().position(|id| holders.contains(id) && *id != ids[0]).unwrap();
+    let victim = ids
+        .iter()
+        .position(|id| holders.contains(id) && *id != ids[0])
+        .expect("two holders, so one is not the writer");
     cluster.nodes[victim].kill();
     let new_holder = &cluster.nodes[outside];
     let local_url = format!("{}?stat", new_holder.key_url("props", "k"));

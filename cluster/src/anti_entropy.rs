@@ -45,7 +45,7 @@ pub async fn run(core: Arc<Core>) {
     let mut ticker = tokio::time::interval(core.timing.rescan_interval);
     loop {
         ticker.tick().await;
-        if core.view.read(|state| state.members().len() <= 1) {
+        if core.is_alone() {
             // A lone node is its own home: nothing to compare.
             continue;
         }

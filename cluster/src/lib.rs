@@ -204,7 +204,7 @@ impl Control {
     /// Whether this node is the cluster's only member (then every version
     /// it knows was made or seen by its own clock).
     pub fn is_alone(&self) -> bool {
-        self.read(|state| state.members().len() <= 1)
+        self.core.is_alone()
     }
 
     /// The ids of the key's homes (docs/design.md §5).

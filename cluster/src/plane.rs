@@ -106,6 +106,11 @@ impl Core {
         self.identity.id
     }
 
+    /// Whether this node is the cluster's only member.
+    pub fn is_alone(&self) -> bool {
+        self.view.read(|state| state.members().len() <= 1)
+    }
+
     /// What this node says about itself in heartbeat answers.
     pub fn local_report(&self) -> LocalReport {
         let disk = self.storage.data.disk_usage_blocking().ok();

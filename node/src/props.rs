@@ -41,7 +41,8 @@ pub async fn patch_anywhere(
     if node.control.is_alone() {
         return shard.patch_props(d, p, ops).await.map(|_| ());
     }
-    let props = if node.meta.key(domain, path)?.is_some() {
+    let held_here = node.meta.key(domain, path)?.is_some();
+    let props = if held_here {
         shard.patch_props(d, p, ops).await?
     } else {
         match node.control.lookup(domain, path).await {
@@ -53,7 +54,7 @@ pub async fn patch_anywhere(
         }
     };
     let (took, holders) = node.control.put_props_at_holders(domain, path, props.encode()).await;
-    if took == 0 && node.meta.key(domain, path)?.is_none() {
+    if took == 0 && !held_here {
         return Err(NodeError::HomesUnreachable);
     }
     if took < holders {

@@ -420,15 +420,7 @@ pub(super) async fn mark_collection(
     domain: &str,
     prefix: &str,
 ) -> Result<(), ApiError> {
-    let request = PutRequest {
-        target: KeyRef { domain: domain.to_owned(), key: prefix.to_owned() },
-        class: None,
-        content_type: String::new(),
-        expected_sha256: None,
-        declared_bytes: Some(0),
-    };
-    cairn_node::upload::put(shard, request, &mut cairn_node::upload::InMemory(None)).await?;
-    Ok(())
+    put_empty(shard, domain, prefix).await
 }
 
 /// A PROPFIND's Depth; none means infinity (RFC 4918 §9.1).
