@@ -129,6 +129,18 @@ pub struct ServeArgs {
     /// (`cairn_clock_ahead_total`, `/v1/cluster` shows each member's offset).
     #[arg(long, env = "CAIRN_MAX_CLOCK_SKEW", default_value = "60s", value_parser = parse_duration)]
     pub max_clock_skew: Duration,
+    /// Run as a proxy: a member that holds no blobs and is never chosen as
+    /// a copy target. It takes PUTs by streaming them to a store chosen by
+    /// the key, serves reads from holders, and speaks every interface.
+    #[arg(long, env = "CAIRN_NO_STORE")]
+    pub no_store: bool,
+    /// Bytes per second the background scrub re-reads to check every
+    /// blob's checksums (suffixes K, M, G); 0 = never.
+    #[arg(long, env = "CAIRN_SCRUB_RATE", default_value = "32M", value_parser = parse_size)]
+    pub scrub_rate: u64,
+    /// A scrub pass over every blob starts at most this often.
+    #[arg(long, env = "CAIRN_SCRUB_PERIOD", default_value = "24h", value_parser = parse_duration)]
+    pub scrub_period: Duration,
 }
 
 /// The node's listeners, bound before anything else so that port 0 is
@@ -177,6 +189,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http: format!("{host}:{}", http_addr.port()),
         peer: format!("{host}:{}", peer_addr.port()),
         zone: args.zone.clone(),
+        mogile: format!("{host}:{}", mogile_addr.port()),
+        no_store: args.no_store,
     };
     let (work_senders, work_receivers): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| work_queue()).unzip();
@@ -251,6 +265,9 @@ fn node_config(args: &ServeArgs, shard_count: usize, http_listen: SocketAddr) ->
         copy_rate_bytes_per_s: args.copy_rate,
         http_listen,
         mogile_upload_ttl: args.mogile_upload_ttl,
+        no_store: args.no_store,
+        scrub_rate_bytes_per_s: args.scrub_rate,
+        scrub_period: args.scrub_period,
     }
 }
 
@@ -335,6 +352,7 @@ async fn run_shard(
     let shard = Shard::new(id, node, senders);
     shard.serve_mesh(receivers);
     glommio::spawn_local(shard.clone().collect_garbage()).detach();
+    glommio::spawn_local(cairn_node::scrub::run(shard.clone())).detach();
     glommio::spawn_local(cairn_node::replication::serve_work(shard.clone(), work)).detach();
     cairn_api::serve_shard(shard, glommio_listener(socket), glommio_listener(mogile_socket)).await;
 }

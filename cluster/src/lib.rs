@@ -34,7 +34,7 @@ use anyhow::Context as _;
 use cairn_engine::{DataDir, Meta, NodeStats};
 use cairn_raft::{
     default_raft_config, ClusterState, ClusterView, Command, CommandResult, LogStore, Member,
-    NodeId, Raft, StateMachine,
+    MemberState, NodeId, Raft, StateMachine,
 };
 use openraft::storage::RaftLogStorage;
 
@@ -198,7 +198,10 @@ impl Control {
 
     /// Tells this node's shard that `newer` replaces what it holds of the key.
     pub fn superseded(&self, newer: &cairn_net::IndexEntry) {
-        self.core.superseded(newer);
+        // On the raft thread: it spawns tokio tasks, and a shard has no
+        // tokio runtime (a shard that called it directly panicked).
+        let (core, newer) = (self.core.clone(), newer.clone());
+        self.runtime.spawn(async move { core.superseded(&newer) });
     }
 
     /// Whether this node is the cluster's only member (then every version
@@ -212,9 +215,24 @@ impl Control {
         self.core.homes(domain, key).into_iter().map(|(id, _)| id).collect()
     }
 
-    /// Deletes a key cluster-wide: a tombstone at `version` (later than
-    /// what it deletes) goes to the key's homes, which tell the holders.
-    /// Answers how many homes took it.
+    /// The members a proxy writes a new version of the key to, best first:
+    /// the `alive` stores (not proxies), in the key's rendezvous order, so
+    /// the first is usually one of the key's homes too.
+    pub fn stores_for(&self, domain: &str, key: &str) -> Vec<(NodeId, Member)> {
+        self.read(|s| {
+            let stores: Vec<NodeId> = s
+                .members()
+                .iter()
+                .filter(|(_, r)| r.state == MemberState::Alive && !r.member.no_store)
+                .map(|(id, _)| *id)
+                .collect();
+            placement::homes(&stores, domain, key, stores.len())
+                .into_iter()
+                .filter_map(|id| Some((id, s.member(id)?.member.clone())))
+                .collect()
+        })
+    }
+
     /// The dead properties kept for `path` by a holder of that key other
     /// than this node (the first that answers); `None`: none answered.
     pub async fn props_from_holders(&self, domain: &str, path: &str) -> Option<Vec<u8>> {

@@ -96,6 +96,12 @@ pub struct MemberReport {
     pub http: String,
     pub peer: String,
     pub zone: String,
+    /// `store`, or `proxy` for a member started with `--no-store`.
+    #[serde(default)]
+    pub role: String,
+    /// The MogileFS tracker address (empty when not recorded).
+    #[serde(default)]
+    pub mogile: String,
     pub state: String,
     pub voter: bool,
     /// From the last heartbeat answer; `null` where the reporter has none.

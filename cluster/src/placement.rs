@@ -37,6 +37,8 @@ pub struct NodeView {
     /// `""` = no zone.
     pub zone: String,
     pub state: MemberState,
+    /// False for a proxy (`--no-store`): never a target.
+    pub stores: bool,
     pub free_bytes: u64,
     pub total_bytes: u64,
     /// Background copies this node is already part of (as source or target).
@@ -212,7 +214,7 @@ fn pick_source(round: &Round, need: &KeyNeed) -> Option<NodeId> {
         .map(|node| node.id)
 }
 
-/// An alive non-holder with room and space, in a zone no lasting holder is
+/// An alive store (not a proxy), not a holder, with room and space, in a zone no lasting holder is
 /// in when there is one, where this key's copies failed least; among
 /// those, weighted rendezvous by free space (see [`weighted_score`]).
 fn pick_target(round: &Round, need: &KeyNeed) -> Option<NodeId> {
@@ -227,7 +229,7 @@ fn pick_target(round: &Round, need: &KeyNeed) -> Option<NodeId> {
         .nodes
         .values()
         .copied()
-        .filter(|node| node.state == MemberState::Alive)
+        .filter(|node| node.state == MemberState::Alive && node.stores)
         .filter(|node| !need.holders.contains(&node.id))
         .filter(|node| round.has_room(node) && round.fits(node, need.size_bytes))
         .collect();
@@ -355,6 +357,7 @@ mod tests {
             id,
             zone: zone.to_string(),
             state,
+            stores: true,
             free_bytes: TB,
             total_bytes: 2 * TB,
             copies_in_flight: 0,
@@ -411,6 +414,15 @@ mod tests {
         ];
         assert_eq!(targets(&nodes, &[need("k", 3, &[1])]), vec![6]);
         assert_eq!(targets(&nodes, &[need("k", 3, &[1, 6])]), Vec::<NodeId>::new());
+    }
+
+    #[test]
+    fn a_proxy_is_never_a_target_even_with_the_most_room() {
+        let mut nodes = [node(1, "", Alive), node(2, "b", Alive), node(3, "", Alive)];
+        nodes[1].stores = false;
+        nodes[1].free_bytes = 100 * TB;
+        let needs: Vec<KeyNeed> = (0..50).map(|i| need(&format!("k{i}"), 2, &[1])).collect();
+        assert!(targets(&nodes, &needs).iter().all(|&target| target == 3));
     }
 
     #[test]
@@ -596,6 +608,7 @@ mod tests {
                     id: at as NodeId + 1,
                     zone: ["", "a", "b", "c"][zone].to_string(),
                     state,
+                    stores: true,
                     free_bytes,
                     total_bytes: free_bytes + used_bytes,
                     copies_in_flight,

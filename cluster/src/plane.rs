@@ -265,6 +265,8 @@ impl Core {
                         http: record.member.http.clone(),
                         peer: record.member.peer.clone(),
                         zone: record.member.zone.clone(),
+                        role: if record.member.no_store { "proxy" } else { "store" }.to_owned(),
+                        mogile: record.member.mogile.clone(),
                         state: record.state.as_str().to_owned(),
                         voter: self.is_voter(*id),
                         disk_total_bytes: heard.and_then(|h| h.disk_total_bytes),

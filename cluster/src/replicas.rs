@@ -589,8 +589,10 @@ impl BlobFile {
         let sha256 = self.sha256;
         tracing::error!(%sha256, block, "checksum mismatch while sending a copy: quarantined");
         self.storage.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
-        if let Err(error) = self.storage.data.quarantine_blocking(&sha256, self.identity) {
-            tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
+        match self.storage.data.quarantine_blocking(&sha256, self.identity) {
+            Ok(true) => drop(self.storage.stats.quarantined.fetch_add(1, Ordering::Relaxed)),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%sha256, %error, "could not quarantine a damaged copy"),
         }
         Err(format!("damaged at block {block}"))
     }

@@ -421,6 +421,8 @@ struct RoundMember {
     peer: String,
     state: MemberState,
     zone: String,
+    /// False for a proxy (`--no-store`).
+    stores: bool,
 }
 
 /// A copy to start: `target` pulls `entry`'s version from `source`.
@@ -533,6 +535,7 @@ fn node_views(
                 id: member.id,
                 zone: member.zone.clone(),
                 state: member.state,
+                stores: member.stores,
                 free_bytes: heard.and_then(|h| h.disk_free_bytes).unwrap_or(0),
                 total_bytes: heard.and_then(|h| h.disk_total_bytes).unwrap_or(0),
                 copies_in_flight: busy.count(member.id),
@@ -640,6 +643,7 @@ pub async fn replicate_round(core: &Arc<Core>, fresh: bool) {
                 peer: r.member.peer.clone(),
                 state: r.state,
                 zone: r.member.zone.clone(),
+                stores: !r.member.no_store,
             })
             .collect()
     });
@@ -799,7 +803,13 @@ mod tests {
     const TB: u64 = 1 << 40;
 
     fn member(id: NodeId, state: MemberState) -> RoundMember {
-        RoundMember { id, peer: format!("10.0.0.{id}:7501"), state, zone: String::new() }
+        RoundMember {
+            id,
+            peer: format!("10.0.0.{id}:7501"),
+            state,
+            zone: String::new(),
+            stores: true,
+        }
     }
 
     fn entry(key: &str, (hlc, writer): (u64, u64), wanted: u32, holders: &[NodeId]) -> IndexEntry {
@@ -839,11 +849,7 @@ mod tests {
         let down_after = Duration::from_secs(1);
         let since = unix_ms() - 5_000;
         let record = |state| cairn_raft::MemberRecord {
-            member: cairn_raft::Member {
-                http: String::new(),
-                peer: String::new(),
-                zone: String::new(),
-            },
+            member: cairn_raft::Member::default(),
             state,
             voter: true,
             state_since_unix_ms: since,

@@ -324,6 +324,59 @@ impl Meta {
         }
     }
 
+    /// Up to `limit` blob records after `after` (from the start when
+    /// `None`), in digest order: a scrub's walk.
+    pub fn blobs_after(
+        &self,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<(Digest, BlobRecord)>, MetaError> {
+        let start = tagged(TAG_BLOB, &after.map_or([0; 32], |d| d.0));
+        let mut out = Vec::new();
+        for entry in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            let (id, value) = entry?;
+            if id.first() != Some(&TAG_BLOB) || out.len() >= limit {
+                break;
+            }
+            let Ok(bytes) = <[u8; 32]>::try_from(&id[1..]) else { continue };
+            if after != Some(&Digest(bytes)) {
+                out.push((Digest(bytes), decode(&id, BlobRecord::decode(&value))?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` keys (domain, key) that refer to blob `sha256`; the
+    /// references of pending MogileFS uploads are left out.
+    pub fn refs_of(
+        &self,
+        sha256: &Digest,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, MetaError> {
+        let prefix = tagged(TAG_REF, &sha256.0);
+        let mut options = ReadOptions::default();
+        options.set_iterate_upper_bound(prefix_successor(&prefix));
+        let mut out = Vec::new();
+        for entry in self.db.iterator_opt(IteratorMode::From(&prefix, Direction::Forward), options)
+        {
+            let (id, _) = entry?;
+            if !id.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let name = &id[prefix.len()..];
+            let Some(nul) = name.iter().position(|b| *b == 0) else { continue };
+            let (domain, key) = (&name[..nul], &name[nul + 1..]);
+            let (Ok(domain), Ok(key)) = (std::str::from_utf8(domain), std::str::from_utf8(key))
+            else {
+                continue;
+            };
+            if domain != UPLOAD_REF_DOMAIN {
+                out.push((domain.to_string(), key.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn has_refs(&self, sha256: &Digest) -> Result<bool, MetaError> {
         self.any_with_prefix(&tagged(TAG_REF, &sha256.0))
     }

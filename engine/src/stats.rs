@@ -20,6 +20,13 @@ pub struct NodeStats {
     pub ranges_differing: AtomicU64,
     /// Tombstones this home dropped from its index.
     pub tombstones_collected: AtomicU64,
+    /// Damaged blob files moved to `quarantine/`.
+    pub quarantined: AtomicU64,
+    /// Scrub passes finished, blobs and bytes checked, damaged copies found.
+    pub scrub_passes: AtomicU64,
+    pub scrub_blobs: AtomicU64,
+    pub scrub_bytes: AtomicU64,
+    pub scrub_damaged: AtomicU64,
 }
 
 impl NodeStats {

@@ -18,22 +18,31 @@ pub async fn delete_anywhere(
     key: String,
 ) -> Result<(), NodeError> {
     let shard = shard.clone();
-    glommio::spawn_local(async move {
-        if shard.node.meta.key(&domain, &key)?.is_some() {
-            return delete_everywhere(&shard, domain, key, None).await.map(|_| ());
-        }
-        delete_held_elsewhere(&shard, &domain, &key).await
-    })
-    .detach()
-    .await
-    .ok_or_else(|| NodeError::Io(std::io::Error::other("delete task was cancelled")))?
+    glommio::spawn_local(async move { delete_version(&shard, domain, key, None).await })
+        .detach()
+        .await
+        .ok_or_else(|| NodeError::Io(std::io::Error::other("delete task was cancelled")))?
+}
+
+/// Deletes a key (if its version is still `expected`, any when `None`)
+/// on every node, whether it is held here or not.
+pub async fn delete_version(
+    shard: &Shard,
+    domain: String,
+    key: String,
+    expected: Option<Version>,
+) -> Result<(), NodeError> {
+    if shard.node.meta.key(&domain, &key)?.is_some() {
+        return delete_everywhere(shard, domain, key, expected).await.map(|_| ());
+    }
+    delete_held_elsewhere(shard, &domain, &key, expected).await
 }
 
 /// Deletes a key held here (if its version is still `expected`, any when
 /// `None`) on every node: a tombstone goes to the key's homes first, and
 /// only once one has it is the copy here removed, so a deletion no home
 /// recorded changes nothing (`NoHome`). Answers the record it had here.
-pub async fn delete_everywhere(
+async fn delete_everywhere(
     shard: &Shard,
     domain: String,
     key: String,
@@ -61,14 +70,24 @@ pub async fn delete_everywhere(
     }
 }
 
-/// A key held elsewhere only: a tombstone later than what the homes know.
-async fn delete_held_elsewhere(shard: &Shard, domain: &str, key: &str) -> Result<(), NodeError> {
+/// A key held elsewhere only: a tombstone later than what the homes know
+/// (if that is still `expected`, any when `None`).
+async fn delete_held_elsewhere(
+    shard: &Shard,
+    domain: &str,
+    key: &str,
+    expected: Option<Version>,
+) -> Result<(), NodeError> {
     let node = &shard.node;
     let known = node.control.lookup(domain, key).await.map_err(|_| NodeError::HomesUnreachable)?;
     let Some(known) = known.filter(|k| !k.deleted) else {
         return Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() });
     };
-    let tombstone = node.clock.next_after(Some(Version { hlc: known.hlc, node_id: known.writer }));
+    let version = Version { hlc: known.hlc, node_id: known.writer };
+    if expected.is_some_and(|expected| expected != version) {
+        return Err(NodeError::Changed);
+    }
+    let tombstone = node.clock.next_after(Some(version));
     let told = node.control.delete_everywhere(domain, key, &known.class, tombstone).await;
     if told == 0 {
         return Err(NodeError::NoHome);

@@ -70,6 +70,13 @@ pub enum NodeError {
     /// A change of a pending upload or of a key was refused.
     #[error(transparent)]
     Refused(#[from] crate::pending::KeyOpRefused),
+    /// Every copy of the key failed its checksum or went missing: the
+    /// homes know the key and no holder.
+    #[error("every copy of {key:?} in domain {domain:?} was found damaged or missing")]
+    Lost { domain: String, key: String },
+    /// This node is a proxy (`--no-store`): it keeps no blobs.
+    #[error("this node is a proxy (--no-store) and keeps no blobs")]
+    NotAStore,
     /// A copy from a peer failed (the peer refused, hung up, or sent the
     /// wrong bytes).
     #[error("{0}")]

@@ -18,6 +18,7 @@ pub mod read;
 pub mod recovery;
 pub mod remote;
 pub mod replication;
+pub mod scrub;
 pub mod shard;
 pub mod upload;
 

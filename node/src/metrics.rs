@@ -53,6 +53,22 @@ impl ShardMetrics {
     }
 }
 
+/// The node's counters, by their Prometheus names.
+fn counters(stats: &NodeStats, clock: &cairn_engine::Clock) -> [(&'static str, u64); 10] {
+    [
+        ("cairn_corrupt_reads_total", stats.corrupt_reads.load(Ordering::Relaxed)),
+        ("cairn_copies_in_total", stats.copies_in.load(Ordering::Relaxed)),
+        ("cairn_ranges_differing_total", stats.ranges_differing.load(Ordering::Relaxed)),
+        ("cairn_tombstones_collected_total", stats.tombstones_collected.load(Ordering::Relaxed)),
+        ("cairn_clock_ahead_total", clock.ahead_seen()),
+        ("cairn_quarantined_total", stats.quarantined.load(Ordering::Relaxed)),
+        ("cairn_scrub_passes_total", stats.scrub_passes.load(Ordering::Relaxed)),
+        ("cairn_scrub_blobs_total", stats.scrub_blobs.load(Ordering::Relaxed)),
+        ("cairn_scrub_bytes_total", stats.scrub_bytes.load(Ordering::Relaxed)),
+        ("cairn_scrub_damaged_total", stats.scrub_damaged.load(Ordering::Relaxed)),
+    ]
+}
+
 /// Renders the Prometheus text exposition of the node.
 pub fn render_prometheus(
     stats: &NodeStats,
@@ -69,13 +85,7 @@ pub fn render_prometheus(
         let _ =
             writeln!(out, "cairn_key_bytes{{state=\"{}\"}} {}", state.as_str(), stats.get(state).1);
     }
-    let counters = [
-        ("cairn_corrupt_reads_total", stats.corrupt_reads.load(Ordering::Relaxed)),
-        ("cairn_copies_in_total", stats.copies_in.load(Ordering::Relaxed)),
-        ("cairn_ranges_differing_total", stats.ranges_differing.load(Ordering::Relaxed)),
-        ("cairn_tombstones_collected_total", stats.tombstones_collected.load(Ordering::Relaxed)),
-        ("cairn_clock_ahead_total", clock.ahead_seen()),
-    ];
+    let counters = counters(stats, clock);
     for (name, value) in counters {
         let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
     }

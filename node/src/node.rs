@@ -30,6 +30,12 @@ pub struct NodeConfig {
     pub http_listen: std::net::SocketAddr,
     /// A MogileFS upload not closed within this time is dropped.
     pub mogile_upload_ttl: Duration,
+    /// A proxy (`--no-store`): every new version goes to a store.
+    pub no_store: bool,
+    /// Bytes per second scrub re-reads (split over the shards); 0 = off.
+    pub scrub_rate_bytes_per_s: u64,
+    /// A scrub pass starts at most this often.
+    pub scrub_period: Duration,
 }
 
 pub struct Node {

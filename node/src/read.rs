@@ -5,6 +5,7 @@
 //! holder when this node's copy turns out damaged.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use cairn_engine::reader::{read_inline, verify_blocks, FileIdentity};
@@ -92,8 +93,11 @@ pub async fn read_anywhere(
     want: impl Fn(&KeyFacts, Origin) -> Want,
 ) -> Result<Reading, NodeError> {
     if let Some(newer) = newer_at_homes(shard, domain, key).await? {
-        if newer.deleted || newer.holders.is_empty() {
+        if newer.deleted {
             return Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() });
+        }
+        if newer.holders.is_empty() {
+            return Err(NodeError::Lost { domain: domain.to_owned(), key: key.to_owned() });
         }
         return crate::remote::read_entry(shard, domain, key, newer, &want).await;
     }
@@ -221,6 +225,48 @@ pub async fn read_blob(
     Ok(ReadBody::Stream { chunks, length_bytes: end - start })
 }
 
+/// Re-reads blob `sha256` as held here from disk or its inline record (not
+/// the cache), checking every block's CRC and the whole SHA-256, as scrub
+/// does; answers its size. A damaged file is quarantined (`Corrupt`); a
+/// missing one is `NoIntactCopy`.
+pub async fn verify_blob(
+    shard: &Rc<Shard>,
+    sha256: &Digest,
+    blob: BlobRecord,
+) -> Result<u64, NodeError> {
+    use sha2::Digest as _;
+    let size = blob.size_bytes;
+    let mut hasher = sha2::Sha256::new();
+    if blob.inline.is_some() {
+        let bytes =
+            read_inline(blob, 0, size).map_err(|error| corrupt_in_memory(shard, sha256, error))?;
+        hasher.update(&bytes);
+        if Digest(hasher.finalize().into()) != *sha256 {
+            shard.cache.borrow_mut().remove(sha256);
+            return Err(corrupt_in_memory(shard, sha256, ReadError::Corrupt { block: 0 }));
+        }
+        return Ok(size);
+    }
+    let reader = open_blob(shard, sha256, blob).await?;
+    let mut position = 0;
+    while position < size {
+        let chunk = reader
+            .read_chunk(position, size)
+            .await
+            .map_err(|error| read_failed(shard, sha256, error, Some(reader.identity())))?;
+        if chunk.is_empty() {
+            break;
+        }
+        position += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    if Digest(hasher.finalize().into()) != *sha256 {
+        let damaged = ReadError::Corrupt { block: 0 };
+        return Err(read_failed(shard, sha256, damaged, Some(reader.identity())));
+    }
+    Ok(size)
+}
+
 /// Where a GET's bytes come from: memory for a small blob (cached, or
 /// loaded whole and cached now), the blob file for a large one.
 enum Source {
@@ -336,12 +382,17 @@ fn read_failed(
             if let Some(damaged) = damaged {
                 let data = shard.node.data.clone();
                 let sha256 = *sha256;
+                let stats = shard.node.stats.clone();
                 glommio::spawn_local(async move {
                     let moved = glommio::executor()
                         .spawn_blocking(move || data.quarantine_blocking(&sha256, damaged))
                         .await;
-                    if let Err(error) = moved {
-                        tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
+                    match moved {
+                        Ok(true) => drop(stats.quarantined.fetch_add(1, Ordering::Relaxed)),
+                        Ok(false) => {}
+                        Err(error) => {
+                            tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
+                        }
                     }
                 })
                 .detach();

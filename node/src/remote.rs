@@ -40,6 +40,9 @@ pub struct Holder {
 pub async fn find(shard: &Shard, domain: &str, key: &str) -> Result<IndexEntry, NodeError> {
     match shard.node.control.lookup(domain, key).await {
         Ok(Some(entry)) if !entry.deleted && !entry.holders.is_empty() => Ok(entry),
+        Ok(Some(entry)) if !entry.deleted => {
+            Err(NodeError::Lost { domain: domain.to_owned(), key: key.to_owned() })
+        }
         Ok(_) => Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() }),
         Err(_) => Err(NodeError::HomesUnreachable),
     }

@@ -386,13 +386,17 @@ struct Received {
 
 impl<'a> Upload<'a> {
     /// Starts an upload counted in `state`; `recorded` ones are visible
-    /// as `uploading` in `?stat`.
+    /// as `uploading` in `?stat`. A proxy takes no bytes: every path that
+    /// would store some here (a PUT, a MogileFS upload, a copy) ends here.
     fn begin(
         shard: &'a Rc<Shard>,
         target: &KeyRef,
         recorded: bool,
         state: KeyState,
     ) -> Result<Upload<'a>, NodeError> {
+        if shard.node.config.no_store {
+            return Err(NodeError::NotAStore);
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         if recorded {
             let mut batch = Batch::default();

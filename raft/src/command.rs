@@ -141,6 +141,7 @@ pub enum Field {
     DecisionText,
     HttpAddress,
     PeerAddress,
+    MogileAddress,
     Zone,
 }
 
@@ -154,6 +155,7 @@ impl fmt::Display for Field {
             Field::DecisionText => "a decision",
             Field::HttpAddress => "an HTTP address",
             Field::PeerAddress => "a peer address",
+            Field::MogileAddress => "a MogileFS address",
             Field::Zone => "a zone",
         })
     }

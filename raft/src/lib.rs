@@ -42,7 +42,8 @@
 //! `"readonly"`. `MEMBERSHIP` is
 //! `{"configs":[[1,2,3]],"nodes":{"1":MEMBER,...}}` (one voter set, two
 //! during a joint change; node ids as decimal strings), and `MEMBER` is
-//! `{"http":"HOST:PORT","peer":"HOST:PORT","zone":"a"}`. The index in the
+//! `{"http":"HOST:PORT","peer":"HOST:PORT","zone":"a","mogile":"HOST:PORT","no_store":true}`
+//! (`mogile` and `no_store` left out when empty or false). The index in the
 //! key always equals the entry's `log_id.index`; a mismatch is corruption.
 //! The log has no holes: it runs from the entry after `last_purged` to the
 //! last key.

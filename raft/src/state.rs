@@ -161,6 +161,7 @@ impl ClusterState {
         check_len(Field::HttpAddress, &member.http, 1, ADDRESS_BYTES_MAX)?;
         check_len(Field::PeerAddress, &member.peer, 1, ADDRESS_BYTES_MAX)?;
         check_len(Field::Zone, &member.zone, 0, ZONE_BYTES_MAX)?;
+        check_len(Field::MogileAddress, &member.mogile, 0, ADDRESS_BYTES_MAX)?;
         if !self.members.contains_key(&id) {
             check_room(Collection::Members, self.members.len(), MEMBER_COUNT_MAX)?;
         }
@@ -429,6 +430,7 @@ mod tests {
             http: format!("10.0.0.{n}:7500"),
             peer: format!("10.0.0.{n}:7501"),
             zone: "a".to_owned(),
+            ..Member::default()
         }
     }
 

@@ -52,4 +52,12 @@ pub struct Member {
     pub peer: String,
     /// The failure domain used by placement to spread copies.
     pub zone: String,
+    /// The MogileFS tracker-protocol address; empty when unknown (a
+    /// member registered before it was recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mogile: String,
+    /// A proxy (`--no-store`): it holds no blobs and is never a copy or
+    /// upload target; it is still a home of keys (docs/design.md §1).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_store: bool,
 }

@@ -25,6 +25,7 @@ fn member(n: u8) -> Member {
         http: format!("10.0.0.{n}:7500"),
         peer: format!("10.0.0.{n}:7501"),
         zone: format!("zone-{n}"),
+        ..Member::default()
     }
 }
 

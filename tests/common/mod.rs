@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod history;
 pub mod netns;
+pub mod tracker;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use cairn_engine::{KeyRecord, Meta};
+use cairn_engine::{KeyRecord, Meta, Version};
 use http::request::Parts;
 use http::{Response, StatusCode};
 
@@ -21,6 +21,7 @@ use crate::http::{ApiError, ResBody};
 use cairn_node::listing::key_page;
 use cairn_node::replication::hold_here;
 use cairn_node::shard::{CollectionOp, CopyCommit, Shard};
+use cairn_node::upload::KeyRef;
 use cairn_node::NodeError;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -160,33 +161,21 @@ async fn run(
     let meta = shard.node.meta.clone();
     match source {
         Resource::File { key, .. } => {
-            // Held here first when it is held elsewhere: the new key refers
-            // to a blob on this node.
-            let record = hold_here(shard, source_domain, key).await?;
-            let copied = copy_file(
-                shard,
-                &meta,
-                source_domain,
-                key,
-                record.clone(),
-                target_domain,
-                target_path,
-            )
-            .await;
-            copied.map_err(|error| match error {
-                NodeError::NotFound => conflict("the source went away during the copy"),
-                other => other.into(),
+            let copied = copy_key(shard, &meta, source_domain, key, target_domain, target_path);
+            let version = copied.await.map_err(|error| match error.kind {
+                ErrorKind::NotFound => conflict("the source went away during the copy"),
+                _ => error,
             })?;
             if transfer == Transfer::Move {
-                let removed = cairn_node::delete::delete_everywhere(
+                let removed = cairn_node::delete::delete_version(
                     shard,
                     source_domain.to_string(),
                     key.clone(),
-                    Some(record.version),
+                    Some(version),
                 )
                 .await;
                 match removed {
-                    Ok(_) | Err(NodeError::NotFound) => {}
+                    Ok(()) | Err(NodeError::NotFound | NodeError::Unknown { .. }) => {}
                     Err(error) => return Err(error.into()),
                 }
                 locks::table().forget(source_domain, key);
@@ -202,6 +191,27 @@ async fn run(
         }
     }
     Ok(())
+}
+
+/// Copies one key; answers the source's version copied. A store makes
+/// the new key refer to the same blob (held here first when it is held
+/// elsewhere only); a proxy streams the bytes to a store.
+async fn copy_key(
+    shard: &Rc<Shard>,
+    meta: &Meta,
+    source_domain: &str,
+    source_key: &str,
+    target_domain: &str,
+    target_key: &str,
+) -> Result<Version, ApiError> {
+    if shard.node.config.no_store {
+        let target = KeyRef { domain: target_domain.to_string(), key: target_key.to_string() };
+        return crate::http::proxy::copy_to_store(shard, source_domain, source_key, target).await;
+    }
+    let record = hold_here(shard, source_domain, source_key).await?;
+    let version = record.version;
+    copy_file(shard, meta, source_domain, source_key, record, target_domain, target_key).await?;
+    Ok(version)
 }
 
 /// Makes `target_key` refer to the source's blob, with the source's dead
@@ -271,17 +281,9 @@ async fn copy_tree(
                 let (source_domain, target_domain) =
                     (source_domain.to_string(), target_domain.to_string());
                 glommio::spawn_local(async move {
-                    let record = hold_here(&shard, &source_domain, &key).await?;
-                    copy_file(
-                        &shard,
-                        &meta,
-                        &source_domain,
-                        &key,
-                        record,
-                        &target_domain,
-                        &target_key,
-                    )
-                    .await
+                    copy_key(&shard, &meta, &source_domain, &key, &target_domain, &target_key)
+                        .await
+                        .map(|_| ())
                 })
                 .detach()
             })

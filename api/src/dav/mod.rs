@@ -628,7 +628,7 @@ async fn put_empty(shard: &Rc<Shard>, domain: &str, key: &str) -> Result<(), Api
         expected_sha256: None,
         declared_bytes: Some(0),
     };
-    cairn_node::upload::put(shard, request, &mut cairn_node::upload::InMemory::default()).await?;
+    key::store_version(shard, request, &mut cairn_node::upload::InMemory::default()).await?;
     Ok(())
 }
 

@@ -330,14 +330,15 @@ pub async fn delete_tree(shard: &Rc<Shard>, domain: &str, prefix: &str) -> Resul
 }
 
 /// Waits for every task; a key someone else removed meanwhile is no failure.
-pub async fn settle(
-    tasks: Vec<glommio::task::JoinHandle<Result<(), NodeError>>>,
+pub async fn settle<E: Into<ApiError>>(
+    tasks: Vec<glommio::task::JoinHandle<Result<(), E>>>,
 ) -> Result<(), ApiError> {
     let mut failure = None;
     for task in tasks {
-        match task.await {
-            Some(Ok(()) | Err(NodeError::NotFound | NodeError::Unknown { .. })) => {}
-            Some(Err(error)) => failure = Some(ApiError::from(error)),
+        match task.await.map(|done| done.map_err(Into::into)) {
+            Some(Ok(())) => {}
+            Some(Err(error)) if error.kind == crate::http::ErrorKind::NotFound => {}
+            Some(Err(error)) => failure = Some(error),
             None => failure = Some(ApiError::from(std::io::Error::other("task was cancelled"))),
         }
     }

@@ -118,6 +118,12 @@ pub enum ErrorKind {
     Raft,
     /// No space left on this node's disk.
     DiskFull,
+    /// A proxy found no store to take a write.
+    NoStore,
+    /// Every copy of the key was found damaged or missing.
+    Lost,
+    /// The store a proxy sent a write to failed without a usable answer.
+    StoreFailed,
     /// Dead properties over 256 or 64 KiB per resource.
     TooManyProps,
     /// The domain exists already.
@@ -195,6 +201,9 @@ impl ErrorKind {
             LeaderUnreachable => StatusCode::SERVICE_UNAVAILABLE,
             Raft => StatusCode::SERVICE_UNAVAILABLE,
             DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+            NoStore => StatusCode::SERVICE_UNAVAILABLE,
+            Lost => StatusCode::SERVICE_UNAVAILABLE,
+            StoreFailed => StatusCode::BAD_GATEWAY,
             TooManyProps => StatusCode::INSUFFICIENT_STORAGE,
             DomainExists => StatusCode::CONFLICT,
             DomainHasClasses => StatusCode::CONFLICT,
@@ -263,6 +272,9 @@ impl ErrorKind {
             LeaderUnreachable => "leader_unreachable",
             Raft => "raft",
             DiskFull => "disk_full",
+            NoStore => "no_store",
+            Lost => "lost",
+            StoreFailed => "store_failed",
             TooManyProps => "too_many_props",
             DomainExists => "domain_exists",
             DomainHasClasses => "domain_has_classes",
@@ -376,6 +388,8 @@ impl From<NodeError> for ApiError {
             NodeError::HomesUnreachable => ErrorKind::HomesUnreachable,
             NodeError::MembersUnreachable(_) => ErrorKind::MembersUnreachable,
             NodeError::CopyFailed(_) => ErrorKind::NoHolderReachable,
+            NodeError::NotAStore => ErrorKind::Forbidden,
+            NodeError::Lost { .. } => ErrorKind::Lost,
         };
         ApiError::new(kind, message)
     }

@@ -61,7 +61,20 @@ pub async fn put(
         declared_bytes: content_length(headers)?,
     };
     let timeout = shard.node.config.body_timeout;
-    Ok(cairn_node::upload::put(shard, request, &mut HttpBody { body, timeout }).await?)
+    store_version(shard, request, &mut HttpBody { body, timeout }).await
+}
+
+/// Stores a new version of a key from `source`: here, or at a store when
+/// this node is a proxy (`--no-store`).
+pub async fn store_version(
+    shard: &Rc<Shard>,
+    request: PutRequest,
+    source: &mut impl ChunkSource,
+) -> Result<KeyRecord, ApiError> {
+    if shard.node.config.no_store {
+        return super::proxy::put_at_store(shard, request, source).await;
+    }
+    Ok(cairn_node::upload::put(shard, request, source).await?)
 }
 
 /// What a GET or HEAD of this node's copy answers, from the request's

@@ -5,6 +5,7 @@
 pub mod body;
 pub mod error;
 pub mod key;
+pub mod proxy;
 pub mod range;
 pub mod request;
 pub mod server;

@@ -39,6 +39,8 @@ pub struct Host {
     pub http: String,
     /// This node (its address is the one the client reached).
     pub local: bool,
+    /// False for a proxy (`--no-store`): a host without a device.
+    pub stores: bool,
 }
 
 impl Host {
@@ -322,6 +324,7 @@ pub fn hosts(shard: &Shard) -> Result<Vec<Host>, ErrAnswer> {
             state: record.state,
             http: record.member.http.clone(),
             local: *id == me,
+            stores: !record.member.no_store,
         })
         .collect();
     if !hosts.iter().any(|h| h.local) {
@@ -331,6 +334,7 @@ pub fn hosts(shard: &Shard) -> Result<Vec<Host>, ErrAnswer> {
             state: MemberState::Alive,
             http: String::new(),
             local: true,
+            stores: !shard.node.config.no_store,
         });
     }
     hosts.sort_by_key(|h| h.hostid);

@@ -524,7 +524,7 @@ fn get_hosts(shard: &Shard, client: &Client, args: &Request) -> Answer {
     let mut answer = Vec::new();
     let mut n = 0;
     for host in admin::hosts(shard)? {
-        if wanted.is_some_and(|id| id != host.hostid) {
+        if !host.stores || wanted.is_some_and(|id| id != host.hostid) {
             continue;
         }
         n += 1;
@@ -571,7 +571,7 @@ async fn get_devices(shard: &Shard, args: &Request) -> Answer {
     let mut answer = Vec::new();
     let mut n = 0;
     for host in hosts {
-        if wanted.is_some_and(|id| id != host.hostid) {
+        if !host.stores || wanted.is_some_and(|id| id != host.hostid) {
             continue;
         }
         let disk = if host.local {

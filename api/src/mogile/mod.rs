@@ -11,6 +11,7 @@
 
 mod admin;
 mod commands;
+mod relay;
 pub mod upload;
 
 use std::rc::Rc;
@@ -75,6 +76,12 @@ async fn serve_connection(
                     }
                     let _active = shard.enter_request();
                     match parse_line(line) {
+                        Ok(request)
+                            if shard.node.config.no_store
+                                && relay::goes_to_a_store(&request.command) =>
+                        {
+                            relay::relay(shard, line, &request).await
+                        }
                         Ok(request) => match commands::answer(shard, &client, &request).await {
                             Ok(pairs) => {
                                 ok_line(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))

@@ -60,7 +60,7 @@ pub async fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, Ap
                 "class": entry.class,
                 "content_type": entry.content_type,
                 "version": entry.hlc,
-                "state": "elsewhere",
+                "state": if entry.holders.is_empty() { "lost" } else { "elsewhere" },
                 "holders": holders(&entry),
                 "homes": homes,
             }),

@@ -53,6 +53,13 @@ pub async fn status(shard: &Shard) -> Result<Response<ResBody>, ApiError> {
         }],
         "keys": keys,
         "corrupt_reads": node.stats.corrupt_reads.load(Ordering::Relaxed),
+        "quarantined": node.stats.quarantined.load(Ordering::Relaxed),
+        "scrub": {
+            "passes": node.stats.scrub_passes.load(Ordering::Relaxed),
+            "blobs": node.stats.scrub_blobs.load(Ordering::Relaxed),
+            "bytes": node.stats.scrub_bytes.load(Ordering::Relaxed),
+            "damaged": node.stats.scrub_damaged.load(Ordering::Relaxed),
+        },
         "cluster": {
             "leader": node.control.leader().map(cairn_cluster::node_id_text),
             "term": node.control.term(),

@@ -120,7 +120,7 @@ fn start_node(
     // No HTTP listener: nothing here serves HTTP, the address is only named.
     let http_listen = SocketAddr::from(([127, 0, 0, 1], 9));
     let member =
-        Member { http: http_listen.to_string(), peer: peer_addr.to_string(), zone: String::new() };
+        Member { http: http_listen.to_string(), peer: peer_addr.to_string(), ..Member::default() };
     let (work_sender, work) = work_queue();
     let storage = Storage { data: data.clone(), meta: meta.clone(), stats: stats.clone() };
     let control = cairn_cluster::start(
@@ -162,6 +162,9 @@ fn start_node(
             copy_rate_bytes_per_s: 0,
             http_listen,
             mogile_upload_ttl: Duration::from_secs(60),
+            no_store: false,
+            scrub_rate_bytes_per_s: 0,
+            scrub_period: Duration::from_secs(3600),
         },
         stats,
         shard_metrics: vec![Arc::new(ShardMetrics::default())],
