@@ -2,7 +2,8 @@
 //! each connection's `Hello`, then answers one request at a time. A bad
 //! frame closes that connection with a logged reason, never more.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_net::{
@@ -13,6 +14,7 @@ use cairn_raft::{NodeId, TypeConfig};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use super::listing::LIST_LIMIT_MAX;
@@ -21,34 +23,45 @@ use super::peers::FORWARD_PATH;
 use crate::plane::Core;
 
 /// A caller must introduce itself within this time.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle peer connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest `Hello` accepted: nothing bigger is read before the caller has
 /// proven it holds the join token.
 const HELLO_BYTES_MAX: u32 = 4096;
-/// Peer connections served at once; more are closed on arrival.
+/// Connections of callers that proved they hold the join token, served at
+/// once; more are closed once admitted.
 const PEER_CONNECTIONS_MAX: usize = 256;
+/// Connections still waiting for their `Hello`. When one more arrives, the
+/// one that has waited longest is closed: a member sends its `Hello` at
+/// once, so silent connections, however many, cannot hold the port.
+const UNPROVEN_MAX: usize = 64;
 /// Error codes of `Message::Error`.
 const CODE_UNAUTHORIZED: u16 = 401;
 const CODE_BAD_REQUEST: u16 = 400;
 
 pub async fn serve(core: Arc<Core>, listener: TcpListener) {
     let slots = Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
+    let unproven = Arc::new(Mutex::new(Unproven::default()));
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%remote, "too many peer connections; closing this one");
-                    continue;
-                };
-                let core = core.clone();
-                tokio::spawn(async move {
-                    if let Err(reason) = serve_connection(&core, stream).await {
+                let (core, slots, waiting) = (core.clone(), slots.clone(), unproven.clone());
+                let id = waiting.lock().expect("unproven lock").next_id();
+                let task = tokio::spawn(async move {
+                    let admit = || {
+                        let still_waiting = waiting.lock().expect("unproven lock").remove(id);
+                        still_waiting.then(|| slots.try_acquire_owned().ok()).flatten()
+                    };
+                    if let Err(reason) = serve_connection(&core, stream, admit).await {
                         tracing::info!(%remote, %reason, "peer connection closed");
                     }
-                    drop(slot);
+                    waiting.lock().expect("unproven lock").remove(id);
                 });
+                let evicted = unproven.lock().expect("unproven lock").push(id, task.abort_handle());
+                if let Some(oldest) = evicted {
+                    oldest.abort();
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, "peer accept failed");
@@ -58,7 +71,40 @@ pub async fn serve(core: Arc<Core>, listener: TcpListener) {
     }
 }
 
-async fn serve_connection(core: &Core, stream: TcpStream) -> Result<(), String> {
+/// The connections still waiting for their `Hello`, oldest first.
+#[derive(Default)]
+struct Unproven {
+    waiting: VecDeque<(u64, AbortHandle)>,
+    last_id: u64,
+}
+
+impl Unproven {
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    /// Adds a connection; answers the one to close when too many wait.
+    fn push(&mut self, id: u64, task: AbortHandle) -> Option<AbortHandle> {
+        self.waiting.push_back((id, task));
+        (self.waiting.len() > UNPROVEN_MAX).then(|| self.waiting.pop_front()).flatten().map(|w| w.1)
+    }
+
+    /// Takes a connection off the list; false when it was not on it (it
+    /// was closed to make room, or is already off).
+    fn remove(&mut self, id: u64) -> bool {
+        let at = self.waiting.iter().position(|(waiting, _)| *waiting == id);
+        at.map(|at| self.waiting.remove(at)).is_some()
+    }
+}
+
+/// Serves one connection; `admit`, called once the caller proved it holds
+/// the join token, answers its slot (none: too many connections).
+async fn serve_connection(
+    core: &Core,
+    stream: TcpStream,
+    admit: impl FnOnce() -> Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut stream = stream.compat();
     let mut receive = FrameBuf::new();
@@ -79,8 +125,14 @@ async fn serve_connection(core: &Core, stream: TcpStream) -> Result<(), String> 
         Ok(()) => Message::HelloAck { node_id: core.id(), cluster_id: core.identity.cluster_id() },
         Err(reason) => Message::Error { code: CODE_UNAUTHORIZED, message: reason.to_owned() },
     };
+    if let Err(reason) = admitted {
+        send_message(&mut stream, &mut send, &reply).await?;
+        return Err(reason.to_owned());
+    }
+    let Some(_slot) = admit() else {
+        return Err("too many peer connections".to_owned());
+    };
     send_message(&mut stream, &mut send, &reply).await?;
-    admitted?;
     loop {
         match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, &mut receive)).await {
             Err(_) => return Err("idle".to_owned()),

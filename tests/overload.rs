@@ -1,0 +1,121 @@
+//! Overload without harm (the fault issue): a client that holds hundreds of
+//! silent connections to a node's peer port must not lock the cluster's
+//! own traffic out of it.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::cluster::{cluster_report, Cluster, SETTLE_TIMEOUT};
+use common::{bytes, reply, sha256_hex, wait_for, TestNode};
+
+/// Silent connections the hostile client keeps open to each node it attacks.
+const SILENT: usize = 300;
+/// How long the attack lasts: longer than a node waits for a `Hello`.
+const ATTACK: Duration = Duration::from_secs(12);
+
+/// Keeps `SILENT` connections to `port` open without sending a byte,
+/// opening a new one for each the node closes, until `stop`.
+fn hold_silent_connections(port: u16, stop: &AtomicBool) -> usize {
+    let open = || {
+        let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_nonblocking(true).ok()?;
+        Some(stream)
+    };
+    let mut streams: Vec<Option<TcpStream>> = (0..SILENT).map(|_| open()).collect();
+    let mut opened = SILENT;
+    while !stop.load(Ordering::Relaxed) {
+        for slot in &mut streams {
+            let closed = match slot {
+                None => true,
+                Some(stream) => match stream.read(&mut [0u8; 64]) {
+                    Ok(_) => true,
+                    Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
+                },
+            };
+            if closed {
+                *slot = open();
+                opened += 1;
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    opened
+}
+
+fn holders(node: &TestNode, key: &str) -> Vec<String> {
+    let stat = reply(ureq::get(&format!("{}?stat", node.key_url("ov", key))).call());
+    let listed = if stat.status == 200 { stat.json()["holders"].clone() } else { return vec![] };
+    let ids = listed.as_array().cloned().unwrap_or_default();
+    ids.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn silent_connections_on_the_peer_port_do_not_lock_the_cluster_out() {
+    let cluster = Cluster::start(3, &[]);
+    let reader = &cluster.nodes[2];
+    let reader_id = common::cluster::node_id(reader);
+    // Keys the reading node does not hold: every GET there fetches the
+    // bytes over a new peer connection to one of the attacked nodes.
+    let written: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let (key, body) = (format!("k{i:02}"), bytes(80_000 + i, i as u64));
+            assert_eq!(cluster.nodes[i % 2].put("ov", &key, &body).status, 201);
+            (key, body)
+        })
+        .collect();
+    let mut remote_keys = Vec::new();
+    for (key, body) in written {
+        let two = wait_for(SETTLE_TIMEOUT, || (holders(reader, &key).len() == 2).then_some(()));
+        assert!(two.is_some(), "{key} has two copies");
+        if !holders(reader, &key).contains(&reader_id) {
+            remote_keys.push((key, body));
+        }
+    }
+    assert!(remote_keys.len() >= 5, "some keys live on the attacked nodes only");
+    let term_before = cluster_report(reader).expect("report")["term"].clone();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let attackers: Vec<_> = cluster.nodes[..2]
+        .iter()
+        .map(|node| {
+            let (port, stop) = (node.peer_port, stop.clone());
+            thread::spawn(move || hold_silent_connections(port, &stop))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let (mut served, mut failed) = (0, Vec::new());
+    while started.elapsed() < ATTACK {
+        for (key, body) in &remote_keys {
+            let got = reader.get("ov", key);
+            if got.status == 200 && sha256_hex(&got.body) == sha256_hex(body) {
+                served += 1;
+            } else {
+                failed.push(format!("{key}: {}", got.status));
+            }
+        }
+        let put = reader.put("ov", "during", b"written during the attack");
+        if put.status != 201 {
+            failed.push(format!("PUT: {}", put.status));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let opened: Vec<usize> = attackers.into_iter().map(|a| a.join().expect("attacker")).collect();
+    eprintln!("{served} reads served during the attack; attackers opened {opened:?} connections");
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {:?}",
+        failed.len(),
+        served + failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+    let report = cluster_report(reader).expect("report");
+    assert_eq!(report["term"], term_before, "no election during the attack");
+    assert!(report["members"].as_array().expect("members").iter().all(|m| m["state"] == "alive"));
+}
