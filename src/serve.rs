@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// A scrub pass over every blob starts at most this often.
     #[arg(long, env = "CAIRN_SCRUB_PERIOD", default_value = "24h", value_parser = parse_duration)]
     pub scrub_period: Duration,
+    /// Free space kept on the data directory's file system for the metadata
+    /// database; below it new writes get 507 (suffixes K, M, G).
+    #[arg(long, env = "CAIRN_DISK_RESERVE", default_value = "256M", value_parser = parse_size)]
+    pub disk_reserve: u64,
 }
 
 /// The node's listeners, bound before anything else so that port 0 is
@@ -205,6 +209,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config: node_config(&args, shard_count, http_addr),
         stats,
         shard_metrics: (0..shard_count).map(|_| Arc::new(ShardMetrics::default())).collect(),
+        space: Default::default(),
     });
 
     let ports = serde_json::json!({
@@ -268,6 +273,7 @@ fn node_config(args: &ServeArgs, shard_count: usize, http_listen: SocketAddr) ->
         no_store: args.no_store,
         scrub_rate_bytes_per_s: args.scrub_rate,
         scrub_period: args.scrub_period,
+        disk_reserve_bytes: args.disk_reserve,
     }
 }
 
@@ -353,6 +359,9 @@ async fn run_shard(
     shard.serve_mesh(receivers);
     glommio::spawn_local(shard.clone().collect_garbage()).detach();
     glommio::spawn_local(cairn_node::scrub::run(shard.clone())).detach();
+    if shard.id == 0 {
+        glommio::spawn_local(cairn_node::space::watch(shard.node.clone())).detach();
+    }
     glommio::spawn_local(cairn_node::replication::serve_work(shard.clone(), work)).detach();
     cairn_api::serve_shard(shard, glommio_listener(socket), glommio_listener(mogile_socket)).await;
 }

@@ -410,34 +410,11 @@ fn count_fids(node: &TestNode) -> usize {
     walk(&node.dir.join("blobs"))
 }
 
-/// Runs a node on a small tmpfs (tests run as root, as CI does).
-struct SmallDisk {
-    mount: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let mount = tempfile::Builder::new().prefix("cairn-full-").tempdir().unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(mount.path())
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mounting a tmpfs needs root");
-        SmallDisk { mount }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.mount.path()).status();
-    }
-}
-
 #[test]
 fn full_disk_answers_507_and_keeps_earlier_keys() {
-    let disk = SmallDisk::mount("24m");
-    let node = TestNode::start_in(&disk.mount.path().join("data"), &[]);
+    let disk = common::disk::SmallDisk::tmpfs("24m");
+    // No reserve: the body itself runs into ENOSPC half-way.
+    let node = TestNode::start_in(&disk.path().join("data"), &["--disk-reserve", "0"]);
     let small = bytes(1 << 20, 21);
     assert_eq!(node.put("full", "small", &small).status, 201);
     let big = bytes(40 << 20, 22);

@@ -74,6 +74,9 @@ pub enum NodeError {
     /// homes know the key and no holder.
     #[error("every copy of {key:?} in domain {domain:?} was found damaged or missing")]
     Lost { domain: String, key: String },
+    /// Taking the bytes would leave less than `--disk-reserve` free.
+    #[error("no space left on this node's disk (it keeps --disk-reserve free)")]
+    DiskFull,
     /// This node is a proxy (`--no-store`): it keeps no blobs.
     #[error("this node is a proxy (--no-store) and keeps no blobs")]
     NotAStore,

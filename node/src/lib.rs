@@ -20,6 +20,7 @@ pub mod remote;
 pub mod replication;
 pub mod scrub;
 pub mod shard;
+pub mod space;
 pub mod upload;
 
 pub use error::NodeError;

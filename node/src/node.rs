@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub scrub_rate_bytes_per_s: u64,
     /// A scrub pass starts at most this often.
     pub scrub_period: Duration,
+    /// Free bytes kept on the data directory's file system for metadata.
+    pub disk_reserve_bytes: u64,
 }
 
 pub struct Node {
@@ -46,6 +48,8 @@ pub struct Node {
     pub config: NodeConfig,
     pub stats: Arc<NodeStats>,
     pub shard_metrics: Vec<Arc<ShardMetrics>>,
+    /// Free space left for new bytes (`--disk-reserve`).
+    pub space: crate::space::Space,
 }
 
 impl Node {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod disk;
 pub mod history;
 pub mod netns;
 pub mod tracker;

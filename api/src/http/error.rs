@@ -336,11 +336,12 @@ impl From<NameError> for ApiError {
 
 impl From<io::Error> for ApiError {
     fn from(error: io::Error) -> ApiError {
-        match error.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-                ApiError::new(ErrorKind::DiskFull, "no space left on this node's disk")
-            }
-            _ => ApiError::new(ErrorKind::Io, error.to_string()),
+        // glommio's errors keep the kind, not always the errno.
+        let full = matches!(error.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+            || matches!(error.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded);
+        match full {
+            true => ApiError::new(ErrorKind::DiskFull, "no space left on this node's disk"),
+            false => ApiError::new(ErrorKind::Io, error.to_string()),
         }
     }
 }
@@ -350,6 +351,9 @@ impl From<MetaError> for ApiError {
         match error {
             MetaError::Busy => {
                 ApiError::new(ErrorKind::Busy, "too many commits waiting; retry later")
+            }
+            other if other.to_string().contains("No space left on device") => {
+                ApiError::new(ErrorKind::DiskFull, other.to_string())
             }
             other => ApiError::new(ErrorKind::Metadata, other.to_string()),
         }
@@ -390,6 +394,7 @@ impl From<NodeError> for ApiError {
             NodeError::CopyFailed(_) => ErrorKind::NoHolderReachable,
             NodeError::NotAStore => ErrorKind::Forbidden,
             NodeError::Lost { .. } => ErrorKind::Lost,
+            NodeError::DiskFull => ErrorKind::DiskFull,
         };
         ApiError::new(kind, message)
     }

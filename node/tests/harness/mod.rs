@@ -165,9 +165,11 @@ fn start_node(
             no_store: false,
             scrub_rate_bytes_per_s: 0,
             scrub_period: Duration::from_secs(3600),
+            disk_reserve_bytes: 0,
         },
         stats,
         shard_metrics: vec![Arc::new(ShardMetrics::default())],
+        space: Default::default(),
     });
     (node, work)
 }
