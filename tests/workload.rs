@@ -86,16 +86,7 @@ fn under_load(mut cluster: Cluster, faults: impl FnOnce(&mut Cluster)) {
     let history = history.lock().unwrap();
     eprintln!("workload: {:?}", history.counts);
     assert!(history.counts.get("acknowledged").copied().unwrap_or(0) > 100, "the workload ran");
-    let converged = wait_for(CONVERGE, || {
-        history.keys().all(|key| agreed_and_allowed(&cluster, &history, key)).then_some(())
-    });
-    if converged.is_none() {
-        for key in history.keys() {
-            report_key(&cluster, &history, key);
-        }
-        panic!("every node agrees on every key, as the history allows, within {CONVERGE:?}");
-    }
-    eprintln!("every node agrees on every key {:?} after the last fault", faults_over.elapsed());
+    assert_every_node_agrees(&cluster, &history, faults_over);
     let at_count = wait_for(CONVERGE, || {
         history
             .keys()
@@ -135,6 +126,21 @@ fn write_steadily(w: usize, bases: &[String], history: &Mutex<History>, stop: &A
         }
         round += 1;
     }
+}
+
+/// Waits until every running node answers every key as the history
+/// allows (I1, I2), within [`CONVERGE`] of `faults_over`.
+fn assert_every_node_agrees(cluster: &Cluster, history: &History, faults_over: Instant) {
+    let converged = wait_for(CONVERGE, || {
+        history.keys().all(|key| agreed_and_allowed(cluster, history, key)).then_some(())
+    });
+    if converged.is_none() {
+        for key in history.keys() {
+            report_key(cluster, history, key);
+        }
+        panic!("every node agrees on every key, as the history allows, within {CONVERGE:?}");
+    }
+    eprintln!("every node agrees on every key {:?} after the last fault", faults_over.elapsed());
 }
 
 /// What each running node answers for the key: its bytes, `None` for a
@@ -234,16 +240,7 @@ fn uploads_through_three_kills_of_a_store_lose_nothing() {
     let history = history.lock().unwrap();
     eprintln!("uploads: {:?}", history.counts);
     assert!(history.counts.get("acknowledged").copied().unwrap_or(0) > UPLOADS / 2);
-    let converged = wait_for(CONVERGE, || {
-        history.keys().all(|key| agreed_and_allowed(&cluster, &history, key)).then_some(())
-    });
-    if converged.is_none() {
-        for key in history.keys() {
-            report_key(&cluster, &history, key);
-        }
-        panic!("every acknowledged upload is read whole at every node within {CONVERGE:?}");
-    }
-    eprintln!("every node agrees on every upload {:?} after the last kill", faults_over.elapsed());
+    assert_every_node_agrees(&cluster, &history, faults_over);
     let at_count = wait_for(CONVERGE, || {
         history.keys().all(|key| holders_at_count(&cluster, key)).then_some(())
     });
