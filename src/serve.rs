@@ -145,6 +145,15 @@ pub struct ServeArgs {
     /// database; below it new writes get 507 (suffixes K, M, G).
     #[arg(long, env = "CAIRN_DISK_RESERVE", default_value = "256M", value_parser = parse_size)]
     pub disk_reserve: u64,
+    /// Once --body-timeout-ms has passed, a request body arriving slower
+    /// than this many bytes per second on average is cut off with 408.
+    #[arg(long, env = "CAIRN_BODY_MIN_RATE", default_value = "1K", value_parser = parse_size)]
+    pub body_min_rate: u64,
+    /// A MogileFS tracker connection that sends nothing for this long is
+    /// closed; longer than --mogile-upload-ttl, so a client that keeps its
+    /// tracker connection through an upload keeps it until create_close.
+    #[arg(long, env = "CAIRN_MOGILE_IDLE_TIMEOUT", default_value = "90m", value_parser = parse_duration)]
+    pub mogile_idle_timeout: Duration,
 }
 
 /// The node's listeners, bound before anything else so that port 0 is
@@ -274,6 +283,8 @@ fn node_config(args: &ServeArgs, shard_count: usize, http_listen: SocketAddr) ->
         scrub_rate_bytes_per_s: args.scrub_rate,
         scrub_period: args.scrub_period,
         disk_reserve_bytes: args.disk_reserve,
+        body_min_rate_bytes_per_s: args.body_min_rate,
+        mogile_idle_timeout: args.mogile_idle_timeout,
     }
 }
 

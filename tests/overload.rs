@@ -119,3 +119,68 @@ fn silent_connections_on_the_peer_port_do_not_lock_the_cluster_out() {
     assert_eq!(report["term"], term_before, "no election during the attack");
     assert!(report["members"].as_array().expect("members").iter().all(|m| m["state"] == "alive"));
 }
+
+/// Reads until the peer closes or `within` passes; true when it closed.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    let mut sink = [0u8; 256];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(error) => return error.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+#[test]
+fn silent_tracker_connections_are_closed_while_others_are_served() {
+    let node = TestNode::start(&["--mogile-idle-timeout", "1s"]);
+    let mut silent: Vec<TcpStream> = (0..50)
+        .map(|_| TcpStream::connect(("127.0.0.1", node.mogile_port)).expect("connect"))
+        .collect();
+    let mut tracker = common::tracker::Tracker::connect(&node);
+    for _ in 0..5 {
+        tracker.ok("noop", &[]);
+        thread::sleep(Duration::from_millis(300));
+    }
+    for stream in &mut silent {
+        assert!(closed_within(stream, Duration::from_secs(5)), "a silent connection was closed");
+    }
+    // One that keeps talking is not.
+    tracker.ok("noop", &[]);
+}
+
+#[test]
+fn a_trickling_body_is_cut_off_with_408_and_leaves_nothing() {
+    let node = TestNode::start(&["--body-timeout-ms", "2000", "--body-min-rate", "10K"]);
+    let mut stream = TcpStream::connect(("127.0.0.1", node.http_port)).expect("connect");
+    let head = "PUT /v1/slow/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    std::io::Write::write_all(&mut stream, head.as_bytes()).expect("head");
+    stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        // 200 bytes every 300 ms: never silent for the 2 s timeout, but
+        // ~670 B/s, far below the 10 KiB/s floor.
+        if std::io::Write::write_all(&mut stream, &[b'x'; 200]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "answered {answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "cut off soon after the timeout");
+    assert_eq!(node.get("slow", "k").status, 404, "nothing was stored");
+    let gone = wait_for(Duration::from_secs(5), || (node.tmp_entries() == 0).then_some(()));
+    assert!(gone.is_some(), "no temp file left");
+    assert_eq!(node.put("slow", "fast", &bytes(1 << 20, 5)).status, 201);
+}

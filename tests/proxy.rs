@@ -140,6 +140,10 @@ fn through_v1(cluster: &Cluster, proxy: &TestNode, proxy_id: &str) {
     assert_eq!(proxy.get("px", "v1/bad").status, 404);
     let unknown = put_class(proxy, "px", "v1/bad", "no-such-class", b"x");
     unknown.assert_error(400, "unknown_class");
+    // Refused while the body is still on its way: the store answers first.
+    let big = bytes(8 << 20, 98);
+    put_class(proxy, "px", "v1/bad", "no-such-class", &big).assert_error(400, "unknown_class");
+    assert_eq!(proxy.get("px", &keys[0].0).status, 200, "the proxy still serves");
 }
 
 fn through_webdav(cluster: &Cluster, proxy: &TestNode, proxy_id: &str) {

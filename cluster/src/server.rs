@@ -35,7 +35,7 @@ const PEER_CONNECTIONS_MAX: usize = 256;
 /// Connections still waiting for their `Hello`. When one more arrives, the
 /// one that has waited longest is closed: a member sends its `Hello` at
 /// once, so silent connections, however many, cannot hold the port.
-const UNPROVEN_MAX: usize = 64;
+const UNPROVEN_MAX: usize = 256;
 /// Error codes of `Message::Error`.
 const CODE_UNAUTHORIZED: u16 = 401;
 const CODE_BAD_REQUEST: u16 = 400;

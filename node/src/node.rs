@@ -38,6 +38,11 @@ pub struct NodeConfig {
     pub scrub_period: Duration,
     /// Free bytes kept on the data directory's file system for metadata.
     pub disk_reserve_bytes: u64,
+    /// Once `body_timeout` has passed, a body slower than this on average
+    /// is cut off (408).
+    pub body_min_rate_bytes_per_s: u64,
+    /// A tracker connection that sends nothing for this long is closed.
+    pub mogile_idle_timeout: Duration,
 }
 
 pub struct Node {

@@ -225,46 +225,90 @@ pub async fn read_blob(
     Ok(ReadBody::Stream { chunks, length_bytes: end - start })
 }
 
-/// Re-reads blob `sha256` as held here from disk or its inline record (not
-/// the cache), checking every block's CRC and the whole SHA-256, as scrub
-/// does; answers its size. A damaged file is quarantined (`Corrupt`); a
-/// missing one is `NoIntactCopy`.
+/// What a scrub's re-read of a blob found.
+pub enum Checked {
+    /// Every block's CRC and the whole SHA-256 matched; its size.
+    Intact(u64),
+    /// Damaged or missing, and out of the way: the file was moved to the
+    /// quarantine (or was not there, or the bytes live in the metadata).
+    Damaged,
+    /// Damaged, but the file at its path was replaced meanwhile (a write
+    /// of the same bytes): the keys have good bytes again.
+    Replaced,
+}
+
+/// Re-reads blob `sha256` as held here, from disk or its inline record
+/// (not the cache), checking every block's CRC and the whole SHA-256, as
+/// scrub does. A damaged file, one cut short or one the disk cannot read
+/// is quarantined before this answers.
 pub async fn verify_blob(
     shard: &Rc<Shard>,
     sha256: &Digest,
     blob: BlobRecord,
-) -> Result<u64, NodeError> {
+) -> Result<Checked, NodeError> {
     use sha2::Digest as _;
     let size = blob.size_bytes;
     let mut hasher = sha2::Sha256::new();
     if blob.inline.is_some() {
-        let bytes =
-            read_inline(blob, 0, size).map_err(|error| corrupt_in_memory(shard, sha256, error))?;
+        let Ok(bytes) = read_inline(blob, 0, size) else { return Ok(Checked::Damaged) };
         hasher.update(&bytes);
-        if Digest(hasher.finalize().into()) != *sha256 {
-            shard.cache.borrow_mut().remove(sha256);
-            return Err(corrupt_in_memory(shard, sha256, ReadError::Corrupt { block: 0 }));
-        }
-        return Ok(size);
+        return Ok(match Digest(hasher.finalize().into()) == *sha256 {
+            true => Checked::Intact(size),
+            false => Checked::Damaged,
+        });
     }
-    let reader = open_blob(shard, sha256, blob).await?;
+    let reader = match BlobReader::open(&shard.node.data.fid_path(sha256), blob).await {
+        Ok(reader) => reader,
+        Err(ReadError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Checked::Damaged);
+        }
+        Err(ReadError::Io(error)) if error.raw_os_error() != Some(libc::EIO) => {
+            return Err(error.into())
+        }
+        Err(_) => return Ok(Checked::Damaged),
+    };
     let mut position = 0;
     while position < size {
-        let chunk = reader
-            .read_chunk(position, size)
-            .await
-            .map_err(|error| read_failed(shard, sha256, error, Some(reader.identity())))?;
-        if chunk.is_empty() {
-            break;
-        }
+        let chunk = match reader.read_chunk(position, size).await {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => chunk,
+            Err(ReadError::Io(error)) if error.raw_os_error() != Some(libc::EIO) => {
+                return Err(error.into())
+            }
+            // A CRC mismatch, a short file, or a sector the disk cannot read.
+            Err(_) => return quarantine_now(shard, sha256, reader.identity()).await,
+        };
         position += chunk.len() as u64;
         hasher.update(&chunk);
     }
-    if Digest(hasher.finalize().into()) != *sha256 {
-        let damaged = ReadError::Corrupt { block: 0 };
-        return Err(read_failed(shard, sha256, damaged, Some(reader.identity())));
+    if position != size || Digest(hasher.finalize().into()) != *sha256 {
+        return quarantine_now(shard, sha256, reader.identity()).await;
     }
-    Ok(size)
+    Ok(Checked::Intact(size))
+}
+
+/// Moves a damaged file to the quarantine and says whether it was still
+/// the one at its path.
+async fn quarantine_now(
+    shard: &Rc<Shard>,
+    sha256: &Digest,
+    damaged: FileIdentity,
+) -> Result<Checked, NodeError> {
+    tracing::error!(%sha256, "scrub found a damaged copy: quarantined");
+    shard.cache.borrow_mut().remove(sha256);
+    shard.node.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+    let data = shard.node.data.clone();
+    let path = data.fid_path(sha256);
+    let digest = *sha256;
+    let moved = glommio::executor()
+        .spawn_blocking(move || data.quarantine_blocking(&digest, damaged))
+        .await?;
+    if !moved {
+        return Ok(Checked::Replaced);
+    }
+    shard.node.stats.quarantined.fetch_add(1, Ordering::Relaxed);
+    // A write of the same bytes may have placed a good file since.
+    Ok(if path.exists() { Checked::Replaced } else { Checked::Damaged })
 }
 
 /// Where a GET's bytes come from: memory for a small blob (cached, or

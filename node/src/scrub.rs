@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use cairn_engine::Digest;
 
 use crate::error::NodeError;
+use crate::read::Checked;
 use crate::shard::Shard;
 
 /// Blob records read from the metadata per step of a pass.
@@ -42,7 +43,9 @@ pub async fn run(shard: Rc<Shard>) {
     }
 }
 
-/// One pass over the blobs this shard owns, paced to `rate` bytes/s.
+/// One pass over the blobs this shard owns, paced to `rate` bytes/s. A
+/// blob that cannot be read for another reason than damage is skipped
+/// (logged) and the pass goes on.
 async fn pass(shard: &Rc<Shard>, rate: u64) -> Result<(), NodeError> {
     let started = Instant::now();
     let mut read_bytes = 0u64;
@@ -56,19 +59,22 @@ async fn pass(shard: &Rc<Shard>, rate: u64) -> Result<(), NodeError> {
                 continue;
             }
             let stats = &shard.node.stats;
+            stats.scrub_blobs.fetch_add(1, Ordering::Relaxed);
             match crate::read::verify_blob(shard, &sha256, blob).await {
-                Ok(bytes) => {
+                Ok(Checked::Intact(bytes)) => {
                     read_bytes += bytes;
-                    stats.scrub_blobs.fetch_add(1, Ordering::Relaxed);
                     stats.scrub_bytes.fetch_add(bytes, Ordering::Relaxed);
                 }
-                Err(error) if error.is_damaged_copy() => {
-                    stats.scrub_blobs.fetch_add(1, Ordering::Relaxed);
+                Ok(Checked::Damaged) => {
                     stats.scrub_damaged.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(%sha256, %error, "scrub found a damaged copy");
-                    drop_keys_of(shard, &sha256).await?;
+                    if let Err(error) = drop_keys_of(shard, &sha256).await {
+                        tracing::warn!(%sha256, %error, "scrub could not drop a damaged copy");
+                    }
                 }
-                Err(error) => return Err(error),
+                Ok(Checked::Replaced) => {
+                    stats.scrub_damaged.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => tracing::warn!(%sha256, %error, "scrub could not read a blob"),
             }
             // Paced: the bytes read so far may not run ahead of the rate.
             let due = Duration::from_secs_f64(read_bytes as f64 / rate as f64);

@@ -72,7 +72,7 @@ pub async fn put(
     if declared_bytes.is_some_and(|len| len > max_bytes) {
         return Err(NodeError::TooLarge { max_bytes });
     }
-    shard.node.space.take(&shard.node, declared_bytes)?;
+    let _space = shard.node.space.take(&shard.node, declared_bytes)?;
     let known = read_known_version(shard, &target);
     // A body small enough to arrive in one piece is never seen half done:
     // it needs no `uploading` record (one RocksDB write fewer per PUT).
@@ -133,7 +133,7 @@ pub async fn put_pending(
     if declared_bytes.is_some_and(|len| len > max_bytes) {
         return Err(NodeError::TooLarge { max_bytes });
     }
-    shard.node.space.take(&shard.node, declared_bytes)?;
+    let _space = shard.node.space.take(&shard.node, declared_bytes)?;
     let target = KeyRef { domain: pending.domain, key: pending.key };
     let visible = declared_bytes.is_none_or(|len| len > shard.node.config.inline_max_bytes);
     let mut upload = Upload::begin(shard, &target, visible, KeyState::Uploading)?;
@@ -295,7 +295,7 @@ pub async fn store_copy(
         .unwrap_or(cairn_raft::DEFAULT_CLASS_REPLICAS);
     let target = KeyRef { domain: copied.domain.clone(), key: copied.key.clone() };
     let visible = copied.size_bytes > shard.node.config.inline_max_bytes;
-    shard.node.space.take(&shard.node, Some(copied.size_bytes))?;
+    let _space = shard.node.space.take(&shard.node, Some(copied.size_bytes))?;
     let mut upload = Upload::begin(shard, &target, visible, KeyState::ReplicationIn)?;
     let Received { written, inline } =
         upload.receive(source, copied.size_bytes, Some(copied.size_bytes)).await?;

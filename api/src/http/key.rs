@@ -60,8 +60,7 @@ pub async fn put(
         expected_sha256,
         declared_bytes: content_length(headers)?,
     };
-    let timeout = shard.node.config.body_timeout;
-    store_version(shard, request, &mut HttpBody { body, timeout }).await
+    store_version(shard, request, &mut HttpBody::new(shard, body)).await
 }
 
 /// Stores a new version of a key from `source`: here, or at a store when
@@ -207,22 +206,53 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 }
 
 /// A request body that must keep sending: a pause longer than `timeout`
-/// fails the upload.
+/// fails the upload, and so does a body that, once the node has waited
+/// `timeout` for it in all, arrives slower than `min_rate` bytes/s of that
+/// waiting (a trickle would hold a temp file and buffers for ever). Only
+/// time spent waiting for the client counts, not the node's own work.
 pub struct HttpBody<'b> {
-    pub body: &'b mut RequestBody,
-    pub timeout: Duration,
+    body: &'b mut RequestBody,
+    timeout: Duration,
+    min_rate_bytes_per_s: u64,
+    waited: Duration,
+    received_bytes: u64,
+}
+
+impl<'b> HttpBody<'b> {
+    pub fn new(shard: &Shard, body: &'b mut RequestBody) -> HttpBody<'b> {
+        let config = &shard.node.config;
+        HttpBody {
+            body,
+            timeout: config.body_timeout,
+            min_rate_bytes_per_s: config.body_min_rate_bytes_per_s,
+            waited: Duration::ZERO,
+            received_bytes: 0,
+        }
+    }
+
+    fn too_slow(&self) -> bool {
+        self.waited > self.timeout
+            && (self.received_bytes as f64)
+                < self.min_rate_bytes_per_s as f64 * self.waited.as_secs_f64()
+    }
 }
 
 impl ChunkSource for HttpBody<'_> {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, NodeError> {
         loop {
+            let asked = std::time::Instant::now();
             let frame =
                 glommio::timer::timeout(self.timeout, async { Ok(self.body.frame().await) })
                     .await
                     .map_err(|_| NodeError::BodyStalled { timeout: self.timeout })?;
+            self.waited += asked.elapsed();
             let Some(frame) = frame else { return Ok(None) };
             let frame = frame.map_err(|error| NodeError::BodyFailed(error.to_string()))?;
             if let Ok(data) = frame.into_data() {
+                self.received_bytes += data.len() as u64;
+                if self.too_slow() {
+                    return Err(NodeError::BodyStalled { timeout: self.timeout });
+                }
                 return Ok(Some(data));
             }
         }

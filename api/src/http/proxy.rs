@@ -2,8 +2,8 @@
 //! `--no-store` keeps no blobs, so a new version is sent on to a store as a
 //! `/v1/` PUT while the client's body arrives (nothing is spooled here),
 //! and the store's answer is the answer. Stores are tried in the key's
-//! rendezvous order until one takes the connection; once the body has
-//! started to flow there is no second try.
+//! rendezvous order until one takes the connection; once a store has the
+//! request there is no second try, so no write runs twice.
 
 use std::io;
 use std::rc::Rc;
@@ -202,25 +202,27 @@ async fn send(
         }
     };
     let mut answer = std::pin::pin!(sender.send_request(outgoing));
-    let early = future::or(async { Some(pump.await) }, async {
-        let _ = (&mut answer).await;
-        None
-    });
-    // The store may answer before the whole body is sent (a refusal).
+    // The store may answer before the whole body is sent (a refusal): the
+    // answer is then taken as it is, never awaited a second time.
+    let early = future::or(async { Ok(pump.await) }, async { Err((&mut answer).await) });
     let answer = match early.await {
-        Some(Err(error)) => return Err(error),
-        _ => glommio::timer::timeout(silence, async { Ok(answer.await) })
+        Ok(Err(error)) => return Err(error),
+        Ok(Ok(())) => glommio::timer::timeout(silence, async { Ok(answer.await) })
             .await
             .map_err(|_| stalled())?,
+        Err(early_answer) => early_answer,
     };
-    let response = answer.map_err(|error| {
+    let failed = |error: String| {
         ApiError::new(ErrorKind::StoreFailed, format!("the store at {address} failed: {error}"))
-    })?;
+    };
+    let response = answer.map_err(|error| failed(error.to_string()))?;
     let status = response.status();
-    let body = Limited::new(response.into_body(), ANSWER_BYTES_MAX).collect().await;
-    let body = body.map_err(|error| {
-        ApiError::new(ErrorKind::StoreFailed, format!("the store at {address} failed: {error}"))
-    })?;
+    let body = glommio::timer::timeout(silence, async {
+        Ok(Limited::new(response.into_body(), ANSWER_BYTES_MAX).collect().await)
+    })
+    .await
+    .map_err(|_| stalled())?
+    .map_err(|error| failed(error.to_string()))?;
     let json: serde_json::Value = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
     if status == StatusCode::CREATED {
         return stored_record(&json, store, &request.content_type).ok_or_else(|| {

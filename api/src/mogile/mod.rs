@@ -64,6 +64,7 @@ async fn serve_connection(
     mut stream: glommio::net::TcpStream,
 ) -> std::io::Result<()> {
     let client = Client { local_ip: stream.local_addr()?.ip() };
+    stream.set_read_timeout(Some(shard.node.config.mogile_idle_timeout))?;
     let mut reader = LineReader::new();
     loop {
         loop {
@@ -101,7 +102,10 @@ async fn serve_connection(
             };
             stream.write_all(&answer).await?;
         }
-        let read = stream.read(reader.buffer_mut()).await?;
+        let read = match stream.read(reader.buffer_mut()).await {
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => return Ok(()),
+            other => other?,
+        };
         if read == 0 {
             return Ok(());
         }

@@ -35,8 +35,7 @@ pub async fn handle(
         return Err(ApiError::method_not_allowed());
     }
     let declared_bytes = content_length(&request.headers)?;
-    let timeout = shard.node.config.body_timeout;
-    let mut source = HttpBody { body, timeout };
+    let mut source = HttpBody::new(shard, body);
     let (sha256, size_bytes) =
         cairn_node::upload::put_pending(shard, fid, declared_bytes, &mut source).await?;
     let body = json!({ "fid": fid, "sha256": sha256.to_hex(), "size": size_bytes });

@@ -166,6 +166,8 @@ fn start_node(
             scrub_rate_bytes_per_s: 0,
             scrub_period: Duration::from_secs(3600),
             disk_reserve_bytes: 0,
+            body_min_rate_bytes_per_s: 0,
+            mogile_idle_timeout: Duration::from_secs(60),
         },
         stats,
         shard_metrics: vec![Arc::new(ShardMetrics::default())],
