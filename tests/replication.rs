@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::cluster::{post, put_class, Cluster, SETTLE_TIMEOUT};
 use common::{bytes, reply, sha256_hex, wait_for, TestNode};
 use serde_json::json;
@@ -423,4 +425,48 @@ fn redirects_and_locations_name_a_key_with_dot_segments_and_not_another() {
     let found = reply(ureq::get(&far.url("/v1/docs/a%2F..%2Fb?locations")).call()).json();
     let location = found["locations"][0]["url"].as_str().unwrap().to_owned();
     assert!(reply(ureq::get(&location).call()).body == dotted, "{location}");
+}
+
+/// The first node whose `/v1/status` counts `state` work under way.
+fn node_with(cluster: &Cluster, state: &str) -> Option<usize> {
+    cluster.nodes.iter().position(|node| {
+        node.is_running()
+            && reply(ureq::get(&node.url("/v1/status")).call()).status == 200
+            && node.status()["keys"][state]["keys"].as_i64().unwrap_or(0) > 0
+    })
+}
+
+/// S7 of the fault issue: the target, then the source, then the leader are
+/// killed (-9) while a copy streams, each started again at once; the key
+/// still ends with its copies, whole on disk, and no node keeps temp debris.
+#[test]
+fn copies_survive_kills_of_target_source_and_leader_mid_stream() {
+    // Paced, so each copy streams for seconds: the kills land inside one.
+    let mut cluster = Cluster::start(3, &["--copy-rate", "8M", "--down-after", "1s"]);
+    let body = bytes(24 << 20, 71);
+    assert_eq!(cluster.nodes[0].put("s7", "big", &body).status, 201);
+    for role in ["replication-in", "replication-out"] {
+        let under_way = wait_for(SETTLE_TIMEOUT, || node_with(&cluster, role));
+        let at = under_way.unwrap_or_else(|| panic!("a copy under way ({role})"));
+        cluster.nodes[at].kill();
+        cluster.nodes[at].start_again();
+    }
+    let under_way = wait_for(SETTLE_TIMEOUT, || node_with(&cluster, "replication-in"));
+    assert!(under_way.is_some(), "a copy under way again");
+    let leader = cluster.leader_index();
+    cluster.nodes[leader].kill();
+    cluster.nodes[leader].start_again();
+
+    let sha = sha256_hex(&body);
+    let copies = || cluster.nodes.iter().filter(|n| n.fid_path(&sha).exists()).count();
+    let two = wait_for(Duration::from_secs(60), || (copies() == 2).then_some(()));
+    assert!(two.is_some(), "two copies on disk, got {}", copies());
+    for node in &cluster.nodes {
+        assert_eq!(sha256_hex(&node.get("s7", "big").body), sha, "read at {}", node.base);
+    }
+    let clean = wait_for(SETTLE_TIMEOUT, || {
+        cluster.nodes.iter().all(|n| n.tmp_entries() == 0).then_some(())
+    });
+    let debris: Vec<usize> = cluster.nodes.iter().map(TestNode::tmp_entries).collect();
+    assert!(clean.is_some(), "no temp debris: {debris:?}");
 }
