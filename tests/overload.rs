@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,13 +21,14 @@ const ATTACK: Duration = Duration::from_secs(12);
 
 /// Keeps `SILENT` connections to `port` open without sending a byte,
 /// opening a new one for each the node closes, until `stop`.
-fn hold_silent_connections(port: u16, stop: &AtomicBool) -> usize {
+fn hold_silent_connections(port: u16, holding: &AtomicUsize, stop: &AtomicBool) -> usize {
     let open = || {
         let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
         stream.set_nonblocking(true).ok()?;
         Some(stream)
     };
     let mut streams: Vec<Option<TcpStream>> = (0..SILENT).map(|_| open()).collect();
+    holding.fetch_add(1, Ordering::Relaxed);
     let mut opened = SILENT;
     while !stop.load(Ordering::Relaxed) {
         for slot in &mut streams {
@@ -81,14 +82,17 @@ fn silent_connections_on_the_peer_port_do_not_lock_the_cluster_out() {
     let term_before = cluster_report(reader).expect("report")["term"].clone();
 
     let stop = Arc::new(AtomicBool::new(false));
+    let holding = Arc::new(AtomicUsize::new(0));
     let attackers: Vec<_> = cluster.nodes[..2]
         .iter()
         .map(|node| {
-            let (port, stop) = (node.peer_port, stop.clone());
-            thread::spawn(move || hold_silent_connections(port, &stop))
+            let (port, holding, stop) = (node.peer_port, holding.clone(), stop.clone());
+            thread::spawn(move || hold_silent_connections(port, &holding, &stop))
         })
         .collect();
-    thread::sleep(Duration::from_millis(500));
+    let attacking =
+        wait_for(SETTLE_TIMEOUT, || (holding.load(Ordering::Relaxed) == 2).then_some(()));
+    assert!(attacking.is_some(), "both attackers hold their connections");
     let started = Instant::now();
     let (mut served, mut failed) = (0, Vec::new());
     while started.elapsed() < ATTACK {

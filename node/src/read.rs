@@ -297,18 +297,43 @@ async fn quarantine_now(
     tracing::error!(%sha256, "scrub found a damaged copy: quarantined");
     shard.cache.borrow_mut().remove(sha256);
     shard.node.stats.corrupt_reads.fetch_add(1, Ordering::Relaxed);
-    let data = shard.node.data.clone();
-    let path = data.fid_path(sha256);
-    let digest = *sha256;
-    let moved = glommio::executor()
-        .spawn_blocking(move || data.quarantine_blocking(&digest, damaged))
+    Ok(match quarantine(shard, sha256, damaged).await? {
+        Quarantined::NotTheSame => Checked::Replaced,
+        // A write of the same bytes placed a good file since.
+        Quarantined::Moved { replaced: true } => Checked::Replaced,
+        Quarantined::Moved { replaced: false } => Checked::Damaged,
+    })
+}
+
+/// What [`quarantine`] did.
+enum Quarantined {
+    /// The file at the path was no longer the damaged one: left alone.
+    NotTheSame,
+    /// Moved; `replaced`: a file is at the path again already.
+    Moved { replaced: bool },
+}
+
+/// Moves the damaged file `damaged` of blob `sha256` to `quarantine/`
+/// (on the blocking pool) and counts it.
+async fn quarantine(
+    shard: &Shard,
+    sha256: &Digest,
+    damaged: FileIdentity,
+) -> std::io::Result<Quarantined> {
+    let (data, digest) = (shard.node.data.clone(), *sha256);
+    let done = glommio::executor()
+        .spawn_blocking(move || {
+            let moved = data.quarantine_blocking(&digest, damaged)?;
+            Ok::<_, std::io::Error>(match moved {
+                false => Quarantined::NotTheSame,
+                true => Quarantined::Moved { replaced: data.fid_path(&digest).exists() },
+            })
+        })
         .await?;
-    if !moved {
-        return Ok(Checked::Replaced);
+    if matches!(done, Quarantined::Moved { .. }) {
+        shard.node.stats.quarantined.fetch_add(1, Ordering::Relaxed);
     }
-    shard.node.stats.quarantined.fetch_add(1, Ordering::Relaxed);
-    // A write of the same bytes may have placed a good file since.
-    Ok(if path.exists() { Checked::Replaced } else { Checked::Damaged })
+    Ok(done)
 }
 
 /// Where a GET's bytes come from: memory for a small blob (cached, or
@@ -424,19 +449,10 @@ fn read_failed(
             shard.cache.borrow_mut().remove(sha256);
             shard.node.stats.corrupt_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Some(damaged) = damaged {
-                let data = shard.node.data.clone();
-                let sha256 = *sha256;
-                let stats = shard.node.stats.clone();
+                let (shard, sha256) = (shard.clone(), *sha256);
                 glommio::spawn_local(async move {
-                    let moved = glommio::executor()
-                        .spawn_blocking(move || data.quarantine_blocking(&sha256, damaged))
-                        .await;
-                    match moved {
-                        Ok(true) => drop(stats.quarantined.fetch_add(1, Ordering::Relaxed)),
-                        Ok(false) => {}
-                        Err(error) => {
-                            tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
-                        }
+                    if let Err(error) = quarantine(&shard, &sha256, damaged).await {
+                        tracing::warn!(%sha256, %error, "could not quarantine a damaged copy");
                     }
                 })
                 .detach();
