@@ -24,17 +24,50 @@ const KEY_ESCAPES: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
+/// Adds the access key to every request.
+struct Authorize(String);
+
+impl ureq::Middleware for Authorize {
+    // The signature is ureq's, large error and all.
+    #[allow(clippy::result_large_err)]
+    fn handle(
+        &self,
+        request: ureq::Request,
+        next: ureq::MiddlewareNext,
+    ) -> Result<ureq::Response, ureq::Error> {
+        next.handle(request.set("Authorization", &self.0))
+    }
+}
+
 pub struct Client {
     base: String,
     agent: ureq::Agent,
 }
 
 impl Client {
-    pub fn new(server: &str) -> Client {
-        Client {
-            base: server.trim_end_matches('/').to_string(),
-            agent: ureq::AgentBuilder::new().build(),
+    /// A client of the node at `server`, sending the access key from
+    /// `key_file`, else `CAIRN_KEY`, else `DATA/admin-key` when readable.
+    pub fn new(server: &str, key_file: Option<&std::path::Path>) -> anyhow::Result<Client> {
+        let key =
+            match key_file {
+                Some(path) => Some(cairn_cluster::read_secret_file(path)?.ok_or_else(|| {
+                    anyhow::anyhow!("{} does not exist or is empty", path.display())
+                })?),
+                None => match std::env::var("CAIRN_KEY") {
+                    Ok(key) => Some(key),
+                    Err(_) => {
+                        let data =
+                            std::env::var_os("CAIRN_DATA").unwrap_or_else(|| "./cairn-data".into());
+                        let path = std::path::Path::new(&data).join(cairn_cluster::ADMIN_KEY_FILE);
+                        cairn_cluster::read_secret_file(&path).ok().flatten()
+                    }
+                },
+            };
+        let mut agent = ureq::AgentBuilder::new();
+        if let Some(key) = key {
+            agent = agent.middleware(Authorize(format!("Bearer {}", key.trim())));
         }
+        Ok(Client { base: server.trim_end_matches('/').to_string(), agent: agent.build() })
     }
 
     fn key_url(&self, target: &str) -> anyhow::Result<String> {

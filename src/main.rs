@@ -12,6 +12,10 @@ struct Cli {
     /// The node a client command talks to.
     #[arg(long, global = true, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:7500")]
     server: String,
+    /// A file holding the access key client commands send, `<id>:<secret>`
+    /// (or set `CAIRN_KEY`); by default `DATA/admin-key` when it is there.
+    #[arg(long, global = true, env = "CAIRN_KEY_FILE", value_name = "FILE")]
+    key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +65,9 @@ enum Admin {
     /// Node states.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Access keys: who may read, write or administer what.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Print the join token of the node whose data directory is DATA.
     JoinToken {
         #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data")]
@@ -90,9 +97,47 @@ enum ClassCommand {
 
 #[derive(Subcommand, Debug)]
 enum DomainCommand {
-    Add { name: String },
+    Add {
+        name: String,
+    },
     Ls,
-    Rm { name: String },
+    Rm {
+        name: String,
+    },
+    /// Change a domain's settings: `public-read=true` lets anyone read its
+    /// keys without credentials.
+    Set {
+        name: String,
+        setting: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Make a key; prints its secret, which is shown only this once.
+    Add {
+        #[arg(long, default_value = "")]
+        name: String,
+        /// The key may administer the whole cluster.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List the keys (never their secrets).
+    Ls,
+    /// Revoke a key.
+    Rm { id: String },
+    /// Set what a key may do in DOMAIN (`metrics` for `/metrics`); with no
+    /// flag, it may do nothing there any more.
+    Allow {
+        id: String,
+        domain: String,
+        #[arg(long)]
+        read: bool,
+        #[arg(long)]
+        write: bool,
+        #[arg(long)]
+        owner: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,15 +163,32 @@ fn run_admin(client: &client::Client, admin: Admin) -> anyhow::Result<()> {
         Admin::Domain(DomainCommand::Rm { name }) => {
             client.admin_delete(&format!("domains/{name}"))
         }
+        Admin::Domain(DomainCommand::Set { name, setting }) => {
+            let public_read = match setting.as_str() {
+                "public-read=true" => true,
+                "public-read=false" => false,
+                other => anyhow::bail!("unknown setting {other:?}: public-read=true|false"),
+            };
+            client.admin_post(&format!("domains/{name}"), json!({ "public_read": public_read }))
+        }
+        Admin::Key(KeyCommand::Add { name, admin }) => {
+            client.admin_post("keys", json!({ "name": name, "admin": admin }))
+        }
+        Admin::Key(KeyCommand::Ls) => client.admin_get("keys"),
+        Admin::Key(KeyCommand::Rm { id }) => client.admin_delete(&format!("keys/{id}")),
+        Admin::Key(KeyCommand::Allow { id, domain, read, write, owner }) => client.admin_post(
+            &format!("keys/{id}/allow"),
+            json!({ "domain": domain, "read": read, "write": write, "owner": owner }),
+        ),
         Admin::Node(NodeCommand::State { id, state }) => {
             client.admin_post(&format!("nodes/{id}/state"), json!({ "state": state }))
         }
         Admin::JoinToken { data } => {
-            let path = data.join("join-token");
-            let token = std::fs::read_to_string(&path).map_err(|error| {
-                anyhow::anyhow!("cannot read {}: {error} (start the node once)", path.display())
+            let path = data.join("cluster-secret");
+            let token = cairn_cluster::read_secret_file(&path)?.ok_or_else(|| {
+                anyhow::anyhow!("{} does not exist yet (start the node once)", path.display())
             })?;
-            println!("{}", token.trim());
+            println!("{token}");
             Ok(())
         }
     }
@@ -142,7 +204,13 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let client = client::Client::new(&cli.server);
+    let client = match client::Client::new(&cli.server, cli.key_file.as_deref()) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("cairn: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Serve(args) => serve::serve(*args),
         Command::Put { target, file, class } => client.put(&target, &file, class.as_deref()),

@@ -82,8 +82,17 @@ pub struct ServeArgs {
     /// only the first time: a member restarts with just `--data`.
     #[arg(long, env = "CAIRN_JOIN", value_name = "HOST:PEERPORT")]
     pub join: Option<String>,
-    /// The cluster's join token (`cairn admin join-token` on a member).
-    #[arg(long, env = "CAIRN_JOIN_TOKEN", hide_env_values = true)]
+    /// Client requests need an access key even on a lone node bound to
+    /// loopback (they always do in a cluster, or off loopback).
+    #[arg(long, env = "CAIRN_AUTH_REQUIRED")]
+    pub auth_required: bool,
+    /// A file holding the cluster's join token (`cairn admin join-token` on
+    /// a member), mode 0600; or set `CAIRN_JOIN_TOKEN`.
+    #[arg(long, env = "CAIRN_JOIN_TOKEN_FILE", value_name = "FILE")]
+    pub join_token_file: Option<std::path::PathBuf>,
+    /// Refused: a token on the command line is visible to every user in
+    /// `ps`. Kept only to say so.
+    #[arg(long, hide = true)]
     pub join_token: Option<String>,
     /// This node's failure zone (rack, room): copies are spread over zones.
     #[arg(long, env = "CAIRN_ZONE", default_value = "")]
@@ -208,7 +217,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (work_senders, work_receivers): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| work_queue()).unzip();
     let storage = Storage { data: data.clone(), meta: meta.clone(), stats: stats.clone() };
-    let config = cluster_config(&args, node_id, member, listeners.peer, raft_cpu);
+    let config = cluster_config(&args, node_id, member, listeners.peer, raft_cpu)?;
     let control = cairn_cluster::start(storage, work_senders, config)?;
     let node = Arc::new(Node {
         data,
@@ -246,13 +255,26 @@ fn cluster_config(
     member: Member,
     peer_listener: std::net::TcpListener,
     cpu: Option<usize>,
-) -> ClusterConfig {
-    ClusterConfig {
+) -> anyhow::Result<ClusterConfig> {
+    if args.join_token.is_some() {
+        anyhow::bail!(
+            "--join-token is not taken on the command line, where every user sees it in `ps`: \
+             put the token in a file only you can read and pass --join-token-file FILE, or set \
+             CAIRN_JOIN_TOKEN"
+        );
+    }
+    let join_token = match &args.join_token_file {
+        Some(path) => Some(cairn_cluster::read_secret_file(path)?.ok_or_else(|| {
+            anyhow::anyhow!("--join-token-file {} does not exist or is empty", path.display())
+        })?),
+        None => std::env::var("CAIRN_JOIN_TOKEN").ok(),
+    };
+    Ok(ClusterConfig {
         id,
         member,
         peer_listener,
         join: args.join.clone(),
-        join_token: args.join_token.clone(),
+        join_token,
         timing: Timing {
             heartbeat: args.heartbeat,
             down_after: args.down_after,
@@ -264,7 +286,11 @@ fn cluster_config(
         },
         cpu,
         copies_in_flight_max: args.copies_in_flight.max(1),
-    }
+        auth_forced: args.auth_required
+            || [args.listen, args.peer_listen, args.mogile_listen]
+                .iter()
+                .any(|address| !address.ip().is_loopback()),
+    })
 }
 
 fn node_config(args: &ServeArgs, shard_count: usize, http_listen: SocketAddr) -> NodeConfig {

@@ -52,3 +52,56 @@ fn put_get_stat_ls_rm_through_the_cli() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("400"));
 }
+
+/// `cairn serve` run to its exit, for start-up refusals.
+fn serve_refused(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "--data", data.path().to_str().unwrap(), "--shards", "1"])
+        .args(["--listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0"])
+        .args(["--mogile-listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run cairn serve");
+    assert!(!output.status.success(), "cairn serve {args:?} started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_cluster_secret_is_never_on_the_command_line_nor_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let seed = TestNode::start(&["--shards", "1"]);
+    let secret = std::fs::read_to_string(seed.join_token_file()).unwrap();
+    let join = ["--join", &seed.peer_address()];
+    // On the command line every user would see it in `ps`.
+    let told = serve_refused(&[&join[..], &["--join-token", secret.trim()]].concat(), &[]);
+    assert!(told.contains("--join-token-file"), "{told}");
+    // A token file others may read is refused, and says how to fix it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, &secret).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let told =
+        serve_refused(&[&join[..], &["--join-token-file", file.to_str().unwrap()]].concat(), &[]);
+    assert!(told.contains("chmod 600"), "{told}");
+    // Joining with no token at all says where to get it.
+    let told = serve_refused(&join, &[]);
+    assert!(told.contains("cairn admin join-token"), "{told}");
+    // The printed token is the one a joiner takes (here from the environment).
+    let printed = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "join-token", "--data", seed.dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&printed.stdout).trim(), secret.trim());
+    let joiner = TestNode::start_with_env(
+        &["--shards", "1", "--join", &seed.peer_address()],
+        &[("CAIRN_JOIN_TOKEN", secret.trim())],
+    );
+    let joined = common::wait_for(std::time::Duration::from_secs(30), || {
+        let report = common::cluster::cluster_report(&seed)?;
+        (report["members"].as_array()?.len() == 2).then_some(())
+    });
+    drop(joiner);
+    assert!(joined.is_some(), "a node given the token through CAIRN_JOIN_TOKEN joins");
+}

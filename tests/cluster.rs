@@ -6,6 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
@@ -13,7 +14,6 @@ use common::cluster::{
 };
 use common::{reply, wait_for, TestNode};
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
 #[test]
 fn three_nodes_agree_and_share_classes() {
@@ -49,7 +49,7 @@ fn three_nodes_agree_and_share_classes() {
     }
     // The first PUT registered the domain cluster-wide.
     wait_for(SETTLE_TIMEOUT, || {
-        let domains = reply(ureq::get(&a.url("/v1/admin/domains")).call()).json();
+        let domains = reply(common::http::get(&a.url("/v1/admin/domains")).call()).json();
         domains["domains"].as_array().unwrap().contains(&json!("photos")).then_some(())
     })
     .expect("domain registered");
@@ -64,7 +64,7 @@ fn three_nodes_agree_and_share_classes() {
         .assert_error(404, "unknown_node");
     post(a, &format!("/v1/admin/nodes/{}/state", ids[1]), json!({ "state": "dead" }))
         .assert_error(400, "bad_state");
-    reply(ureq::delete(&a.url("/v1/admin/classes/default")).call())
+    reply(common::http::delete(&a.url("/v1/admin/classes/default")).call())
         .assert_error(409, "default_class");
     put_class(a, "photos", "dog.jpg", "quadruple", b"woof").assert_error(400, "unknown_class");
     assert_eq!(class_names(a), ["default", "triple"]);
@@ -81,7 +81,7 @@ fn three_nodes_agree_and_share_classes() {
     .expect("drain state visible");
 
     // Deleting a class works from any node, too.
-    let deleted = reply(ureq::delete(&b.url("/v1/admin/classes/triple")).call());
+    let deleted = reply(common::http::delete(&b.url("/v1/admin/classes/triple")).call());
     assert_eq!(deleted.status, 204);
     wait_for(SETTLE_TIMEOUT, || (!class_names(c).contains(&"triple".to_owned())).then_some(()))
         .expect("class deleted everywhere");
@@ -167,7 +167,7 @@ fn majority_loss_stops_admin_changes_but_not_reads_and_writes() {
     let put = put_class(node, "docs", "a.txt", "pair", b"still here");
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
     assert_eq!(node.get("docs", "a.txt").body, b"still here");
-    assert_eq!(reply(ureq::delete(&node.key_url("docs", "a.txt")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&node.key_url("docs", "a.txt")).call()).status, 204);
     // The cluster view still answers, from what this node knows.
     let report = cluster_report(node).expect("cluster report without a leader");
     assert_eq!(report["members"].as_array().unwrap().len(), 3);
@@ -235,7 +235,7 @@ fn membership_and_classes_survive_a_full_restart() {
     // Each node re-applies the log once the leader tells it what is committed.
     for node in &cluster.nodes {
         wait_for(SETTLE_TIMEOUT, || {
-            let domains = reply(ureq::get(&node.url("/v1/admin/domains")).call()).json();
+            let domains = reply(common::http::get(&node.url("/v1/admin/domains")).call()).json();
             (class_names(node).contains(&"kept".to_owned())
                 && domains["domains"].as_array()?.contains(&json!("archive")))
             .then_some(())
@@ -274,47 +274,105 @@ fn a_dead_voter_is_replaced_by_a_learner() {
     cluster.settle(4, 3);
 }
 
+/// A raw peer connection that has read the callee's `Challenge`.
+struct RawPeer {
+    stream: TcpStream,
+    challenge: [u8; 32],
+}
+
+impl RawPeer {
+    fn open(node: &TestNode) -> RawPeer {
+        let mut stream = TcpStream::connect(node.peer_address()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        match read_message(&mut stream) {
+            cairn_net::Message::Challenge { nonce } => RawPeer { stream, challenge: nonce },
+            other => panic!("a peer connection opens with a challenge, not {other:?}"),
+        }
+    }
+
+    fn call(&mut self, message: &cairn_net::Message) -> cairn_net::Message {
+        let mut frame = cairn_net::FrameBytes::new();
+        cairn_net::encode_message(message, &mut frame).expect("a message encodes");
+        self.stream.write_all(&frame).unwrap();
+        read_message(&mut self.stream)
+    }
+}
+
+fn read_message(stream: &mut TcpStream) -> cairn_net::Message {
+    let mut header = [0u8; 16];
+    stream.read_exact(&mut header).expect("a frame header");
+    let decoded = cairn_net::FrameHeader::decode(&header).expect("a valid header");
+    let mut frame = header.to_vec();
+    frame.resize(decoded.frame_len_bytes() as usize, 0);
+    stream.read_exact(&mut frame[16..]).expect("a frame payload");
+    let mut received = cairn_net::FrameBuf::new();
+    cairn_net::decode_frame(&frame, &mut received).expect("one frame");
+    received.deserialize().expect("a message")
+}
+
+fn caller(secret: &str, node_id: u64, peer: &str) -> cairn_net::Caller {
+    cairn_net::Caller {
+        key: cairn_net::ClusterKey::derive(secret.as_bytes(), "peer handshake"),
+        node_id,
+        cluster_id: 0,
+        http: "127.0.0.1:1".into(),
+        peer: peer.into(),
+        zone: String::new(),
+    }
+}
+
+fn refusal(answer: cairn_net::Message) -> (u16, String) {
+    match answer {
+        cairn_net::Message::Error { code, message } => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 #[test]
-fn a_wrong_token_or_a_bad_frame_is_turned_away() {
-    let cluster = Cluster::start(1, &[]);
-    let seed = &cluster.nodes[0];
-    // A node with the wrong token never gets in: its Hello is refused
-    // (shown here with a Hello of our own, answered at once), so the
-    // cluster still has one member.
+fn the_peer_port_admits_only_proven_members_speaking_for_themselves() {
+    let cluster = Cluster::start(2, &[]);
+    let (seed, other) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let secret = seed.cluster_secret();
+    // The secret is the seed's alone to read, and not on any command line.
+    let mode = std::fs::metadata(seed.join_token_file()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A node with the wrong token never gets in.
+    let wrong = std::env::temp_dir().join(format!("cairn-wrong-token-{}", std::process::id()));
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
     let intruder = TestNode::start(&[
         "--shards",
         "1",
         "--join",
         &seed.peer_address(),
-        "--join-token",
-        "not-the-token",
+        "--join-token-file",
+        wrong.to_str().unwrap(),
     ]);
-    let hello = cairn_net::Message::Hello {
-        node_id: 99,
-        cluster_id: 0,
-        token_sha256: sha2::Sha256::digest(b"not-the-token").into(),
-        http: "127.0.0.1:1".into(),
-        peer: "127.0.0.1:2".into(),
-        zone: String::new(),
-    };
-    let mut frame = cairn_net::FrameBytes::new();
-    cairn_net::encode_message(&hello, &mut frame).expect("a Hello encodes");
-    let mut stream = TcpStream::connect(seed.peer_address()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    stream.write_all(&frame).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let mut received = cairn_net::FrameBuf::new();
-    cairn_net::decode_frame(&answer, &mut received).expect("one answer frame");
-    match received.deserialize().expect("a message") {
-        cairn_net::Message::Error { code, message } => {
-            assert_eq!((code, message.as_str()), (401, "wrong join token"));
-        }
-        other => panic!("a wrong token was answered {other:?}"),
-    }
+    // A Hello proven with the wrong secret is refused at once.
+    let mut raw = RawPeer::open(seed);
+    let (hello, _) = caller("not-the-token", 99, "127.0.0.1:2").hello(&raw.challenge);
+    assert_eq!(refusal(raw.call(&hello)), (401, "wrong cluster secret".to_owned()));
+
+    // A Hello recorded on one connection is worthless on another: the
+    // callee's challenge differs, so the proof does not hold.
+    let honest = caller(&secret, 99, "127.0.0.1:2");
+    let mut first = RawPeer::open(seed);
+    let (recorded, nonce) = honest.hello(&first.challenge);
+    let ack = first.call(&recorded);
+    honest.check_ack(&ack, &nonce, &first.challenge).expect("the honest Hello is accepted");
+    let mut replay = RawPeer::open(seed);
+    assert_ne!(replay.challenge, first.challenge, "every connection has its own challenge");
+    assert_eq!(refusal(replay.call(&recorded)), (401, "wrong cluster secret".to_owned()));
+
+    let other_id = u64::from_str_radix(&node_id(other), 16).unwrap();
+    an_impostor_may_only_register(seed, &secret, other_id);
+    no_peer_speaks_for_another_nor_from_the_future(seed, other, &secret, other_id);
+
     let report = cluster_report(seed).unwrap();
-    assert_eq!(report["members"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(report["members"].as_array().unwrap().len(), 2, "{report:#}");
     drop(intruder);
+    let _ = std::fs::remove_file(&wrong);
 
     // Garbage, a truncated frame and a frame with a bad CRC each close
     // their own connection and nothing else.
@@ -326,8 +384,7 @@ fn a_wrong_token_or_a_bad_frame_is_turned_away() {
     bad_crc.extend_from_slice(&[1, 1, 0, 0, 16, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
     bad_crc.extend_from_slice(&[0u8; 16]);
     for bytes in [garbage, truncated, bad_crc] {
-        let mut stream = TcpStream::connect(seed.peer_address()).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let RawPeer { mut stream, .. } = RawPeer::open(seed);
         stream.write_all(&bytes).unwrap();
         let _ = stream.shutdown(std::net::Shutdown::Write);
         let mut answer = Vec::new();
@@ -336,4 +393,77 @@ fn a_wrong_token_or_a_bad_frame_is_turned_away() {
     }
     let made = post(seed, "/v1/admin/classes", json!({ "name": "fine", "replicas": 1 }));
     assert_eq!(made.status, 201, "the node still works");
+}
+
+/// A caller naming a member recorded at another address may only ask to
+/// register its new address, and the leader refuses that while the member
+/// is alive: no second process takes over a live member's id.
+fn an_impostor_may_only_register(seed: &TestNode, secret: &str, other_id: u64) {
+    let impostor = caller(secret, other_id, "127.0.0.1:3");
+    let mut raw = RawPeer::open(seed);
+    let (hello, nonce) = impostor.hello(&raw.challenge);
+    impostor.check_ack(&raw.call(&hello), &nonce, &raw.challenge).expect("the secret is right");
+    let lookup = cairn_net::Message::IndexLookup { domain: "d".into(), key: "k".into() };
+    let (code, message) = refusal(raw.call(&lookup));
+    assert_eq!(code, 403, "{message}");
+    let join = json!({ "hops": 0, "op": { "join": { "id": other_id, "member": {
+        "http": "127.0.0.1:1", "peer": "127.0.0.1:3", "zone": "" } } } });
+    let forward = cairn_net::Message::Forward {
+        path: "admin-op".into(),
+        body: serde_json::to_vec(&join).unwrap(),
+    };
+    match raw.call(&forward) {
+        cairn_net::Message::ForwardReply { body, .. } => {
+            let body = String::from_utf8_lossy(&body);
+            assert!(body.contains("id_in_use"), "a live member's id is not taken over: {body}");
+        }
+        other => panic!("the join was not answered: {other:?}"),
+    }
+}
+
+/// Nor may a member speak for another in a request that names it, nor
+/// stamp a version far in the future.
+fn no_peer_speaks_for_another_nor_from_the_future(
+    seed: &TestNode,
+    other: &TestNode,
+    secret: &str,
+    other_id: u64,
+) {
+    let honest = caller(secret, 99, "127.0.0.1:2");
+    let mut raw = RawPeer::open(seed);
+    let (hello, nonce) = honest.hello(&raw.challenge);
+    honest.check_ack(&raw.call(&hello), &nonce, &raw.challenge).unwrap();
+    let entry = |hlc: u64, deleted: bool, holders: Vec<u64>| cairn_net::IndexEntry {
+        domain: "d".into(),
+        key: "victim".into(),
+        hlc,
+        writer: 99,
+        sha256: [0; 32],
+        size_bytes: 0,
+        class: "default".into(),
+        content_type: String::new(),
+        deleted,
+        holders,
+        wanted: 0,
+    };
+    let forget =
+        cairn_net::Message::IndexForget { entry: Box::new(entry(1 << 16, false, vec![other_id])) };
+    assert_eq!(refusal(raw.call(&forget)).0, 403);
+
+    // A tombstone stamped far in the future would shadow every later
+    // write of its key: refused, and the key's next PUT is readable.
+    assert_eq!(seed.put("d", "victim", b"before").status, 201);
+    let tombstone =
+        cairn_net::Message::IndexUpdate { entry: Box::new(entry(u64::MAX >> 1, true, vec![99])) };
+    let (code, message) = refusal(raw.call(&tombstone));
+    assert_eq!(code, 403);
+    assert!(message.contains("ahead"), "{message}");
+    let superseded =
+        cairn_net::Message::Superseded { entry: Box::new(entry(u64::MAX >> 1, true, vec![99])) };
+    assert_eq!(refusal(raw.call(&superseded)).0, 403);
+    for node in [seed, other] {
+        assert_eq!(node.get("d", "victim").body, b"before", "the key is whole everywhere");
+    }
+    assert_eq!(seed.put("d", "victim", b"after").status, 201);
+    assert_eq!(other.get("d", "victim").body, b"after");
 }

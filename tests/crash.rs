@@ -18,7 +18,7 @@ fn kill_during_concurrent_puts_loses_no_acknowledged_key() {
         .map(|writer| {
             let (acked, stop, base) = (acked.clone(), stop.clone(), node.base.clone());
             std::thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+                let agent = common::http::builder().timeout(Duration::from_secs(10)).build();
                 for i in 0u64.. {
                     if stop.load(Ordering::Relaxed) {
                         break;

@@ -72,7 +72,7 @@ fn assert_well_formed(xml: &str) {
 }
 
 fn keys_of(node: &TestNode, domain: &str) -> Vec<String> {
-    let listing = reply(ureq::get(&node.url(&format!("/v1/{domain}"))).call());
+    let listing = reply(common::http::get(&node.url(&format!("/v1/{domain}"))).call());
     if listing.status == 404 {
         return Vec::new();
     }
@@ -88,7 +88,7 @@ fn keys_of(node: &TestNode, domain: &str) -> Vec<String> {
 fn v1_and_dav_name_the_same_keys() {
     let node = TestNode::start(&[]);
     assert_eq!(node.put("d", "a/b.txt", b"from v1").status, 201);
-    let get = reply(ureq::get(&dav_url(&node, "d/a/b.txt")).call());
+    let get = reply(common::http::get(&dav_url(&node, "d/a/b.txt")).call());
     assert_eq!(get.status, 200);
     assert_eq!(get.body, b"from v1");
 
@@ -119,7 +119,7 @@ fn v1_and_dav_name_the_same_keys() {
     }
     let options = send(&node, "OPTIONS", "d/", &[], b"");
     assert_eq!(options.header("dav"), Some("1, 2"));
-    let root_options = reply(ureq::request("OPTIONS", &node.url("/")).call());
+    let root_options = reply(common::http::request("OPTIONS", &node.url("/")).call());
     assert_eq!(root_options.header("dav"), Some("1, 2"));
 
     // `/dav/` lists the domains.
@@ -176,12 +176,13 @@ fn copy_refers_to_the_same_blob_and_outlives_its_source() {
     let destination = dav_url(&node, "other/copy");
     let copied = send(&node, "COPY", "d/src", &[("Destination", &destination)], b"");
     assert_eq!(copied.status, 201, "{}", text(&copied));
-    let stat = reply(ureq::get(&format!("{}?stat", node.key_url("other", "copy"))).call()).json();
+    let stat =
+        reply(common::http::get(&format!("{}?stat", node.key_url("other", "copy"))).call()).json();
     assert_eq!(stat["sha256"], sha);
     assert_eq!(stat["size"], data.len());
 
     // The source goes; the copy's reference keeps the one blob file.
-    assert_eq!(reply(ureq::delete(&node.key_url("d", "src")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&node.key_url("d", "src")).call()).status, 204);
     assert!(collector_idle(&node));
     assert!(node.fid_path(&sha).exists(), "the copy still refers to the blob");
     assert_eq!(node.get("other", "copy").body, data);
@@ -201,7 +202,7 @@ fn copy_refers_to_the_same_blob_and_outlives_its_source() {
     assert_eq!(node.get("d", "moved").body, data);
 
     // The last reference goes: so does the file.
-    assert_eq!(reply(ureq::delete(&node.key_url("d", "moved")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&node.key_url("d", "moved")).call()).status, 204);
     let removed = wait_for(WAIT, || (!node.fid_path(&sha).exists()).then_some(()));
     assert!(removed.is_some(), "a blob nobody refers to is collected");
 }
@@ -249,7 +250,7 @@ fn dead_properties_follow_copies_and_die_with_their_key() {
     // A PUT keeps them; a DELETE (through /v1/ too) drops them.
     assert_eq!(node.put("d", "k", b"new bytes").status, 201);
     assert!(text(&send(&node, "PROPFIND", "d/k", &[("Depth", "0")], ask)).contains("blue"));
-    assert_eq!(reply(ureq::delete(&node.key_url("d", "k")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&node.key_url("d", "k")).call()).status, 204);
     assert_eq!(node.put("d", "k", b"reborn").status, 201);
     let gone = text(&send(&node, "PROPFIND", "d/k", &[("Depth", "0")], ask));
     assert!(gone.contains("404 Not Found") && !gone.contains("blue"), "{gone}");
@@ -480,17 +481,19 @@ fn write_tree(root: &Path) {
     }
 }
 
+/// Runs rclone's WebDAV backend against `url`, with the cluster's admin
+/// key as user and password when the node asks for one (HTTP Basic).
 fn rclone(args: &[&str], url: &str) -> Output {
-    let output = run_bounded(
-        Command::new("rclone").args(args).args([
-            "--webdav-url",
-            url,
-            "--config",
-            "/dev/null",
-            "-v",
-        ]),
-        Duration::from_secs(120),
-    );
+    let mut command = Command::new("rclone");
+    command.args(args).args(["--webdav-url", url, "--config", "/dev/null", "-v"]);
+    let address = url.trim_start_matches("http://").split('/').next().unwrap_or_default();
+    if let Some(bearer) = common::http::authorization(address) {
+        let (user, secret) = bearer.trim_start_matches("Bearer ").split_once(':').unwrap();
+        let obscured = Command::new("rclone").args(["obscure", secret]).output().unwrap();
+        let pass = String::from_utf8(obscured.stdout).unwrap();
+        command.args(["--webdav-user", user, "--webdav-pass", pass.trim()]);
+    }
+    let output = run_bounded(&mut command, Duration::from_secs(120));
     assert!(
         output.status.success(),
         "rclone {args:?} failed:\n{}",

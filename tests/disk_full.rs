@@ -81,7 +81,7 @@ fn fill_and_free(body_bytes: usize, free: Free) {
         std::fs::remove_file(&ballast).expect("remove the ballast");
     } else {
         for (key, _) in stored.iter().take(stored.len() / 2) {
-            let deleted = reply(ureq::delete(&node.key_url("full", key)).call());
+            let deleted = reply(common::http::delete(&node.key_url("full", key)).call());
             assert_eq!(deleted.status, 204, "{key}");
         }
     }

@@ -34,7 +34,7 @@ fn key_stays(node: &TestNode, domain: &str, key: &str, expect: Option<&[u8]>) {
 /// The node is up and its cluster has a leader (a PUT's class is known).
 fn ready(node: &TestNode) {
     let led = wait_for(Duration::from_secs(30), || {
-        let cluster = common::reply(ureq::get(&node.url("/v1/cluster")).call());
+        let cluster = common::reply(common::http::get(&node.url("/v1/cluster")).call());
         (cluster.status == 200 && cluster.json()["leader"].is_string()).then_some(())
     });
     assert!(led.is_some(), "the node leads its one-node cluster");
@@ -62,7 +62,7 @@ fn a_delete_after_a_restart_with_the_clock_behind_stays_deleted() {
     node.set_clock_offset(-120);
     node.start_again();
     ready(&node);
-    let deleted = common::reply(ureq::delete(&node.key_url("d", "gone")).call());
+    let deleted = common::reply(common::http::delete(&node.key_url("d", "gone")).call());
     assert_eq!(deleted.status, 204);
     key_stays(&node, "d", "gone", None);
 }
@@ -72,7 +72,8 @@ fn dav(node: &TestNode, method: &str, path: &str, destination: &str) -> common::
 }
 
 fn holders(node: &TestNode, domain: &str, key: &str) -> usize {
-    let stat = common::reply(ureq::get(&format!("{}?stat", node.key_url(domain, key))).call());
+    let stat =
+        common::reply(common::http::get(&format!("{}?stat", node.key_url(domain, key))).call());
     if stat.status != 200 {
         return 0;
     }
@@ -87,8 +88,9 @@ fn webdav_moves_and_copies_reach_every_node() {
     wait_for(SETTLE_TIMEOUT, || (origin.put("notes", "a", &data).status == 201).then_some(()))
         .expect("PUT");
     wait_for(SETTLE_TIMEOUT, || {
-        let stat =
-            common::reply(ureq::get(&format!("{}?stat", origin.key_url("notes", "a"))).call());
+        let stat = common::reply(
+            common::http::get(&format!("{}?stat", origin.key_url("notes", "a"))).call(),
+        );
         (stat.json()["state"] == "stored").then_some(())
     })
     .expect("the original has its two copies");
@@ -111,7 +113,8 @@ fn webdav_moves_and_copies_reach_every_node() {
 
 /// The ids of the key's homes, as `?stat` at `node` names them.
 fn homes_of(node: &TestNode, domain: &str, key: &str) -> Vec<String> {
-    let stat = common::reply(ureq::get(&format!("{}?stat", node.key_url(domain, key))).call());
+    let stat =
+        common::reply(common::http::get(&format!("{}?stat", node.key_url(domain, key))).call());
     assert_eq!(stat.status, 200, "?stat of {domain}/{key}");
     let homes = stat.json()["homes"].as_array().expect("?stat lists the homes").clone();
     homes.iter().map(|home| home.as_str().unwrap().to_owned()).collect()
@@ -170,8 +173,8 @@ fn without_its_homes_a_delete_is_not_acknowledged_and_a_read_is_unavailable_not_
     let origin = &cluster.nodes[0];
     // Not held at origin? It took the PUT, so it is: the delete must still
     // reach a home before it is acknowledged.
-    let deleted = common::reply(ureq::delete(&origin.key_url("cut", &key)).call());
-    let unknown = common::reply(ureq::get(&origin.key_url("cut", &unknown)).call());
+    let deleted = common::reply(common::http::delete(&origin.key_url("cut", &key)).call());
+    let unknown = common::reply(common::http::get(&origin.key_url("cut", &unknown)).call());
     for node in &paused {
         node.signal("-CONT");
     }
@@ -181,7 +184,7 @@ fn without_its_homes_a_delete_is_not_acknowledged_and_a_read_is_unavailable_not_
     // paused home reads its socket once it runs again). A retry settles
     // it, and then no node serves the key.
     wait_for(SETTLE_TIMEOUT, || {
-        let again = common::reply(ureq::delete(&origin.key_url("cut", &key)).call());
+        let again = common::reply(common::http::delete(&origin.key_url("cut", &key)).call());
         matches!(again.status, 204 | 404).then_some(())
     })
     .expect("the retried delete is acknowledged");
@@ -242,7 +245,7 @@ fn a_clock_too_far_ahead_is_shown_counted_and_not_followed_and_later_writes_stil
         assert_eq!(node.get("skew", "k").body, b"later", "at {}", node.base);
     }
     // The node that passed it counted the version it would not follow.
-    let metrics = common::reply(ureq::get(&cluster.nodes[0].url("/metrics")).call());
+    let metrics = common::reply(common::http::get(&cluster.nodes[0].url("/metrics")).call());
     let text = String::from_utf8(metrics.body).unwrap();
     let counted = text
         .lines()
@@ -286,8 +289,9 @@ fn a_wiped_node_is_a_new_member_and_its_old_copies_are_made_again() {
     // Every key is back at two copies besides the old id's.
     for key in &keys {
         wait_for(SETTLE_TIMEOUT, || {
-            let stat =
-                common::reply(ureq::get(&format!("{}?stat", origin.key_url("wiped", key))).call());
+            let stat = common::reply(
+                common::http::get(&format!("{}?stat", origin.key_url("wiped", key))).call(),
+            );
             let holders: Vec<String> = stat.json()["holders"]
                 .as_array()?
                 .iter()
@@ -405,7 +409,7 @@ fn after_nodes_join_every_key_is_found_at_every_node_and_no_deleted_key_returns(
     }
     for i in (0..200).step_by(5) {
         let deleted = common::reply(
-            ureq::delete(&cluster.nodes[0].key_url("moved", &format!("k{i}"))).call(),
+            common::http::delete(&cluster.nodes[0].key_url("moved", &format!("k{i}"))).call(),
         );
         assert_eq!(deleted.status, 204, "DELETE k{i}");
     }
@@ -434,7 +438,8 @@ fn after_nodes_join_every_key_is_found_at_every_node_and_no_deleted_key_returns(
 
 /// The ids of the key's holders, as `?stat` at `node` lists them.
 fn holder_ids(node: &TestNode, domain: &str, key: &str) -> Vec<String> {
-    let stat = common::reply(ureq::get(&format!("{}?stat", node.key_url(domain, key))).call());
+    let stat =
+        common::reply(common::http::get(&format!("{}?stat", node.key_url(domain, key))).call());
     let listed = stat.json()["holders"].as_array().cloned().unwrap_or_default();
     listed.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect()
 }
@@ -492,7 +497,7 @@ fn the_writer_learns_its_key_is_stored_from_the_homes_not_from_a_rescan() {
     for i in 0..5 {
         let url = format!("{}?stat", origin.key_url("told", &format!("k{i}")));
         wait_for(NOTICE_TIMEOUT, || {
-            let stat = common::reply(ureq::get(&url).call());
+            let stat = common::reply(common::http::get(&url).call());
             (stat.json()["state"] == "stored").then_some(())
         })
         .unwrap_or_else(|| panic!("told/k{i} is stored at its writer once its copy is made"));
@@ -501,7 +506,7 @@ fn the_writer_learns_its_key_is_stored_from_the_homes_not_from_a_rescan() {
 
 /// A counter from the node's `/metrics` (0 when absent).
 fn counter(node: &TestNode, name: &str) -> u64 {
-    let metrics = common::reply(ureq::get(&node.url("/metrics")).call());
+    let metrics = common::reply(common::http::get(&node.url("/metrics")).call());
     let text = String::from_utf8(metrics.body).expect("/metrics is UTF-8");
     let prefix = format!("{name} ");
     let value = text.lines().find_map(|line| line.strip_prefix(&prefix));
@@ -539,8 +544,9 @@ fn keys_not_homed_at(
         .map(|i| format!("{prefix}{i}"))
         .filter(|key| {
             assert_eq!(common::cluster::put_class(writer, "probe", key, "one", body).status, 201);
-            let stat =
-                common::reply(ureq::get(&format!("{}?stat", writer.key_url("probe", key))).call());
+            let stat = common::reply(
+                common::http::get(&format!("{}?stat", writer.key_url("probe", key))).call(),
+            );
             let homes = stat.json()["homes"].as_array().cloned().unwrap_or_default();
             assert!(!homes.is_empty(), "?stat names the key's homes: {}", stat.json());
             !homes.iter().any(|home| home.as_str() == Some(id.as_str()))
@@ -572,7 +578,7 @@ fn a_holder_that_missed_a_newer_version_drops_its_copy_within_a_range_pass() {
     for key in &keys {
         let url = format!("{}?stat", stale.key_url("probe", key));
         wait_for(Duration::from_secs(15), || {
-            let stat = common::reply(ureq::get(&url).call());
+            let stat = common::reply(common::http::get(&url).call());
             (stat.json()["state"] == "elsewhere").then_some(())
         })
         .unwrap_or_else(|| panic!("the stale copy of probe/{key} is dropped"));
@@ -597,7 +603,8 @@ fn a_tombstone_is_collected_once_every_holder_dropped_its_copy_and_the_key_stays
     // their tombstones, however long past the grace, until it confirms.
     holder.signal("-STOP");
     for key in &keys {
-        let reply = common::reply(ureq::delete(&cluster.nodes[0].key_url("probe", key)).call());
+        let reply =
+            common::reply(common::http::delete(&cluster.nodes[0].key_url("probe", key)).call());
         assert_eq!(reply.status, 204, "probe/{key}");
     }
     let paused_until = Instant::now() + Duration::from_secs(5);
@@ -621,7 +628,7 @@ fn a_tombstone_is_collected_once_every_holder_dropped_its_copy_and_the_key_stays
         std::thread::sleep(Duration::from_millis(200));
     }
     for node in &cluster.nodes {
-        let listed = common::reply(ureq::get(&node.url("/v1/probe")).call()).json();
+        let listed = common::reply(common::http::get(&node.url("/v1/probe")).call()).json();
         let listed: Vec<&str> = listed["keys"]
             .as_array()
             .expect("a listing has keys")

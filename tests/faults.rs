@@ -82,7 +82,7 @@ fn a_node_cut_off_keeps_taking_writes_and_every_acknowledged_one_survives_the_he
     }
     // And every key reaches its class's two copies.
     let listed = wait_for(CONVERGE, || {
-        let page = common::reply(ureq::get(&majority.url("/v1/part")).call()).json();
+        let page = common::reply(common::http::get(&majority.url("/v1/part")).call()).json();
         let keys = page["keys"].as_array()?.clone();
         (keys.len() == expected.len() && keys.iter().all(|k| k["copies"].as_u64() >= Some(2)))
             .then_some(keys)

@@ -24,7 +24,7 @@ fn start(args: &[&str]) -> TestNode {
 
 fn wait_for_leader(node: &TestNode) {
     let led = wait_for(WAIT, || {
-        let cluster = ureq::get(&node.url("/v1/cluster"))
+        let cluster = common::http::get(&node.url("/v1/cluster"))
             .call()
             .ok()?
             .into_json::<serde_json::Value>()
@@ -37,7 +37,7 @@ fn wait_for_leader(node: &TestNode) {
 fn fetch(tracker: &mut Tracker, domain: &str, key: &str) -> Vec<u8> {
     let paths = tracker.ok("get_paths", &[("domain", domain), ("key", key)]);
     assert_eq!(paths["paths"], "1");
-    let got = reply(ureq::get(&paths["path1"]).call());
+    let got = reply(common::http::get(&paths["path1"]).call());
     assert_eq!(got.status, 200);
     got.body
 }
@@ -204,7 +204,7 @@ fn upload_errors() {
     };
     // Closed before any byte arrived.
     tracker.err("create_close", &close("3"), "size_verify_error");
-    assert_eq!(reply(ureq::put(path).send_bytes(b"abc")).status, 201);
+    assert_eq!(reply(common::http::put(path).send_bytes(b"abc")).status, 201);
     tracker.err("create_close", &close("4"), "size_mismatch");
     let mut wrong_sum = close("3");
     let zeros = format!("SHA-256:{}", "0".repeat(64));
@@ -225,8 +225,11 @@ fn upload_errors() {
     tracker.err("create_close", &close("3"), "no_temp_file");
     assert_eq!(fetch(&mut tracker, "d", "k"), b"abc");
     // A PUT to a closed (or never opened) upload finds nothing.
-    assert_eq!(reply(ureq::put(path).send_bytes(b"x")).status, 404);
-    assert_eq!(reply(ureq::put(&node.url("/v1/_mogile/12345")).send_bytes(b"x")).status, 404);
+    assert_eq!(reply(common::http::put(path).send_bytes(b"x")).status, 404);
+    assert_eq!(
+        reply(common::http::put(&node.url("/v1/_mogile/12345")).send_bytes(b"x")).status,
+        404
+    );
     // An explicit fid is used as given, and refused while in use; 0 asks
     // for a new one (what MogileFS clients send).
     tracker.err("create_open", &[("domain", "d"), ("key", "k2"), ("fid", fid)], "fid_in_use");
@@ -236,7 +239,7 @@ fn upload_errors() {
     let auto = tracker.ok("create_open", &[("domain", "d"), ("key", "k3"), ("fid", "0")]);
     assert!(auto["fid"].parse::<u64>().unwrap() > 424242);
     // A size of -1 (unknown) is not checked, as in MogileFS.
-    assert_eq!(reply(ureq::put(&auto["path"]).send_bytes(b"four")).status, 201);
+    assert_eq!(reply(common::http::put(&auto["path"]).send_bytes(b"four")).status, 201);
     let unknown_size = [
         ("domain", "d"),
         ("key", "k3"),
@@ -376,7 +379,7 @@ fn domains_and_classes() {
 
     // A file of the class, and a class change of a file.
     let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k"), ("class", "gold")]);
-    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(b"gold")).status, 201);
+    assert_eq!(reply(common::http::put(&open["path"]).send_bytes(b"gold")).status, 201);
     let close = [
         ("domain", "d"),
         ("key", "k"),
@@ -387,7 +390,7 @@ fn domains_and_classes() {
     tracker.ok("create_close", &close);
     assert_eq!(tracker.ok("file_info", &[("domain", "d"), ("key", "k")])["class"], "gold");
     // One copy wanted, one held: the key is stored, not waiting for replication.
-    let stat = reply(ureq::get(&node.url("/v1/d/k?stat")).call()).json();
+    let stat = reply(common::http::get(&node.url("/v1/d/k?stat")).call()).json();
     assert_eq!(stat["state"], "stored");
     tracker.err("delete_class", &[("domain", "d"), ("class", "gold")], "class_has_files");
     tracker.err("delete_class", &[("domain", "d"), ("class", "default")], "nodel_default_class");
@@ -450,7 +453,7 @@ fn unclosed_upload_expires_and_leaves_nothing() {
     tracker.ok("create_domain", &[("domain", "d")]);
     let data = bytes(200_000, 7);
     let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
-    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(&data)).status, 201);
+    assert_eq!(reply(common::http::put(&open["path"]).send_bytes(&data)).status, 201);
     let blob = node.fid_path(&sha256_hex(&data));
     assert!(blob.exists(), "the bytes are stored while the upload is open");
     let gone = wait_for(WAIT, || (!blob.exists()).then_some(()));
@@ -476,7 +479,7 @@ fn open_uploads_survive_a_restart() {
     tracker.ok("create_domain", &[("domain", "d")]);
     let data = bytes(150_000, 3);
     let open = tracker.ok("create_open", &[("domain", "d"), ("key", "k")]);
-    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(&data)).status, 201);
+    assert_eq!(reply(common::http::put(&open["path"]).send_bytes(&data)).status, 201);
     node.restart();
     wait_for_leader(&node);
     let mut tracker = Tracker::connect(&node);
@@ -496,8 +499,8 @@ fn open_uploads_survive_a_restart() {
 #[test]
 fn domains_classes_and_hosts_are_cluster_wide() {
     let first = start(&["--shards", "1"]);
-    let (seed, token) = (first.peer_address(), first.join_token());
-    let second = TestNode::start(&["--shards", "1", "--join", &seed, "--join-token", &token]);
+    let (seed, token) = (first.peer_address(), first.join_token_file());
+    let second = TestNode::start(&["--shards", "1", "--join", &seed, "--join-token-file", &token]);
     let mut on_first = Tracker::connect(&first);
     let mut on_second = Tracker::connect(&second);
     let joined = wait_for(Duration::from_secs(40), || {
@@ -573,7 +576,7 @@ fn every_node_of_a_cluster_serves_the_flow_and_lists_every_holder() {
     let data = bytes(500_000, 77);
     let open =
         trackers[2].ok("create_open", &[("domain", "everywhere"), ("key", "f"), ("class", "all")]);
-    let put = reply(ureq::put(&open["path"]).send_bytes(&data));
+    let put = reply(common::http::put(&open["path"]).send_bytes(&data));
     assert_eq!(put.status, 201);
     let size = data.len().to_string();
     trackers[2].ok(
@@ -600,7 +603,7 @@ fn every_node_of_a_cluster_serves_the_flow_and_lists_every_holder() {
         for i in 1..=3 {
             let url = &paths[&format!("path{i}")];
             hosts.insert(url.split('/').nth(2).unwrap().to_owned());
-            let got = reply(ureq::get(url).call());
+            let got = reply(common::http::get(url).call());
             assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
         }
         assert_eq!(hosts.len(), 3, "three distinct nodes: {paths:?}");
@@ -648,7 +651,7 @@ fn rename_and_updateclass_reach_every_node() {
     let data = bytes(300_000, 5);
     let open =
         trackers[0].ok("create_open", &[("domain", "moves"), ("key", "f"), ("class", "one")]);
-    assert_eq!(reply(ureq::put(&open["path"]).send_bytes(&data)).status, 201);
+    assert_eq!(reply(common::http::put(&open["path"]).send_bytes(&data)).status, 201);
     let size = data.len().to_string();
     let close = [
         ("domain", "moves"),
@@ -666,7 +669,10 @@ fn rename_and_updateclass_reach_every_node() {
             tracker.call("get_paths", &[("domain", "moves"), ("key", "g")]).ok()
         })
         .expect("the renamed key is found at every node");
-        assert_eq!(sha256_hex(&reply(ureq::get(&paths["path1"]).call()).body), sha256_hex(&data));
+        assert_eq!(
+            sha256_hex(&reply(common::http::get(&paths["path1"]).call()).body),
+            sha256_hex(&data)
+        );
         wait_for(Duration::from_secs(40), || {
             matches!(tracker.call("get_paths", &[("domain", "moves"), ("key", "f")]), Err((code, _)) if code == "unknown_key")
                 .then_some(())
@@ -682,7 +688,7 @@ fn rename_and_updateclass_reach_every_node() {
     })
     .expect("updateclass to three copies makes three");
     for i in 1..=3 {
-        let got = reply(ureq::get(&paths[&format!("path{i}")]).call());
+        let got = reply(common::http::get(&paths[&format!("path{i}")]).call());
         assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
     }
 }
@@ -731,7 +737,7 @@ fn file_info_rename_and_updateclass_work_at_a_node_without_a_copy() {
     let data = bytes(200_000, 8);
     // One copy, at node 0 only.
     let url = format!("{}?class=one", cluster.nodes[0].key_url("far", "f"));
-    assert_eq!(reply(ureq::put(&url).send_bytes(&data)).status, 201);
+    assert_eq!(reply(common::http::put(&url).send_bytes(&data)).status, 201);
     let far = &mut trackers[1];
     let info = far.ok("file_info", &[("domain", "far"), ("key", "f"), ("devices", "1")]);
     assert_eq!(info["length"], data.len().to_string());
@@ -747,7 +753,7 @@ fn file_info_rename_and_updateclass_work_at_a_node_without_a_copy() {
         })
         .expect("the renamed key reaches three copies, seen at every node");
         for i in 1..=3 {
-            let got = reply(ureq::get(&paths[&format!("path{i}")]).call());
+            let got = reply(common::http::get(&paths[&format!("path{i}")]).call());
             assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
         }
         let old = tracker.call("file_info", &[("domain", "far"), ("key", "f")]);
@@ -762,7 +768,7 @@ fn a_domain_or_class_with_files_on_other_nodes_is_not_deleted() {
     domain_with_classes(&mut trackers, "kept");
     // One copy of class `one`, at node 0 only.
     let url = format!("{}?class=one", cluster.nodes[0].key_url("kept", "f"));
-    assert_eq!(reply(ureq::put(&url).send_bytes(b"bytes")).status, 201);
+    assert_eq!(reply(common::http::put(&url).send_bytes(b"bytes")).status, 201);
     // One key of a domain without classes, on two of the three nodes.
     assert_eq!(cluster.nodes[0].put("bare", "f", b"bytes").status, 201);
     for tracker in &mut trackers {

@@ -14,7 +14,7 @@ use common::{bytes, reply, sha256_hex, wait_for, Reply, TestNode};
 const KEYS: usize = 24;
 
 fn list(node: &TestNode, domain: &str, query: &str) -> Reply {
-    reply(ureq::get(&node.url(&format!("/v1/{domain}?{query}"))).call())
+    reply(common::http::get(&node.url(&format!("/v1/{domain}?{query}"))).call())
 }
 
 /// Every key of the listing at `node`, page by page (`limit` a page),
@@ -83,7 +83,10 @@ fn every_node_lists_every_key_of_the_cluster_while_a_node_joins() {
         assert_eq!(list_all(node, "shared", 7).unwrap(), wanted);
     }
     // A deleted key leaves every node's listing.
-    assert_eq!(reply(ureq::delete(&cluster.nodes[3].key_url("shared", "k005")).call()).status, 204);
+    assert_eq!(
+        reply(common::http::delete(&cluster.nodes[3].key_url("shared", "k005")).call()).status,
+        204
+    );
     for node in &cluster.nodes {
         let listed = list_all(node, "shared", 4).unwrap();
         assert!(!listed.contains(&"k005".to_owned()) && listed.len() == KEYS - 1, "{listed:?}");
@@ -242,7 +245,7 @@ fn dead_properties_are_seen_at_every_node_and_travel_with_new_copies() {
     assert_eq!(cluster.nodes[0].dav("PUT", "props/k", &[], b"body").status, 201);
     let stat_url = format!("{}?stat", cluster.nodes[0].key_url("props", "k"));
     let holders = wait_for(SETTLE_TIMEOUT, || {
-        let holders = reply(ureq::get(&stat_url).call()).json()["holders"].clone();
+        let holders = reply(common::http::get(&stat_url).call()).json()["holders"].clone();
         let holders: Vec<String> = serde_json::from_value(holders).ok()?;
         (holders.len() == 2).then_some(holders)
     })
@@ -273,7 +276,7 @@ fn dead_properties_are_seen_at_every_node_and_travel_with_new_copies() {
     let new_holder = &cluster.nodes[outside];
     let local_url = format!("{}?stat", new_holder.key_url("props", "k"));
     wait_for(SETTLE_TIMEOUT, || {
-        let stat = reply(ureq::get(&local_url).call()).json();
+        let stat = reply(common::http::get(&local_url).call()).json();
         (stat["state"] == "stored" || stat["state"] == "need-replication").then_some(())
     })
     .expect("a new copy is made at the node that had none");

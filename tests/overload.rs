@@ -50,7 +50,7 @@ fn hold_silent_connections(port: u16, holding: &AtomicUsize, stop: &AtomicBool) 
 }
 
 fn holders(node: &TestNode, key: &str) -> Vec<String> {
-    let stat = reply(ureq::get(&format!("{}?stat", node.key_url("ov", key))).call());
+    let stat = reply(common::http::get(&format!("{}?stat", node.key_url("ov", key))).call());
     let listed = if stat.status == 200 { stat.json()["holders"].clone() } else { return vec![] };
     let ids = listed.as_array().cloned().unwrap_or_default();
     ids.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect()

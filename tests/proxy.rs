@@ -22,7 +22,7 @@ fn files_under(dir: &Path) -> usize {
 
 /// The node ids the key's homes name as holders, asked at `node`.
 fn holders(node: &TestNode, domain: &str, key: &str) -> Vec<String> {
-    let stat = reply(ureq::get(&format!("{}?stat", node.key_url(domain, key))).call());
+    let stat = reply(common::http::get(&format!("{}?stat", node.key_url(domain, key))).call());
     if stat.status != 200 {
         return Vec::new();
     }
@@ -56,7 +56,7 @@ fn proxy_of(cluster: &Cluster) -> (&TestNode, String) {
 }
 
 fn get_range(node: &TestNode, domain: &str, key: &str, range: &str) -> Reply {
-    reply(ureq::get(&node.key_url(domain, key)).set("Range", range).call())
+    reply(common::http::get(&node.key_url(domain, key)).set("Range", range).call())
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn a_proxy_takes_writes_for_the_stores_and_serves_every_interface_without_a_blob
     wait_for_copies(proxy, "px", "wide", 3, &proxy_id);
 
     // DELETE through the proxy removes the key everywhere.
-    assert_eq!(reply(ureq::delete(&proxy.key_url("px", "v1/k1")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&proxy.key_url("px", "v1/k1")).call()).status, 204);
     for node in &cluster.nodes {
         assert_eq!(node.get("px", "v1/k1").status, 404);
     }
@@ -126,13 +126,13 @@ fn through_v1(cluster: &Cluster, proxy: &TestNode, proxy_id: &str) {
     let part = get_range(proxy, "px", key, "bytes=1000-1999");
     assert_eq!(part.status, 206);
     assert_eq!(part.body, data[1000..2000]);
-    let listed = reply(ureq::get(&proxy.url("/v1/px?prefix=v1/")).call()).json();
+    let listed = reply(common::http::get(&proxy.url("/v1/px?prefix=v1/")).call()).json();
     assert_eq!(listed["keys"].as_array().expect("keys").len(), keys.len());
 
     // A store's refusal reaches the client as the store said it, and
     // nothing is stored.
     let wrong = reply(
-        ureq::put(&proxy.key_url("px", "v1/bad"))
+        common::http::put(&proxy.key_url("px", "v1/bad"))
             .set("X-Content-Sha256", &"00".repeat(32))
             .send_bytes(&bytes(100_000, 99)),
     );
@@ -185,7 +185,7 @@ fn through_mogile(cluster: &Cluster, proxy: &TestNode, proxy_id: &str) {
     store(&mut tracker, "mfs", "m1", &file);
     let paths = tracker.ok("get_paths", &[("domain", "mfs"), ("key", "m1")]);
     assert!(!paths["path1"].contains(&format!(":{}/", proxy.http_port)), "{paths:?}");
-    let got = reply(ureq::get(&paths["path1"]).call());
+    let got = reply(common::http::get(&paths["path1"]).call());
     assert_eq!(sha256_hex(&got.body), sha256_hex(&file));
     tracker.ok("rename", &[("domain", "mfs"), ("from_key", "m1"), ("to_key", "m2")]);
     tracker.ok("create_class", &[("domain", "mfs"), ("class", "three"), ("mindevcount", "3")]);

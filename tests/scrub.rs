@@ -13,7 +13,7 @@ use common::{bytes, reply, sha256_hex, wait_for, TestNode};
 const KEYS: usize = 30;
 
 fn holders(node: &TestNode, key: &str) -> Vec<String> {
-    let stat = reply(ureq::get(&format!("{}?stat", node.key_url("rot", key))).call());
+    let stat = reply(common::http::get(&format!("{}?stat", node.key_url("rot", key))).call());
     let listed = if stat.status == 200 { stat.json()["holders"].clone() } else { return vec![] };
     listed
         .as_array()
@@ -115,7 +115,9 @@ fn scrub_finds_rot_quarantines_it_and_the_copies_are_made_again() {
     for node in &cluster.nodes {
         node.get("rot", "k00").assert_error(503, "lost");
     }
-    let stat = reply(ureq::get(&format!("{}?stat", cluster.nodes[2].key_url("rot", "k00"))).call());
+    let stat = reply(
+        common::http::get(&format!("{}?stat", cluster.nodes[2].key_url("rot", "k00"))).call(),
+    );
     assert_eq!(stat.json()["state"], "lost", "{}", String::from_utf8_lossy(&stat.body));
     let red = wait_for(SETTLE_TIMEOUT, || {
         cluster.nodes.iter().find_map(|node| {
@@ -132,6 +134,6 @@ fn scrub_finds_rot_quarantines_it_and_the_copies_are_made_again() {
     let status = rotting.status();
     assert!(status["scrub"]["damaged"].as_u64() >= Some(6), "{status}");
     assert!(status["scrub"]["passes"].as_u64() >= Some(1), "{status}");
-    let metrics = reply(ureq::get(&rotting.url("/metrics")).call());
+    let metrics = reply(common::http::get(&rotting.url("/metrics")).call());
     assert!(String::from_utf8_lossy(&metrics.body).contains("cairn_scrub_damaged_total"));
 }

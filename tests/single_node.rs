@@ -50,11 +50,11 @@ fn small_blobs_live_in_metadata_and_are_collected_there() {
     let first = bytes(5000, 1);
     let second = bytes(6000, 2);
     // Chunked: the node cannot know the size in advance.
-    assert_eq!(reply(ureq::put(&node.key_url("s", "k")).send(&first[..])).status, 201);
+    assert_eq!(reply(common::http::put(&node.key_url("s", "k")).send(&first[..])).status, 201);
     assert_eq!(node.put("s", "k", &second).status, 201);
     assert_eq!(node.get("s", "k").body, second);
     assert_eq!(count_fids(&node), 0);
-    let part = reply(ureq::get(&node.key_url("s", "k")).set("Range", "bytes=10-19").call());
+    let part = reply(common::http::get(&node.key_url("s", "k")).set("Range", "bytes=10-19").call());
     assert_eq!(part.body, &second[10..20]);
     let collected =
         wait_for(WAIT, || (node.status()["keys"]["to-delete"]["blobs"] == 0).then_some(()));
@@ -62,7 +62,7 @@ fn small_blobs_live_in_metadata_and_are_collected_there() {
     // An identical small blob under another key is shared, and survives the
     // first key's deletion.
     assert_eq!(node.put("s", "k2", &second).status, 201);
-    assert_eq!(reply(ureq::delete(&node.key_url("s", "k")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&node.key_url("s", "k")).call()).status, 204);
     assert!(collector_done(&node), "the collector looked at the dropped reference");
     assert_eq!(node.get("s", "k2").body, second);
 }
@@ -72,7 +72,7 @@ fn chunked_64_mib_upload_round_trips() {
     let node = TestNode::start(&[]);
     let data = bytes(64 << 20, 64);
     // No Content-Length: ureq sends a reader with chunked encoding.
-    let put = reply(ureq::put(&node.key_url("big", "blob")).send(&data[..]));
+    let put = reply(common::http::put(&node.key_url("big", "blob")).send(&data[..]));
     assert_eq!(put.status, 201);
     assert_eq!(put.json()["sha256"], sha256_hex(&data));
     let get = node.get("big", "blob");
@@ -85,12 +85,12 @@ fn chunked_64_mib_upload_round_trips() {
 fn stat_shows_state_and_content_type_is_served_back() {
     let node = TestNode::start(&[]);
     let put = reply(
-        ureq::put(&node.key_url("docs", "a.txt"))
+        common::http::put(&node.key_url("docs", "a.txt"))
             .set("Content-Type", "text/plain; charset=utf-8")
             .send_bytes(b"hello"),
     );
     assert_eq!(put.status, 201);
-    let stat = reply(ureq::get(&format!("{}?stat", node.key_url("docs", "a.txt"))).call());
+    let stat = reply(common::http::get(&format!("{}?stat", node.key_url("docs", "a.txt"))).call());
     assert_eq!(stat.status, 200);
     let stat = stat.json();
     assert_eq!(stat["state"], "need-replication");
@@ -99,7 +99,8 @@ fn stat_shows_state_and_content_type_is_served_back() {
     assert_eq!(stat["sha256"], sha256_hex(b"hello"));
     let get = node.get("docs", "a.txt");
     assert_eq!(get.header("content-type"), Some("text/plain; charset=utf-8"));
-    let missing = reply(ureq::get(&format!("{}?stat", node.key_url("docs", "nope"))).call());
+    let missing =
+        reply(common::http::get(&format!("{}?stat", node.key_url("docs", "nope"))).call());
     missing.assert_error(404, "not_found");
 }
 
@@ -114,16 +115,16 @@ fn equal_bytes_share_one_fid_until_the_last_key_goes() {
     let blobs = count_fids(&node);
     assert_eq!(blobs, 1);
 
-    assert_eq!(reply(ureq::delete(&node.key_url("d", "one")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&node.key_url("d", "one")).call()).status, 204);
     assert_eq!(node.get("d", "one").status, 404);
     assert_eq!(node.get("d", "two").body, data);
     // Still referenced by "two": the collector must leave it.
     assert!(collector_done(&node), "the collector looked at the dropped reference");
     assert!(fid.exists());
 
-    assert_eq!(reply(ureq::delete(&node.key_url("d", "two")).call()).status, 204);
+    assert_eq!(reply(common::http::delete(&node.key_url("d", "two")).call()).status, 204);
     assert!(wait_for(WAIT, || (!fid.exists()).then_some(())).is_some(), "fid collected");
-    reply(ureq::delete(&node.key_url("d", "two")).call()).assert_error(404, "not_found");
+    reply(common::http::delete(&node.key_url("d", "two")).call()).assert_error(404, "not_found");
 }
 
 #[test]
@@ -148,30 +149,30 @@ fn range_head_and_if_none_match() {
     let url = node.key_url("r", "k");
     let tag = format!("\"{}\"", sha256_hex(&data));
 
-    let part = reply(ureq::get(&url).set("Range", "bytes=65530-131080").call());
+    let part = reply(common::http::get(&url).set("Range", "bytes=65530-131080").call());
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &data[65530..131081]);
     assert_eq!(part.header("content-range"), Some("bytes 65530-131080/300000"));
-    let tail = reply(ureq::get(&url).set("Range", "bytes=-10").call());
+    let tail = reply(common::http::get(&url).set("Range", "bytes=-10").call());
     assert_eq!(tail.body, &data[299_990..]);
-    let open = reply(ureq::get(&url).set("Range", "bytes=299999-").call());
+    let open = reply(common::http::get(&url).set("Range", "bytes=299999-").call());
     assert_eq!(open.body, &data[299_999..]);
 
-    let beyond = reply(ureq::get(&url).set("Range", "bytes=300000-").call());
+    let beyond = reply(common::http::get(&url).set("Range", "bytes=300000-").call());
     beyond.assert_error(416, "range_not_satisfiable");
     assert_eq!(beyond.header("content-range"), Some("bytes */300000"));
 
-    let head = reply(ureq::head(&url).call());
+    let head = reply(common::http::head(&url).call());
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("300000"));
     assert_eq!(head.header("accept-ranges"), Some("bytes"));
     assert_eq!(head.header("etag"), Some(tag.as_str()));
     assert!(head.body.is_empty());
 
-    let cached = reply(ureq::get(&url).set("If-None-Match", &tag).call());
+    let cached = reply(common::http::get(&url).set("If-None-Match", &tag).call());
     assert_eq!(cached.status, 304);
     assert!(cached.body.is_empty());
-    let stale = reply(ureq::get(&url).set("If-None-Match", "\"other\"").call());
+    let stale = reply(common::http::get(&url).set("If-None-Match", "\"other\"").call());
     assert_eq!(stale.status, 200);
 }
 
@@ -182,7 +183,8 @@ fn listing_with_prefix_and_cursor() {
     for key in keys {
         assert_eq!(node.put("list", key, key.as_bytes()).status, 201);
     }
-    let page = |query: &str| reply(ureq::get(&node.url(&format!("/v1/list?{query}"))).call());
+    let page =
+        |query: &str| reply(common::http::get(&node.url(&format!("/v1/list?{query}"))).call());
     let names = |value: &serde_json::Value| -> Vec<String> {
         value["keys"]
             .as_array()
@@ -204,13 +206,13 @@ fn listing_with_prefix_and_cursor() {
 
     page("limit=0").assert_error(400, "bad_limit");
     page("limit=1001").assert_error(400, "bad_limit");
-    reply(ureq::get(&node.url("/v1/nosuchdomain")).call()).assert_error(404, "not_found");
+    reply(common::http::get(&node.url("/v1/nosuchdomain")).call()).assert_error(404, "not_found");
 }
 
 #[test]
 fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     let node = TestNode::start(&["--max-object-size", "1M"]);
-    let put = |path: &str, body: &[u8]| reply(ureq::put(&node.url(path)).send_bytes(body));
+    let put = |path: &str, body: &[u8]| reply(common::http::put(&node.url(path)).send_bytes(body));
     put("/v1/Bad/k", b"x").assert_error(400, "bad_name");
     put("/v1/-bad/k", b"x").assert_error(400, "bad_name");
     put("/v1/status/k", b"x").assert_error(400, "bad_name");
@@ -221,16 +223,19 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     put("/v1/good/k?class=nope", b"x").assert_error(400, "unknown_class");
 
     let mismatch = reply(
-        ureq::put(&node.key_url("good", "k"))
+        common::http::put(&node.key_url("good", "k"))
             .set("X-Content-Sha256", &sha256_hex(b"something else"))
             .send_bytes(b"x"),
     );
     mismatch.assert_error(400, "digest_mismatch");
-    let malformed =
-        reply(ureq::put(&node.key_url("good", "k")).set("X-Content-Sha256", "zz").send_bytes(b"x"));
+    let malformed = reply(
+        common::http::put(&node.key_url("good", "k"))
+            .set("X-Content-Sha256", "zz")
+            .send_bytes(b"x"),
+    );
     malformed.assert_error(400, "bad_digest");
     let matching = reply(
-        ureq::put(&node.key_url("good", "ok"))
+        common::http::put(&node.key_url("good", "ok"))
             .set("X-Content-Sha256", &sha256_hex(b"fine"))
             .send_bytes(b"fine"),
     );
@@ -245,10 +250,11 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     assert!(answer.contains("\"error\":\"too_large\""));
     // Over the limit while streaming (chunked, no length known).
     let big = bytes(3 << 20, 2);
-    reply(ureq::put(&node.key_url("good", "big2")).send(&big[..])).assert_error(413, "too_large");
+    reply(common::http::put(&node.key_url("good", "big2")).send(&big[..]))
+        .assert_error(413, "too_large");
 
     // Nothing changed: only "ok" exists, no temp files, no upload records.
-    let listing = reply(ureq::get(&node.url("/v1/good")).call()).json();
+    let listing = reply(common::http::get(&node.url("/v1/good")).call()).json();
     let keys: Vec<_> =
         listing["keys"].as_array().unwrap().iter().map(|k| k["key"].clone()).collect();
     assert_eq!(keys, [serde_json::json!("ok")]);
@@ -272,13 +278,13 @@ fn client_that_vanishes_mid_upload_leaves_nothing() {
     stream.write_all(&bytes(3 << 20, 9)).unwrap();
     // Wait until the node has the upload in progress, then vanish.
     let started = wait_for(WAIT, || {
-        let stat = reply(ureq::get(&format!("{}?stat", node.key_url("gone", "k"))).call());
+        let stat = reply(common::http::get(&format!("{}?stat", node.key_url("gone", "k"))).call());
         (stat.status == 200 && stat.json()["state"] == "uploading").then_some(())
     });
     assert!(started.is_some(), "upload visible as uploading");
     drop(stream);
     let cleaned = wait_for(WAIT, || {
-        let stat = reply(ureq::get(&format!("{}?stat", node.key_url("gone", "k"))).call());
+        let stat = reply(common::http::get(&format!("{}?stat", node.key_url("gone", "k"))).call());
         (stat.status == 404 && node.tmp_entries() == 0).then_some(())
     });
     assert!(cleaned.is_some(), "temp file and upload record removed");
@@ -332,7 +338,7 @@ fn damage_deep_in_a_large_blob_cuts_the_response() {
     let sha = sha256_hex(&data);
     node.put("c", "big", &data);
     flip_byte(&node.fid_path(&sha), (2 << 20) + 5);
-    let response = ureq::get(&node.key_url("c", "big")).call().expect("headers are sent");
+    let response = common::http::get(&node.key_url("c", "big")).call().expect("headers are sent");
     assert_eq!(response.status(), 200);
     let mut body = Vec::new();
     let read = response.into_reader().read_to_end(&mut body);
@@ -352,7 +358,7 @@ fn status_and_metrics_report_the_node() {
     assert_eq!(status["keys"]["need-replication"]["bytes"], 5);
     assert!(status["disks"][0]["total_bytes"].as_u64().unwrap() > 0);
     assert_eq!(status["shards"].as_array().unwrap().len(), 2);
-    let metrics = reply(ureq::get(&node.url("/metrics")).call());
+    let metrics = reply(common::http::get(&node.url("/metrics")).call());
     let text = String::from_utf8(metrics.body).unwrap();
     assert!(text.contains("cairn_keys{state=\"need-replication\"} 1"), "{text}");
     assert!(text.contains("cairn_requests_total{method=\"PUT\",status=\"2xx\"} 1"), "{text}");
@@ -419,7 +425,7 @@ fn full_disk_answers_507_and_keeps_earlier_keys() {
     assert_eq!(node.put("full", "small", &small).status, 201);
     let big = bytes(40 << 20, 22);
     // Chunked, so the body streams until the disk fills.
-    let put = ureq::put(&node.key_url("full", "big")).send(&big[..]);
+    let put = common::http::put(&node.key_url("full", "big")).send(&big[..]);
     match put {
         Err(ureq::Error::Status(507, response)) => {
             let body: serde_json::Value = response.into_json().unwrap();
@@ -441,7 +447,8 @@ fn hot_small_blobs_are_served_from_the_shard_cache() {
     assert_eq!(node.get("hot", "k").body, data);
     let cached = cache_bytes(&node);
     assert!(cached >= 300_000, "blob cached after its first GET ({cached} bytes)");
-    let ranged = reply(ureq::get(&node.key_url("hot", "k")).set("Range", "bytes=1000-1999").call());
+    let ranged =
+        reply(common::http::get(&node.key_url("hot", "k")).set("Range", "bytes=1000-1999").call());
     assert_eq!(ranged.body, &data[1000..2000]);
 
     let uncached = TestNode::start(&["--cache-size", "0"]);

@@ -44,8 +44,8 @@ fn node_serves_as_nobody_within_an_8_mib_memlock_limit() {
         let port = port.expect("node started as nobody");
         let url = format!("http://127.0.0.1:{port}/v1/low/key");
         let body = bytes(300_000, 5);
-        assert_eq!(reply(ureq::put(&url).send_bytes(&body)).status, 201);
-        assert_eq!(reply(ureq::get(&url).call()).body, body);
+        assert_eq!(reply(common::http::put(&url).send_bytes(&body)).status, 201);
+        assert_eq!(reply(common::http::get(&url).call()).body, body);
         let log = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(!log.contains("registering buffers"), "buffer registration failed:\n{log}");
     });

@@ -261,7 +261,7 @@ fn log_uniform_size(n: usize) -> usize {
 fn holders_at_count(cluster: &Cluster, key: &str) -> bool {
     let node = cluster.running().next().expect("a running node");
     let url = format!("{}?stat", node.key_url(DOMAIN, key));
-    match ureq::get(&url).call() {
+    match common::http::get(&url).call() {
         Ok(answer) => {
             let stat: serde_json::Value = answer.into_json().unwrap_or_default();
             stat["holders"].as_array().map_or(0, Vec::len) == COPIES

@@ -1,25 +1,34 @@
 //! Who this node is to its peers: its id and addresses, the cluster it
-//! belongs to and the join token that proves it (docs/design.md §8).
+//! belongs to and the secret that proves it (docs/design.md §8).
 //!
-//! Kept in the data directory: `join-token` (mode 0600, the secret every
-//! member holds) and `cluster-id` (hex, learnt at bootstrap or from the
-//! first peer that accepts us).
+//! Kept in the data directory: `cluster-secret` (mode 0600, the secret every
+//! member holds; `join-token` before, renamed at start) and `cluster-id`
+//! (hex, learnt at bootstrap or from the first peer that accepts us).
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context as _};
 use cairn_engine::DataDir;
-use cairn_net::Message;
+use cairn_net::{Caller, ClusterKey};
 use cairn_raft::{Member, NodeId};
-use sha2::{Digest as _, Sha256};
 
-const TOKEN_FILE: &str = "join-token";
+const SECRET_FILE: &str = "cluster-secret";
+/// Where the secret was kept before it had its present name.
+const OLD_SECRET_FILE: &str = "join-token";
 const CLUSTER_ID_FILE: &str = "cluster-id";
+/// What the peer handshake's key is derived for.
+const PEER_PURPOSE: &str = "peer handshake";
 
 pub struct Identity {
     pub id: NodeId,
     pub member: Member,
-    token_sha256: [u8; 32],
+    peer_key: ClusterKey,
+    /// Seals access keys' secrets (`access.rs`).
+    pub seal_key: ClusterKey,
+    /// Signs read URLs handed to clients that carry no credentials.
+    pub url_key: ClusterKey,
     /// 0 until known (a node that has not joined yet).
     cluster_id: AtomicU64,
     data: DataDir,
@@ -36,19 +45,47 @@ pub enum Start {
     Rejoin,
 }
 
+/// Reads a file holding a secret, refusing it when anyone but its owner
+/// may read it (as ssh does with keys): a secret others can read is no
+/// longer the cluster's alone.
+pub fn read_secret_file(path: &Path) -> anyhow::Result<Option<String>> {
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} holds a secret and may be read by others (mode {:o}); run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
+}
+
 impl Identity {
-    /// Reads or creates the token and cluster id. `raft_initialized` says
-    /// whether raft already has a membership on disk.
+    /// Reads or creates the secret and cluster id. `raft_initialized` says
+    /// whether raft already has a membership on disk; `given` is the
+    /// secret handed to a joining node.
     pub fn load(
         data: &DataDir,
         id: NodeId,
         member: Member,
         join: bool,
-        join_token: Option<&str>,
+        given: Option<&str>,
         raft_initialized: bool,
     ) -> anyhow::Result<(Identity, Start)> {
-        let stored = data.read_file(TOKEN_FILE)?.map(|t| t.trim().to_owned());
-        let given = join_token.map(str::trim).filter(|t| !t.is_empty());
+        let (old, path) = (data.root().join(OLD_SECRET_FILE), data.root().join(SECRET_FILE));
+        if old.exists() && !path.exists() {
+            std::fs::rename(&old, &path).context("cannot rename join-token to cluster-secret")?;
+        }
+        let stored = read_secret_file(&path)?;
+        let given = given.map(str::trim).filter(|t| !t.is_empty());
         let start = match (raft_initialized, join) {
             (true, _) => Start::Rejoin,
             (false, true) => Start::Join,
@@ -58,16 +95,16 @@ impl Identity {
             ),
             (false, false) => Start::Bootstrap,
         };
-        let token = match (stored, given) {
+        let secret = match (stored, given) {
             (Some(stored), Some(given)) if stored != given => bail!(
-                "--join-token differs from the token in {}/{TOKEN_FILE}; this node belongs to \
-                 another cluster (use a fresh --data directory to join this one)",
-                data.root().display()
+                "the join token given differs from {}; this node belongs to another cluster \
+                 (use a fresh --data directory to join this one)",
+                path.display()
             ),
             (Some(stored), _) => stored,
             (None, Some(given)) => given.to_owned(),
             (None, None) if start == Start::Join => bail!(
-                "joining needs the cluster's join token: pass --join-token or set \
+                "joining needs the cluster's join token: pass --join-token-file FILE or set \
                  CAIRN_JOIN_TOKEN (print it on a member with `cairn admin join-token --data DIR`)"
             ),
             (None, None) => {
@@ -75,8 +112,8 @@ impl Identity {
                     + &uuid::Uuid::new_v4().simple().to_string()
             }
         };
-        data.write_secret_durably(TOKEN_FILE, format!("{token}\n").as_bytes())
-            .context("cannot write the join token")?;
+        data.write_secret_durably(SECRET_FILE, format!("{secret}\n").as_bytes())
+            .context("cannot write the cluster secret")?;
         let cluster_id = match data.read_file(CLUSTER_ID_FILE)? {
             Some(text) => u64::from_str_radix(text.trim(), 16)
                 .with_context(|| format!("{CLUSTER_ID_FILE} is not a hex number"))?,
@@ -90,11 +127,18 @@ impl Identity {
         let identity = Identity {
             id,
             member,
-            token_sha256: Sha256::digest(token.as_bytes()).into(),
+            peer_key: ClusterKey::derive(secret.as_bytes(), PEER_PURPOSE),
+            seal_key: ClusterKey::derive(secret.as_bytes(), crate::access::SEAL_PURPOSE),
+            url_key: ClusterKey::derive(secret.as_bytes(), crate::access::URL_PURPOSE),
             cluster_id: AtomicU64::new(cluster_id),
             data: data.clone(),
         };
         Ok((identity, start))
+    }
+
+    /// The key proving membership in peer handshakes.
+    pub fn peer_key(&self) -> &ClusterKey {
+        &self.peer_key
     }
 
     pub fn cluster_id(&self) -> u64 {
@@ -118,26 +162,21 @@ impl Identity {
         }
     }
 
-    pub fn hello(&self) -> Message {
-        Message::Hello {
+    /// Who this node says it is when it dials a peer.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            key: self.peer_key.clone(),
             node_id: self.id,
             cluster_id: self.cluster_id(),
-            token_sha256: self.token_sha256,
             http: self.member.http.clone(),
             peer: self.member.peer.clone(),
             zone: self.member.zone.clone(),
         }
     }
 
-    /// Whether a caller's `Hello` proves it belongs here: the same token,
-    /// and the same cluster where both know theirs.
-    pub fn admits(&self, token_sha256: &[u8; 32], cluster_id: u64) -> Result<(), &'static str> {
-        // Compared without an early exit, so timing tells nothing.
-        let difference =
-            token_sha256.iter().zip(&self.token_sha256).fold(0u8, |d, (a, b)| d | (a ^ b));
-        if difference != 0 {
-            return Err("wrong join token");
-        }
+    /// Whether a caller that proved the secret belongs here: the same
+    /// cluster, where both know theirs.
+    pub fn admits(&self, cluster_id: u64) -> Result<(), &'static str> {
         let ours = self.cluster_id();
         if ours != 0 && cluster_id != 0 && ours != cluster_id {
             return Err("the caller belongs to another cluster");

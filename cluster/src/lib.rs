@@ -7,6 +7,7 @@
 //! start, and the node's storage through [`Storage`]: it never names the
 //! node crate or a shard.
 
+pub mod access;
 mod anti_entropy;
 mod handoff;
 mod identity;
@@ -21,6 +22,7 @@ mod props;
 mod ranges;
 mod replicas;
 mod server;
+mod speaker;
 mod tombstones;
 mod tracker;
 pub mod work;
@@ -33,11 +35,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use cairn_engine::{DataDir, Meta, NodeStats};
 use cairn_raft::{
-    default_raft_config, ClusterState, ClusterView, Command, CommandResult, LogStore, Member,
-    MemberState, NodeId, Raft, StateMachine,
+    default_raft_config, AccessKey, ClusterState, ClusterView, Command, CommandResult, LogStore,
+    Member, MemberState, NodeId, Raft, StateMachine,
 };
 use openraft::storage::RaftLogStorage;
 
+pub use identity::read_secret_file;
 use identity::{Identity, Start};
 pub use listing::{start_after, ListPage, ListUnanswered, LIST_LIMIT_MAX};
 pub use ops::{node_id_text, ClusterReport, ControlError};
@@ -65,7 +68,13 @@ pub struct ClusterConfig {
     pub cpu: Option<usize>,
     /// Most background copies a node takes part in at once.
     pub copies_in_flight_max: u32,
+    /// Client requests need an access key even on a lone node (a listener
+    /// off loopback, or `--auth required`).
+    pub auth_forced: bool,
 }
+
+/// The file the first admin key is written to, `<id>:<secret>`.
+pub const ADMIN_KEY_FILE: &str = "admin-key";
 
 /// The shards' handle on the control plane; cheap to clone.
 #[derive(Clone)]
@@ -314,9 +323,32 @@ impl Control {
         self.core.forget_location(domain, key);
     }
 
-    /// The `Hello` this node opens peer connections with.
-    pub fn hello(&self) -> cairn_net::Message {
-        self.core.identity.hello()
+    /// Who this node says it is when it dials a peer.
+    pub fn caller(&self) -> cairn_net::Caller {
+        self.core.identity.caller()
+    }
+
+    /// Whether client requests must carry an access key: once the cluster
+    /// has had a second member, or when this node was started so.
+    pub fn auth_required(&self) -> bool {
+        self.core.auth_forced || self.read(|s| s.clustered())
+    }
+
+    /// The access key `id` and its secret, if it exists and opens.
+    pub fn access_key(&self, id: &str) -> Option<(AccessKey, String)> {
+        let key = self.read(|s| s.access_key(id).cloned())?;
+        let secret = access::unseal(&self.core.identity.seal_key, id, &key.sealed_secret)?;
+        Some((key, secret))
+    }
+
+    /// Fresh credentials and the record that keeps them sealed.
+    pub fn new_access_key(&self, name: &str, admin: bool) -> (String, String, AccessKey) {
+        new_access_key(&self.core.identity, name, admin)
+    }
+
+    /// The key read URLs for clients without credentials are signed with.
+    pub fn url_key(&self) -> &cairn_net::ClusterKey {
+        &self.core.identity.url_key
     }
 
     /// A member's HTTP and peer addresses.
@@ -331,6 +363,69 @@ impl Control {
             let _ = reply.send(core.execute(op, 0).await);
         });
         from_other_thread(answer).await.map_err(|_| ControlError::Stopped)?
+    }
+}
+
+fn new_access_key(identity: &Identity, name: &str, admin: bool) -> (String, String, AccessKey) {
+    let (id, secret) = access::fresh_credentials();
+    let key = AccessKey {
+        name: name.to_owned(),
+        sealed_secret: access::seal(&identity.seal_key, &id, &secret),
+        admin,
+        domains: BTreeMap::new(),
+        created_unix_ms: plane::unix_ms(),
+    };
+    (id, secret, key)
+}
+
+/// Makes sure the cluster has an admin key: the leader of a cluster with
+/// none makes one, writes it to `DATA/admin-key` (0600) first and prints it
+/// once, then records it (so a crash in between finds the file and
+/// records that key on the next start).
+async fn ensure_admin_key(core: Arc<Core>) {
+    let mut ticker = tokio::time::interval(REGISTER_INTERVAL);
+    loop {
+        ticker.tick().await;
+        if core.leader() != Some(core.id()) || core.view.read(|s| !s.access_keys().is_empty()) {
+            continue;
+        }
+        let data = &core.storage.data;
+        let existing = data.root().join(ADMIN_KEY_FILE);
+        let (id, key) = match identity::read_secret_file(&existing) {
+            Ok(Some(text)) => match text.split_once(':') {
+                Some((id, secret)) => {
+                    let mut key = new_access_key(&core.identity, "admin", true).2;
+                    key.sealed_secret = access::seal(&core.identity.seal_key, id, secret);
+                    (id.to_owned(), key)
+                }
+                None => {
+                    tracing::error!(path = %existing.display(), "not an admin key: <id>:<secret>");
+                    return;
+                }
+            },
+            Ok(None) => {
+                let (id, secret, key) = new_access_key(&core.identity, "admin", true);
+                let line = format!("{id}:{secret}\n");
+                if let Err(error) = data.write_secret_durably(ADMIN_KEY_FILE, line.as_bytes()) {
+                    tracing::error!(%error, "cannot write the admin key");
+                    continue;
+                }
+                println!(
+                    "cairn: the cluster's first admin key is {id}:{secret} (kept in {}; it is \
+                     shown only this once)",
+                    existing.display()
+                );
+                (id, key)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot read the admin key file");
+                return;
+            }
+        };
+        match core.write(Command::PutAccessKey { id: id.clone(), key }).await {
+            Ok(_) => tracing::info!(%id, "made the cluster's first admin key"),
+            Err(error) => tracing::warn!(%error, "cannot record the admin key yet"),
+        }
     }
 }
 
@@ -430,6 +525,7 @@ async fn boot(
         announcing: Mutex::default(),
         members_changed: Mutex::new(std::time::Instant::now()),
         me: OnceLock::new(),
+        auth_forced: config.auth_forced,
         key_health: Mutex::default(),
         locations: Mutex::new(lru::LruCache::new(
             std::num::NonZeroUsize::new(replicas::LOCATION_CACHE_ENTRIES).expect("non-zero"),
@@ -445,6 +541,7 @@ async fn boot(
         tracing::info!(node_id = %node_id_text(config.id), "bootstrapped a new one-node cluster");
     }
     tokio::spawn(register(core.clone(), config.join));
+    tokio::spawn(ensure_admin_key(core.clone()));
     tokio::spawn(tracker::run(core.clone()));
     tokio::spawn(tracker::run_replication(core.clone()));
     tokio::spawn(anti_entropy::run(core.clone()));

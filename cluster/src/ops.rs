@@ -57,6 +57,11 @@ pub enum ControlError {
     PeerUnreachable { address: String, reason: String },
     #[error("{0}")]
     Refused(Refusal),
+    #[error(
+        "node {id} is a live member at {address}: another process cannot register under its id \
+         (a copied data directory?)"
+    )]
+    IdInUse { id: String, address: String },
     #[error("the raft thread has stopped")]
     Stopped,
     #[error("raft failed: {0}")]

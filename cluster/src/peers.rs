@@ -94,9 +94,8 @@ pub async fn connect(
     address: &str,
     timeout: Duration,
 ) -> Result<PeerConnection, PeerError> {
-    let (connection, ack) = PeerConnection::connect(address, &identity.hello(), timeout).await?;
-    if let Message::HelloAck { cluster_id, .. } = ack {
-        identity.learn_cluster_id(cluster_id);
-    }
+    let (connection, accepted) =
+        PeerConnection::connect(address, &identity.caller(), timeout).await?;
+    identity.learn_cluster_id(accepted.cluster_id);
     Ok(connection)
 }

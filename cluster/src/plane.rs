@@ -61,6 +61,8 @@ pub struct Health {
 
 pub struct Core {
     pub identity: Arc<Identity>,
+    /// Client requests need an access key even on a lone node.
+    pub auth_forced: bool,
     pub raft: Raft,
     pub view: ClusterView,
     pub peers: Peers,
@@ -211,6 +213,12 @@ impl Core {
             let metrics = metrics.borrow();
             metrics.membership_config.membership().get_node(&id).cloned()
         };
+        if let Some(node) = known.as_ref().filter(|node| node.peer != member.peer) {
+            if self.answered_within(id, self.timing.down_after) {
+                let (id, address) = (node_id_text(id), node.peer.clone());
+                return Err(ControlError::IdInUse { id, address });
+            }
+        }
         match known {
             None => drop(timed(self.raft.add_learner(id, member.clone(), false)).await?),
             Some(node) if node != member => {
@@ -234,6 +242,14 @@ impl Core {
             CommandResult::Ok => Ok(OpReply::Joined { cluster_id: self.identity.cluster_id() }),
             CommandResult::Refused { reason } => Err(ControlError::Refused(reason)),
         }
+    }
+
+    /// Whether the member answered a heartbeat of this leader lately.
+    fn answered_within(&self, id: NodeId, within: Duration) -> bool {
+        let health = self.health.lock().expect("health lock");
+        health
+            .get(&id)
+            .is_some_and(|h| h.last_answer_unix_ms.is_some() && h.last_answer.elapsed() < within)
     }
 
     pub fn is_voter(&self, id: NodeId) -> bool {

@@ -462,7 +462,7 @@ impl Core {
         let work = ShardWork::Pull {
             entry: Box::new(entry),
             source_peer,
-            hello: self.identity.hello(),
+            caller: self.identity.caller(),
             reply,
         };
         if !self.to_shard(&domain, &key, work) {

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cairn_net::handshake;
 use cairn_net::{
     encode_message, read_frame, read_frame_bounded, write_frame, ArchivedMessage, FrameBuf,
     FrameBytes, FrameError, Message, RaftRpc,
@@ -21,15 +22,16 @@ use super::listing::LIST_LIMIT_MAX;
 use super::ops::{ControlError, Forwarded, OpReply};
 use super::peers::FORWARD_PATH;
 use crate::plane::Core;
+use crate::speaker::Speaker;
 
 /// A caller must introduce itself within this time.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle peer connection is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest `Hello` accepted: nothing bigger is read before the caller has
-/// proven it holds the join token.
+/// proven it holds the cluster secret.
 const HELLO_BYTES_MAX: u32 = 4096;
-/// Connections of callers that proved they hold the join token, served at
+/// Connections of callers that proved they hold the cluster secret, served at
 /// once; more are closed once admitted.
 const PEER_CONNECTIONS_MAX: usize = 256;
 /// Connections still waiting for their `Hello`. When one more arrives, the
@@ -39,6 +41,7 @@ const UNPROVEN_MAX: usize = 256;
 /// Error codes of `Message::Error`.
 const CODE_UNAUTHORIZED: u16 = 401;
 const CODE_BAD_REQUEST: u16 = 400;
+const CODE_FORBIDDEN: u16 = 403;
 
 pub async fn serve(core: Arc<Core>, listener: TcpListener) {
     let slots = Arc::new(tokio::sync::Semaphore::new(PEER_CONNECTIONS_MAX));
@@ -99,7 +102,7 @@ impl Unproven {
 }
 
 /// Serves one connection; `admit`, called once the caller proved it holds
-/// the join token, answers its slot (none: too many connections).
+/// the cluster secret, answers its slot (none: too many connections).
 async fn serve_connection(
     core: &Core,
     stream: TcpStream,
@@ -109,30 +112,34 @@ async fn serve_connection(
     let mut stream = stream.compat();
     let mut receive = FrameBuf::new();
     let mut send = FrameBytes::new();
+    let challenge = handshake::fresh_nonce();
+    send_message(&mut stream, &mut send, &Message::Challenge { nonce: challenge }).await?;
     let first = read_frame_bounded(&mut stream, &mut receive, HELLO_BYTES_MAX);
     let hello = tokio::time::timeout(HELLO_TIMEOUT, first)
         .await
         .map_err(|_| "no Hello in time".to_owned())?;
     hello.map_err(|e| e.to_string())?;
-    let admitted = match receive.access().map_err(|e| e.to_string())? {
-        ArchivedMessage::Hello { token_sha256, cluster_id, .. } => {
-            let token: [u8; 32] = std::array::from_fn(|i| token_sha256[i]);
-            core.identity.admits(&token, cluster_id.to_native())
+    let introduced = receive.access().map_err(|e| e.to_string()).and_then(|hello| {
+        let introduced = handshake::check_hello(core.identity.peer_key(), hello, &challenge)
+            .map_err(|e| e.to_string())?;
+        core.identity.admits(introduced.cluster_id).map_err(str::to_owned)?;
+        Ok(introduced)
+    });
+    let caller = match introduced {
+        Ok(caller) => caller,
+        Err(reason) => {
+            let refusal = Message::Error { code: CODE_UNAUTHORIZED, message: reason.clone() };
+            send_message(&mut stream, &mut send, &refusal).await?;
+            return Err(reason);
         }
-        _ => Err("the first message was not a Hello"),
     };
-    let reply = match admitted {
-        Ok(()) => Message::HelloAck { node_id: core.id(), cluster_id: core.identity.cluster_id() },
-        Err(reason) => Message::Error { code: CODE_UNAUTHORIZED, message: reason.to_owned() },
-    };
-    if let Err(reason) = admitted {
-        send_message(&mut stream, &mut send, &reply).await?;
-        return Err(reason.to_owned());
-    }
     let Some(_slot) = admit() else {
         return Err("too many peer connections".to_owned());
     };
-    send_message(&mut stream, &mut send, &reply).await?;
+    let (id, cluster_id) = (core.id(), core.identity.cluster_id());
+    let ack = handshake::ack(core.identity.peer_key(), &caller, &challenge, id, cluster_id);
+    send_message(&mut stream, &mut send, &ack).await?;
+    let speaker = Speaker::of(core, &caller);
     loop {
         match tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream, &mut receive)).await {
             Err(_) => return Err("idle".to_owned()),
@@ -154,19 +161,25 @@ async fn serve_connection(
             }
             _ => {}
         }
-        let reply = answer(core, &receive).await?;
+        let request = receive.access().map_err(|e| e.to_string())?;
+        let reply = match speaker.refuses(request, crate::plane::unix_ms()) {
+            Some(reason) => Message::Error { code: CODE_FORBIDDEN, message: reason },
+            None => answer(core, &speaker, &receive).await?,
+        };
         send_message(&mut stream, &mut send, &reply).await?;
     }
 }
 
 /// The answer to the request in `receive`, read in place.
-async fn answer(core: &Core, receive: &FrameBuf) -> Result<Message, String> {
+async fn answer(core: &Core, speaker: &Speaker, receive: &FrameBuf) -> Result<Message, String> {
     let request = receive.access().map_err(|e| format!("bad message: {e}"))?;
     Ok(match request {
         ArchivedMessage::Raft { kind, payload } => {
             let kind = RaftRpc::from(*kind);
-            let payload = raft_call(core, kind, payload.as_slice()).await?;
-            Message::RaftReply { kind, payload }
+            match raft_call(core, speaker, kind, payload.as_slice()).await? {
+                Ok(payload) => Message::RaftReply { kind, payload },
+                Err(reason) => Message::Error { code: CODE_FORBIDDEN, message: reason },
+            }
         }
         ArchivedMessage::Heartbeat { term, .. } => heartbeat_reply(core, term.to_native()),
         ArchivedMessage::Forward { path, body } if path.as_str() == FORWARD_PATH => {
@@ -269,25 +282,43 @@ async fn answer_owned(core: &Core, request: Message) -> Message {
     }
 }
 
-/// Runs one raft RPC; the reply is the JSON of raft's `Result`. A request
-/// that does not decode ends the connection.
-async fn raft_call(core: &Core, kind: RaftRpc, payload: &[u8]) -> Result<Vec<u8>, String> {
+/// Runs one raft RPC; the reply is the JSON of raft's `Result`, or why
+/// the caller may not send it (a vote or entries in another member's name).
+/// A request that does not decode ends the connection.
+async fn raft_call(
+    core: &Core,
+    speaker: &Speaker,
+    kind: RaftRpc,
+    payload: &[u8],
+) -> Result<Result<Vec<u8>, String>, String> {
     let undecodable = |error: serde_json::Error| format!("undecodable {kind:?} request: {error}");
+    let refused = |vote: &openraft::Vote<NodeId>| {
+        vote.leader_id().voted_for().and_then(|node| speaker.refuses_raft(node))
+    };
     Ok(match kind {
         RaftRpc::AppendEntries => {
             let request: AppendEntriesRequest<TypeConfig> =
                 serde_json::from_slice(payload).map_err(undecodable)?;
-            to_json(&core.raft.append_entries(request).await)
+            match refused(&request.vote) {
+                Some(reason) => Err(reason),
+                None => Ok(to_json(&core.raft.append_entries(request).await)),
+            }
         }
         RaftRpc::Vote => {
             let request: VoteRequest<NodeId> =
                 serde_json::from_slice(payload).map_err(undecodable)?;
-            to_json(&core.raft.vote(request).await)
+            match refused(&request.vote) {
+                Some(reason) => Err(reason),
+                None => Ok(to_json(&core.raft.vote(request).await)),
+            }
         }
         RaftRpc::InstallSnapshot => {
             let request: InstallSnapshotRequest<TypeConfig> =
                 serde_json::from_slice(payload).map_err(undecodable)?;
-            to_json(&core.raft.install_snapshot(request).await)
+            match refused(&request.vote) {
+                Some(reason) => Err(reason),
+                None => Ok(to_json(&core.raft.install_snapshot(request).await)),
+            }
         }
     })
 }

@@ -3,7 +3,7 @@
 //! it and sends it; the node crate serves it (`cairn_node::replication`).
 
 use cairn_engine::Version;
-use cairn_net::{IndexEntry, Message};
+use cairn_net::{Caller, IndexEntry};
 use futures_channel::{mpsc, oneshot};
 
 /// Work queued per shard from the raft thread.
@@ -15,7 +15,7 @@ pub enum ShardWork {
     Pull {
         entry: Box<IndexEntry>,
         source_peer: String,
-        hello: Message,
+        caller: Caller,
         reply: oneshot::Sender<Result<(), CopyError>>,
     },
     /// The key's homes count enough copies of `version`: it is `stored`.

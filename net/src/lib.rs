@@ -10,6 +10,7 @@
 //! line format (`tracker`; described in docs/mogilefs.md).
 
 pub mod frame;
+pub mod handshake;
 pub mod io;
 pub mod listener;
 pub mod message;
@@ -25,6 +26,7 @@ pub use rt::{LocalExecutor, LocalTimer};
 pub use frame::{
     decode_frame, encode_message, FrameBuf, FrameBytes, FrameError, FrameHeader, FrameKind,
 };
+pub use handshake::{Caller, ClusterKey};
 pub use message::{ArchivedMessage, IndexEntry, KeyName, KeyRange, KeyVersion, Message, RaftRpc};
 pub use peer_client::{PeerConnection, PeerError};
 pub use peer_io::{read_blob_body, read_frame, read_frame_bounded, write_frame};

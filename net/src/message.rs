@@ -17,18 +17,22 @@ use rkyv::{Archive, Deserialize, Serialize};
 /// [`ArchivedMessage`] after validation; deserialising into this owned
 /// form is for code off the hot path.
 ///
-/// `Debug` is written by hand so that `token_sha256` never reaches a log:
-/// it is what a node presents to join, as good as the secret itself.
+/// `Debug` is written by hand so that opaque payloads print as their size
+/// and handshake proofs not at all.
 #[derive(Archive, Serialize, Deserialize, Clone, PartialEq)]
 #[rkyv(compare(PartialEq))]
 pub enum Message {
-    /// First message on a new peer connection: who is calling and proof
-    /// that it holds the cluster's join token.
+    /// The caller's first message, answering the callee's `Challenge`: who
+    /// is calling, and proof that it holds the cluster secret
+    /// (`handshake.rs`).
     Hello {
         node_id: u64,
         cluster_id: u64,
-        /// SHA-256 of the join token (`DATA/join-token`).
-        token_sha256: [u8; 32],
+        /// The caller's fresh nonce, which the callee's `HelloAck` proves over.
+        nonce: [u8; 32],
+        /// HMAC-SHA-256 with the cluster key over the challenge, `nonce` and
+        /// every other field.
+        proof: [u8; 32],
         /// Where the caller serves HTTP, `host:port`.
         http: String,
         /// Where the caller serves peer RPC, `host:port`.
@@ -36,8 +40,9 @@ pub enum Message {
         /// The caller's failure zone, for placing copies apart.
         zone: String,
     },
-    /// The callee accepted a `Hello`; it names itself and its cluster.
-    HelloAck { node_id: u64, cluster_id: u64 },
+    /// The callee accepted a `Hello`; it names itself and its cluster, and
+    /// proves the secret over both nonces.
+    HelloAck { node_id: u64, cluster_id: u64, proof: [u8; 32] },
     /// Liveness from the raft leader; `sent_ms` is the leader's clock, so a
     /// follower can report the round trip but never compare clocks.
     Heartbeat { term: u64, leader_id: u64, sent_ms: u64 },
@@ -126,6 +131,9 @@ pub enum Message {
     /// Replaces the dead properties a holder keeps for `path`; answered
     /// `Done`, or `Error` 404 when it does not hold the key.
     PropsPut { domain: String, path: String, record: Vec<u8> },
+    /// The callee's first message on every connection: a fresh nonce the
+    /// caller's `Hello` must prove the secret over.
+    Challenge { nonce: [u8; 32] },
 }
 
 /// A key of a domain.
@@ -195,7 +203,7 @@ pub enum RaftRpc {
     InstallSnapshot,
 }
 
-/// Stands in for `token_sha256` in every `Debug` output.
+/// Stands in for a handshake proof in every `Debug` output.
 const REDACTED: &str = "<redacted>";
 
 impl fmt::Debug for Message {
@@ -205,6 +213,7 @@ impl fmt::Debug for Message {
         match self {
             Message::Hello { .. }
             | Message::HelloAck { .. }
+            | Message::Challenge { .. }
             | Message::Heartbeat { .. }
             | Message::HeartbeatReply { .. } => self.fmt_session(f),
             Message::Raft { .. }
@@ -238,23 +247,25 @@ impl fmt::Debug for Message {
 }
 
 impl Message {
-    /// Connection set-up and liveness; never shows the join token's hash.
+    /// Connection set-up and liveness; never shows a proof.
     fn fmt_session(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Message::Hello { node_id, cluster_id, token_sha256: _, http, peer, zone } => f
+            Message::Hello { node_id, cluster_id, nonce: _, proof: _, http, peer, zone } => f
                 .debug_struct("Hello")
                 .field("node_id", node_id)
                 .field("cluster_id", cluster_id)
-                .field("token_sha256", &format_args!("{REDACTED}"))
+                .field("proof", &format_args!("{REDACTED}"))
                 .field("http", http)
                 .field("peer", peer)
                 .field("zone", zone)
                 .finish(),
-            Message::HelloAck { node_id, cluster_id } => f
+            Message::HelloAck { node_id, cluster_id, proof: _ } => f
                 .debug_struct("HelloAck")
                 .field("node_id", node_id)
                 .field("cluster_id", cluster_id)
+                .field("proof", &format_args!("{REDACTED}"))
                 .finish(),
+            Message::Challenge { .. } => f.write_str("Challenge"),
             Message::Heartbeat { term, leader_id, sent_ms } => f
                 .debug_struct("Heartbeat")
                 .field("term", term)
@@ -483,13 +494,15 @@ mod tests {
                 Message::Hello {
                     node_id: 1,
                     cluster_id: 2,
-                    token_sha256: [7; 32],
+                    nonce: [6; 32],
+                    proof: [7; 32],
                     http: text(),
                     peer: text(),
                     zone: text(),
                 },
             ),
-            ("HelloAck", Message::HelloAck { node_id: 1, cluster_id: 2 }),
+            ("HelloAck", Message::HelloAck { node_id: 1, cluster_id: 2, proof: [7; 32] }),
+            ("Challenge", Message::Challenge { nonce: [7; 32] }),
             ("Heartbeat", Message::Heartbeat { term: 1, leader_id: 2, sent_ms: 3 }),
             (
                 "HeartbeatReply",
@@ -530,7 +543,7 @@ mod tests {
         for (name, message) in messages.into_iter().chain(range_and_props_messages()) {
             let shown = format!("{message:?}");
             assert!(shown.starts_with(name), "{shown}");
-            assert!(!shown.contains("[7, 7"), "the token hash is redacted: {shown}");
+            assert!(!shown.contains("[7, 7"), "proofs are redacted: {shown}");
         }
         let raft = format!("{:?}", Message::Raft { kind: RaftRpc::Vote, payload: vec![0; 9] });
         assert_eq!(raft, "Raft { kind: Vote, payload_len_bytes: 9 }");

@@ -1,5 +1,6 @@
 //! One peer-RPC connection on a tokio runtime (the raft thread): dial,
-//! introduce ourselves with a `Hello`, then request → reply, one at a time.
+//! answer the callee's `Challenge` with a `Hello` and check its proof
+//! (`handshake`), then request → reply, one at a time.
 //!
 //! Owns the socket, the receive buffer and the deadlines; what a message
 //! means is the caller's. Any error leaves the connection unusable: the
@@ -12,10 +13,15 @@ use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 use crate::frame::{encode_message, FrameBuf, FrameBytes, FrameError};
+use crate::handshake::{Accepted, Caller, HandshakeError};
 use crate::message::Message;
-use crate::peer_io::{read_frame, write_frame};
+use crate::peer_io::{read_frame, read_frame_bounded, write_frame};
 
-/// A connection to a peer that has accepted our `Hello`.
+/// Largest `Challenge` read before the callee has proven anything.
+pub const CHALLENGE_BYTES_MAX: u32 = 256;
+
+/// A connection to a peer that has accepted our `Hello` and proven it
+/// holds the cluster secret.
 pub struct PeerConnection {
     stream: Compat<TcpStream>,
     receive: FrameBuf,
@@ -36,16 +42,18 @@ pub enum PeerError {
     Refused { code: u16, message: String },
     #[error("unexpected answer: {0}")]
     Unexpected(String),
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
 }
 
 impl PeerConnection {
-    /// Dials `address` and sends `hello`; the peer must answer `HelloAck`,
-    /// which is returned with the connection.
+    /// Dials `address` and runs the handshake as `caller`; answers the
+    /// connection and what the callee said of itself.
     pub async fn connect(
         address: &str,
-        hello: &Message,
+        caller: &Caller,
         timeout: Duration,
-    ) -> Result<(PeerConnection, Message), PeerError> {
+    ) -> Result<(PeerConnection, Accepted), PeerError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
             .map_err(|_| PeerError::Timeout(timeout))?
@@ -56,11 +64,27 @@ impl PeerConnection {
             receive: FrameBuf::new(),
             send: FrameBytes::new(),
         };
-        let ack = connection.call(hello, timeout).await?;
-        match ack {
-            Message::HelloAck { .. } => Ok((connection, ack)),
-            other => Err(unexpected(other)),
-        }
+        let challenge = async {
+            read_frame_bounded(
+                &mut connection.stream,
+                &mut connection.receive,
+                CHALLENGE_BYTES_MAX,
+            )
+            .await?;
+            connection.receive.deserialize()
+        };
+        let challenge = match tokio::time::timeout(timeout, challenge)
+            .await
+            .map_err(|_| PeerError::Timeout(timeout))??
+        {
+            Message::Challenge { nonce } => nonce,
+            Message::Error { code, message } => return Err(PeerError::Refused { code, message }),
+            _ => return Err(HandshakeError::NoChallenge.into()),
+        };
+        let (hello, nonce) = caller.hello(&challenge);
+        let ack = connection.call(&hello, timeout).await?;
+        let accepted = caller.check_ack(&ack, &nonce, &challenge)?;
+        Ok((connection, accepted))
     }
 
     /// Sends `request` and waits for the one reply, within `timeout`. A
@@ -84,8 +108,4 @@ impl PeerConnection {
             reply => Ok(reply),
         }
     }
-}
-
-fn unexpected(message: Message) -> PeerError {
-    PeerError::Unexpected(format!("{message:?}"))
 }

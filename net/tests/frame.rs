@@ -48,7 +48,7 @@ fn header_layout_is_as_documented() {
     for message in samples::every_variant() {
         let frame = encoded(&message);
         assert_eq!(&frame[0..4], b"CRN1", "magic");
-        assert_eq!(frame[4], 1, "version");
+        assert_eq!(frame[4], 2, "version");
         assert_eq!(frame[5], 1, "kind: message");
         assert_eq!(&frame[6..8], &[0, 0], "reserved");
         let payload_len_bytes =
@@ -67,7 +67,7 @@ fn header_layout_is_as_documented() {
 #[test]
 fn blob_header_layout_is_as_documented() {
     let header = FrameHeader::blob_body(0x0102_0304).encode();
-    assert_eq!(header, [b'C', b'R', b'N', b'1', 1, 2, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0]);
+    assert_eq!(header, [b'C', b'R', b'N', b'1', 2, 2, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0]);
 }
 
 /// Pins the archive format itself: rkyv's layout follows its cargo features
@@ -76,19 +76,21 @@ fn blob_header_layout_is_as_documented() {
 /// `FRAME_VERSION` or undo the feature. The same bytes are in PROTOCOL.md.
 #[test]
 fn hello_ack_frame_is_byte_for_byte_the_documented_one() {
-    let frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 });
+    let frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
     let mut expected = vec![
-        0x43, 0x52, 0x4e, 0x31, 0x01, 0x01, 0x00,
-        0x00, // magic "CRN1", version 1, kind 1, reserved
-        0x50, 0x00, 0x00, 0x00, 0x0c, 0x8e, 0x14, 0xf9, // payload length 80, CRC32 0xf9148e0c
+        0x43, 0x52, 0x4e, 0x31, 0x02, 0x01, 0x00,
+        0x00, // magic "CRN1", version 2, kind 1, reserved
+        0x70, 0x00, 0x00, 0x00, 0xaa, 0x40, 0x84,
+        0x43, // payload length 112, CRC32 0x438440aa
         0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         0x00, // tag 1 (HelloAck), 7 bytes of alignment
         0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // node_id 1
         0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // cluster_id 2
     ];
-    // The rest of the 80-byte enum (sized by its largest variant), zeros;
-    // 16 + 80 is already a multiple of 16, so no padding follows.
-    expected.resize(16 + 80, 0);
+    // The proof (zeros here) and the rest of the 112-byte enum (sized by
+    // its largest variant), zeros; 16 + 112 is already a multiple of 16,
+    // so no padding follows.
+    expected.resize(16 + 112, 0);
     assert_eq!(&frame[..], &expected[..], "got {:02x?}", &frame[..]);
 }
 
@@ -157,7 +159,7 @@ fn bad_crc_is_rejected() {
 
 #[test]
 fn bad_magic_is_rejected() {
-    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 });
+    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
     frame[0] = b'X';
     assert!(matches!(
         decode_error(&frame),
@@ -167,8 +169,8 @@ fn bad_magic_is_rejected() {
 
 #[test]
 fn unknown_version_is_rejected() {
-    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 });
-    for version in [0, 2, 255] {
+    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
+    for version in [0, 1, 3, 255] {
         frame[4] = version;
         assert!(matches!(
             decode_error(&frame),
@@ -179,7 +181,7 @@ fn unknown_version_is_rejected() {
 
 #[test]
 fn unknown_kind_is_rejected() {
-    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 });
+    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
     for kind in [0, 3, 255] {
         frame[5] = kind;
         assert!(matches!(decode_error(&frame), FrameError::UnknownKind { found } if found == kind));
@@ -188,7 +190,7 @@ fn unknown_kind_is_rejected() {
 
 #[test]
 fn nonzero_reserved_is_rejected() {
-    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 });
+    let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
     frame[7] = 0x01;
     assert!(matches!(decode_error(&frame), FrameError::ReservedNonzero { found: 0x0100 }));
 }
@@ -243,7 +245,7 @@ fn payload_that_is_not_a_message_archive_is_rejected() {
         );
     }
     // A valid HelloAck archive with its discriminant pushed out of range.
-    let frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 });
+    let frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
     let payload_len_bytes = u32::from_le_bytes(frame[8..12].try_into().expect("four bytes"));
     let mut payload = frame[16..16 + payload_len_bytes as usize].to_vec();
     // The root object sits at the end and an enum's archive starts with its
@@ -334,7 +336,7 @@ fn a_payload_exactly_at_the_bound_passes_the_length_check() {
 fn a_failed_decode_leaves_no_message_behind() {
     let mut buf = FrameBuf::new();
     assert!(matches!(buf.access(), Err(FrameError::NoMessage)));
-    let frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 });
+    let frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
     decode_frame(&frame, &mut buf).expect("own frame decodes");
     assert!(buf.access().is_ok());
     assert!(decode_frame(&frame[..20], &mut buf).is_err());

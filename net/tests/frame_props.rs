@@ -33,17 +33,20 @@ fn raft_rpc() -> impl Strategy<Value = RaftRpc> {
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (any::<u64>(), any::<u64>(), any::<[u8; 32]>(), text(), text(), text()).prop_map(
-            |(node_id, cluster_id, token_sha256, http, peer, zone)| Message::Hello {
+            |(node_id, cluster_id, proof, http, peer, zone)| Message::Hello {
                 node_id,
                 cluster_id,
-                token_sha256,
+                nonce: proof,
+                proof,
                 http,
                 peer,
                 zone,
             }
         ),
-        (any::<u64>(), any::<u64>())
-            .prop_map(|(node_id, cluster_id)| Message::HelloAck { node_id, cluster_id }),
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(node_id, cluster_id, proof)| {
+            Message::HelloAck { node_id, cluster_id, proof }
+        }),
+        any::<[u8; 32]>().prop_map(|nonce| Message::Challenge { nonce }),
         (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(term, leader_id, sent_ms)| {
             Message::Heartbeat { term, leader_id, sent_ms }
         }),

@@ -199,8 +199,9 @@ fn a_blob_body_cut_short_is_truncated() {
 #[test]
 fn a_message_header_is_not_a_blob_body() {
     block_on(async {
-        let mut reader =
-            Cursor::new(encoded(&Message::HelloAck { node_id: 1, cluster_id: 2 }).to_vec());
+        let mut reader = Cursor::new(
+            encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] }).to_vec(),
+        );
         let header = read_frame(&mut reader, &mut FrameBuf::new()).await.expect("message");
         let result = read_blob_body(&mut reader, &header).map(|_| ());
         assert!(
@@ -396,7 +397,7 @@ fn a_bounded_read_refuses_big_payloads_and_blob_bodies_before_reading_them() {
         let refused = cairn_net::read_frame_bounded(&mut reader, &mut buf, 4096).await;
         assert!(matches!(refused, Err(FrameError::UnexpectedKind { .. })));
 
-        let small = Message::HelloAck { node_id: 1, cluster_id: 2 };
+        let small = Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] };
         let mut reader = Cursor::new(encoded(&small).to_vec());
         cairn_net::read_frame_bounded(&mut reader, &mut buf, 4096).await.expect("fits");
         assert_eq!(buf.deserialize().unwrap(), small);

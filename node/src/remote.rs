@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::Digest;
-use cairn_net::{encode_message, read_frame, write_frame, FrameBuf, FrameBytes, FrameKind};
+use cairn_net::peer_client::CHALLENGE_BYTES_MAX;
+use cairn_net::{
+    encode_message, read_frame, read_frame_bounded, write_frame, Caller, FrameBuf, FrameBytes,
+    FrameKind,
+};
 use cairn_net::{IndexEntry, Message};
 use cairn_raft::MemberState;
 use futures_lite::AsyncReadExt;
@@ -115,14 +119,14 @@ pub async fn read_entry(
     let Want::Bytes { start, end } = wanted else { unreachable!("matched above") };
     let whole = start == 0 && end == facts.size_bytes;
     let range = (!whole).then_some((start, end));
-    let hello = shard.node.control.hello();
+    let caller = shard.node.control.caller();
     let me = shard.node.control.id();
     let mut last_error = String::new();
     for holder in holders_to_try(shard, &entry) {
         if holder.id == me {
             continue;
         }
-        let fetched = match fetch(&holder.peer, &facts.sha256, facts.size_bytes, range, &hello)
+        let fetched = match fetch(&holder.peer, &facts.sha256, facts.size_bytes, range, &caller)
             .await
         {
             Ok(blob) => Ok(Checked { blob, hasher: whole.then(Sha256::new), sha256: facts.sha256 }),
@@ -197,7 +201,7 @@ pub async fn fetch(
     sha256: &Digest,
     size_bytes: u64,
     range: Option<(u64, u64)>,
-    hello: &Message,
+    caller: &Caller,
 ) -> Result<PeerBlob, String> {
     let stream = TcpStream::connect_timeout(peer, PEER_CONNECT_TIMEOUT)
         .await
@@ -211,10 +215,16 @@ pub async fn fetch(
         frame_remaining_bytes: 0,
         chunk: vec![0; CHUNK_BYTES],
     };
-    match blob.call(hello).await? {
-        Message::HelloAck { .. } => {}
-        other => return Err(format!("{peer} did not accept us: {other:?}")),
-    }
+    read_frame_bounded(&mut blob.stream, &mut blob.receive, CHALLENGE_BYTES_MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    let challenge = match blob.receive.deserialize().map_err(|e| e.to_string())? {
+        Message::Challenge { nonce } => nonce,
+        other => return Err(format!("{peer} did not open with a challenge: {other:?}")),
+    };
+    let (hello, nonce) = caller.hello(&challenge);
+    let ack = blob.call(&hello).await?;
+    caller.check_ack(&ack, &nonce, &challenge).map_err(|e| format!("{peer}: {e}"))?;
     let mut frame = FrameBytes::new();
     let request = match range {
         None => Message::FetchBlob { sha256: sha256.0 },

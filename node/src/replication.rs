@@ -12,7 +12,7 @@ use bytes::Bytes;
 use cairn_cluster::work::{CopyError, ShardWork};
 use cairn_engine::props::PropsRecord;
 use cairn_engine::{Digest, KeyRecord, KeyState, Version};
-use cairn_net::{IndexEntry, Message};
+use cairn_net::{Caller, IndexEntry};
 use futures_channel::mpsc;
 use futures_lite::StreamExt;
 
@@ -27,8 +27,8 @@ pub async fn serve_work(shard: Rc<Shard>, mut work: mpsc::Receiver<ShardWork>) {
         let shard = shard.clone();
         glommio::spawn_local(async move {
             match item {
-                ShardWork::Pull { entry, source_peer, hello, reply } => {
-                    let _ = reply.send(pull(&shard, *entry, &source_peer, &hello).await);
+                ShardWork::Pull { entry, source_peer, caller, reply } => {
+                    let _ = reply.send(pull(&shard, *entry, &source_peer, &caller).await);
                 }
                 ShardWork::MarkStored { domain, key, version } => {
                     if let Err(error) = shard.mark_stored(&domain, &key, version).await {
@@ -87,10 +87,10 @@ pub async fn hold_here(shard: &Rc<Shard>, domain: &str, key: &str) -> Result<Key
     if let Some(local) = local.filter(|local| local.version >= version) {
         return Ok(local);
     }
-    let (hello, me) = (shard.node.control.hello(), shard.node.control.id());
+    let (caller, me) = (shard.node.control.caller(), shard.node.control.id());
     let mut reason = String::from("no readable holder");
     for holder in crate::remote::holders(shard, &entry).into_iter().filter(|h| h.id != me) {
-        match pull(shard, entry.clone(), &holder.peer, &hello).await {
+        match pull(shard, entry.clone(), &holder.peer, &caller).await {
             Ok(()) => break,
             Err(error) => reason = error.to_string(),
         }
@@ -107,7 +107,7 @@ async fn pull(
     shard: &Rc<Shard>,
     entry: IndexEntry,
     source_peer: &str,
-    hello: &Message,
+    caller: &Caller,
 ) -> Result<(), CopyError> {
     let version = Version { hlc: entry.hlc, node_id: entry.writer };
     let local = shard.node.meta.key(&entry.domain, &entry.key).map_err(store_failed)?;
@@ -122,7 +122,7 @@ async fn pull(
     if !shard.pulls.borrow_mut().insert(pulling.clone()) {
         return Err(CopyError::AlreadyUnderWay);
     }
-    let result = pull_once(shard, &entry, version, source_peer, hello).await;
+    let result = pull_once(shard, &entry, version, source_peer, caller).await;
     shard.pulls.borrow_mut().remove(&pulling);
     if result.is_ok() {
         copy_props(shard, &entry.domain, &entry.key, source_peer).await;
@@ -149,14 +149,14 @@ async fn pull_once(
     entry: &IndexEntry,
     version: Version,
     source_peer: &str,
-    hello: &Message,
+    caller: &Caller,
 ) -> Result<(), CopyError> {
     let sha256 = Digest(entry.sha256);
     if let Some(stored) = reuse_local_blob(shard, entry, version).await? {
         tracing::debug!(domain = %entry.domain, key = %entry.key, version = stored.version.hlc, "copy made from a blob held here");
         return Ok(());
     }
-    let source = fetch(source_peer, &sha256, entry.size_bytes, None, hello)
+    let source = fetch(source_peer, &sha256, entry.size_bytes, None, caller)
         .await
         .map_err(CopyError::Source)?;
     let mut source = Paced { blob: source, shard };

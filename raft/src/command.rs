@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::access::AccessKey;
 use crate::types::{Member, NodeId};
 
 /// The operating state of a member, as the tracker sees it.
@@ -80,6 +81,12 @@ pub enum Command {
     PutSetting { name: String, value: String },
     /// Records one of the tracker's decisions, so a new tracker can carry on.
     Decision { text: String },
+    /// Creates or replaces an access key (its secret sealed).
+    PutAccessKey { id: String, key: AccessKey },
+    /// Revokes an access key.
+    DeleteAccessKey { id: String },
+    /// Lets anyone read a domain's keys without credentials, or stops it.
+    SetPublicRead { domain: String, public: bool },
 }
 
 /// What applying one log entry answered.
@@ -121,6 +128,8 @@ pub enum Refusal {
     ClassNotFound { domain: Option<String>, name: String },
     #[error("member {id} does not exist")]
     MemberNotFound { id: NodeId },
+    #[error("access key {id:?} does not exist")]
+    AccessKeyNotFound { id: String },
 }
 
 fn scope(domain: &Option<String>) -> String {
@@ -143,6 +152,9 @@ pub enum Field {
     PeerAddress,
     MogileAddress,
     Zone,
+    AccessKeyId,
+    AccessKeyName,
+    SealedSecret,
 }
 
 impl fmt::Display for Field {
@@ -157,6 +169,9 @@ impl fmt::Display for Field {
             Field::PeerAddress => "a peer address",
             Field::MogileAddress => "a MogileFS address",
             Field::Zone => "a zone",
+            Field::AccessKeyId => "an access key id",
+            Field::AccessKeyName => "an access key name",
+            Field::SealedSecret => "a sealed secret",
         })
     }
 }
@@ -169,6 +184,7 @@ pub enum Collection {
     Domains,
     Classes,
     Settings,
+    AccessKeys,
 }
 
 impl fmt::Display for Collection {
@@ -178,6 +194,7 @@ impl fmt::Display for Collection {
             Collection::Domains => "domains",
             Collection::Classes => "classes",
             Collection::Settings => "settings",
+            Collection::AccessKeys => "access keys",
         })
     }
 }

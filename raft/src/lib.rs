@@ -87,6 +87,7 @@
 //! current snapshot's state, and openraft re-applies the log entries from
 //! there up to `committed`.
 
+mod access;
 mod command;
 mod config;
 mod db;
@@ -99,6 +100,9 @@ mod store_error;
 mod types;
 mod view;
 
+pub use access::{
+    AccessKey, Grant, ACCESS_KEY_COUNT_MAX, ACCESS_KEY_ID_BYTES_MAX, SEALED_SECRET_BYTES_MAX,
+};
 pub use command::{Collection, Command, CommandResult, Field, MemberState, Refusal};
 pub use config::{
     default_raft_config, new_raft_config, RaftConfigError, APPEND_ENTRIES_MAX, CLUSTER_NAME,

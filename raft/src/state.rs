@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{
+    AccessKey, ACCESS_KEY_COUNT_MAX, ACCESS_KEY_ID_BYTES_MAX, SEALED_SECRET_BYTES_MAX,
+};
 use crate::command::{Collection, Command, CommandResult, Field, MemberState, Refusal};
 use crate::types::{LogId, Member, NodeId, StoredMembership};
 
@@ -84,6 +87,15 @@ pub struct ClusterState {
     decisions: VecDeque<String>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
+    #[serde(default)]
+    access_keys: BTreeMap<String, AccessKey>,
+    /// Domains anyone may read without credentials.
+    #[serde(default)]
+    public_read: BTreeSet<String>,
+    /// Set once the cluster has had a second member; never cleared, so
+    /// client authentication, once on, stays on (docs/design.md §8).
+    #[serde(default)]
+    clustered: bool,
 }
 
 impl Default for ClusterState {
@@ -98,6 +110,9 @@ impl Default for ClusterState {
             decisions: VecDeque::new(),
             last_applied: None,
             last_membership: StoredMembership::default(),
+            access_keys: BTreeMap::new(),
+            public_read: BTreeSet::new(),
+            clustered: false,
         }
     }
 }
@@ -146,6 +161,13 @@ impl ClusterState {
             Command::DeleteDomain { name } => self.delete_domain(name),
             Command::PutSetting { name, value } => self.put_setting(name, value),
             Command::Decision { text } => self.record_decision(text),
+            Command::PutAccessKey { id, key } => self.put_access_key(id, key),
+            Command::DeleteAccessKey { id } => self
+                .access_keys
+                .remove(id)
+                .map(drop)
+                .ok_or_else(|| Refusal::AccessKeyNotFound { id: id.clone() }),
+            Command::SetPublicRead { domain, public } => self.set_public_read(domain, *public),
         }
     }
 
@@ -167,6 +189,7 @@ impl ClusterState {
         }
         let record = MemberRecord { member: member.clone(), state, voter, state_since_unix_ms: 0 };
         self.members.insert(id, record);
+        self.clustered |= self.members.len() >= 2;
         Ok(())
     }
 
@@ -268,7 +291,53 @@ impl ClusterState {
             return Err(Refusal::DomainHasClasses { name: name.to_owned() });
         }
         self.domains.remove(name);
+        self.public_read.remove(name);
         Ok(())
+    }
+
+    // Access.
+
+    fn put_access_key(&mut self, id: &str, key: &AccessKey) -> Result<(), Refusal> {
+        check_len(Field::AccessKeyId, id, 1, ACCESS_KEY_ID_BYTES_MAX)?;
+        check_len(Field::AccessKeyName, &key.name, 0, NAME_BYTES_MAX)?;
+        check_len(Field::SealedSecret, &key.sealed_secret, 1, SEALED_SECRET_BYTES_MAX)?;
+        for domain in key.domains.keys() {
+            check_len(Field::DomainName, domain, 1, NAME_BYTES_MAX)?;
+        }
+        if !self.access_keys.contains_key(id) {
+            check_room(Collection::AccessKeys, self.access_keys.len(), ACCESS_KEY_COUNT_MAX)?;
+        }
+        self.access_keys.insert(id.to_owned(), key.clone());
+        Ok(())
+    }
+
+    fn set_public_read(&mut self, domain: &str, public: bool) -> Result<(), Refusal> {
+        if !self.domains.contains(domain) {
+            return Err(Refusal::DomainNotFound { name: domain.to_owned() });
+        }
+        if public {
+            self.public_read.insert(domain.to_owned());
+        } else {
+            self.public_read.remove(domain);
+        }
+        Ok(())
+    }
+
+    pub fn access_key(&self, id: &str) -> Option<&AccessKey> {
+        self.access_keys.get(id)
+    }
+
+    pub fn access_keys(&self) -> &BTreeMap<String, AccessKey> {
+        &self.access_keys
+    }
+
+    pub fn is_public_read(&self, domain: &str) -> bool {
+        self.public_read.contains(domain)
+    }
+
+    /// Whether the cluster has ever had a second member.
+    pub fn clustered(&self) -> bool {
+        self.clustered
     }
 
     // Settings and decisions.

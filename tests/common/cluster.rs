@@ -26,11 +26,11 @@ impl Cluster {
         let mut args = vec!["--shards", "1"];
         args.extend_from_slice(extra);
         let first = TestNode::start_on(hosts.next().expect("a host"), &args);
-        let (seed, token) = (first.peer_address(), first.join_token());
+        let (seed, token) = (first.peer_address(), first.join_token_file());
         let mut nodes = vec![first];
         for host in hosts {
             let mut joining = args.clone();
-            joining.extend_from_slice(&["--join", &seed, "--join-token", &token]);
+            joining.extend_from_slice(&["--join", &seed, "--join-token-file", &token]);
             nodes.push(TestNode::start_on(host, &joining));
         }
         let cluster = Cluster { nodes };
@@ -41,10 +41,10 @@ impl Cluster {
 
     /// Starts one more node joining through the first, with `extra` flags.
     pub fn add(&mut self, extra: &[&str]) -> &TestNode {
-        let (seed, token) = (self.nodes[0].peer_address(), self.nodes[0].join_token());
+        let (seed, token) = (self.nodes[0].peer_address(), self.nodes[0].join_token_file());
         let mut args = vec!["--shards", "1"];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["--join", &seed, "--join-token", &token]);
+        args.extend_from_slice(&["--join", &seed, "--join-token-file", &token]);
         self.nodes.push(TestNode::start(&args));
         self.nodes.last().expect("just added")
     }
@@ -103,21 +103,21 @@ pub fn node_id(node: &TestNode) -> String {
 }
 
 pub fn cluster_report(node: &TestNode) -> Option<Value> {
-    let answer = ureq::get(&node.url("/v1/cluster")).call().ok()?;
+    let answer = super::http::get(&node.url("/v1/cluster")).call().ok()?;
     answer.into_json().ok()
 }
 
 pub fn post(node: &TestNode, path: &str, body: Value) -> Reply {
-    reply(ureq::post(&node.url(path)).send_json(body))
+    reply(super::http::post(&node.url(path)).send_json(body))
 }
 
 pub fn put_class(node: &TestNode, domain: &str, key: &str, class: &str, body: &[u8]) -> Reply {
     let url = format!("{}?class={class}", node.key_url(domain, key));
-    reply(ureq::put(&url).send_bytes(body))
+    reply(super::http::put(&url).send_bytes(body))
 }
 
 pub fn class_names(node: &TestNode) -> Vec<String> {
-    let listed = reply(ureq::get(&node.url("/v1/admin/classes")).call()).json();
+    let listed = reply(super::http::get(&node.url("/v1/admin/classes")).call()).json();
     listed["classes"]
         .as_array()
         .unwrap()

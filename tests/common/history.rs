@@ -76,7 +76,7 @@ impl History {
 /// An HTTP client with bounded time per request, for workloads that run
 /// while nodes die.
 pub fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
+    super::http::builder()
         .timeout_connect(Duration::from_secs(2))
         .timeout(Duration::from_secs(15))
         .build()

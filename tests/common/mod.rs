@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod disk;
 pub mod history;
+pub mod http;
 pub mod netns;
 pub mod tracker;
 
@@ -78,8 +79,22 @@ impl TestNode {
         TestNode::start_on(Host::loopback(), extra_args)
     }
 
+    /// Starts a node on loopback with `env` set for its process.
+    pub fn start_with_env(extra_args: &[&str], env: &[(&str, &str)]) -> TestNode {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TestNode::start_on_with(Host::loopback(), extra_args, env)
+    }
+
     /// Starts a node on `host`, in a temporary data directory.
     pub fn start_on(host: Host, extra_args: &[&str]) -> TestNode {
+        TestNode::start_on_with(host, extra_args, Vec::new())
+    }
+
+    fn start_on_with(
+        host: Host,
+        extra_args: &[&str],
+        extra_env: Vec<(String, String)>,
+    ) -> TestNode {
         let tempdir = tempfile::Builder::new().prefix("cairn-test-").tempdir().expect("tempdir");
         let dir = tempdir.path().join("data");
         let mut node = TestNode {
@@ -91,7 +106,7 @@ impl TestNode {
             mogile_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            extra_env: Vec::new(),
+            extra_env,
             _tempdir: Some(tempdir),
         };
         node.launch();
@@ -172,6 +187,7 @@ impl TestNode {
             command.args(["--shards", "2"]);
         }
         self.child = Some(command.spawn().expect("spawn cairn"));
+        http::register(format!("{address}:{}", self.http_port), self.admin_key_file());
         let ports = self.dir.join("ports.json");
         let started = wait_for(START_TIMEOUT, || {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -188,7 +204,13 @@ impl TestNode {
         };
         (self.http_port, self.peer_port, self.mogile_port) = (http, peer, mogile);
         self.base = format!("http://{}:{http}", self.host.address);
-        wait_for(START_TIMEOUT, || ureq::get(&self.url("/v1/status")).call().ok())
+        // Any answer will do: a node of a cluster whose key this harness
+        // does not know answers 401.
+        let answering = |result: Result<ureq::Response, ureq::Error>| match result {
+            Ok(_) | Err(ureq::Error::Status(..)) => Some(()),
+            Err(_) => None,
+        };
+        wait_for(START_TIMEOUT, || answering(http::get(&self.url("/v1/status")).call()))
             .expect("node answers /v1/status");
         true
     }
@@ -237,9 +259,9 @@ impl TestNode {
     pub fn wipe_and_rejoin(&mut self, seed: &TestNode) {
         self.kill();
         std::fs::remove_dir_all(&self.dir).expect("wipe the data directory");
-        let (address, token) = (seed.peer_address(), seed.join_token());
+        let (address, token) = (seed.peer_address(), seed.join_token_file());
         self.drop_join_args();
-        self.extra_args.extend(["--join".into(), address, "--join-token".into(), token]);
+        self.extra_args.extend(["--join".into(), address, "--join-token-file".into(), token]);
         self.launch();
     }
 
@@ -253,7 +275,7 @@ impl TestNode {
         let mut kept = Vec::new();
         let mut args = std::mem::take(&mut self.extra_args).into_iter();
         while let Some(arg) = args.next() {
-            if arg == "--join" || arg == "--join-token" {
+            if arg == "--join" || arg == "--join-token-file" {
                 args.next();
             } else {
                 kept.push(arg);
@@ -266,8 +288,26 @@ impl TestNode {
         format!("{}:{}", self.host.address, self.peer_port)
     }
 
-    pub fn join_token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("join-token")).expect("join-token").trim().to_owned()
+    /// Where this node's cluster keeps its first admin key: in the data
+    /// directory of the node it was founded on (the one a joiner's
+    /// `--join-token-file` is in).
+    pub fn admin_key_file(&self) -> PathBuf {
+        let joined_through =
+            self.extra_args.iter().skip_while(|a| *a != "--join-token-file").nth(1);
+        match joined_through {
+            Some(secret) => Path::new(secret).with_file_name("admin-key"),
+            None => self.dir.join("admin-key"),
+        }
+    }
+
+    /// The file holding the cluster secret, for `--join-token-file`.
+    pub fn join_token_file(&self) -> String {
+        self.dir.join("cluster-secret").to_str().expect("a UTF-8 path").to_owned()
+    }
+
+    /// The cluster secret itself.
+    pub fn cluster_secret(&self) -> String {
+        std::fs::read_to_string(self.join_token_file()).expect("cluster-secret").trim().to_owned()
     }
 
     pub fn is_running(&self) -> bool {
@@ -302,7 +342,7 @@ impl TestNode {
     /// A WebDAV request (`path` under `/dav/`), through ureq (which
     /// normalises dot segments).
     pub fn dav(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut request = ureq::request(method, &self.url(&format!("/dav/{path}")));
+        let mut request = http::request(method, &self.url(&format!("/dav/{path}")));
         for (name, value) in headers {
             request = request.set(name, value);
         }
@@ -310,15 +350,15 @@ impl TestNode {
     }
 
     pub fn put(&self, domain: &str, key: &str, body: &[u8]) -> Reply {
-        reply(ureq::put(&self.key_url(domain, key)).send_bytes(body))
+        reply(http::put(&self.key_url(domain, key)).send_bytes(body))
     }
 
     pub fn get(&self, domain: &str, key: &str) -> Reply {
-        reply(ureq::get(&self.key_url(domain, key)).call())
+        reply(http::get(&self.key_url(domain, key)).call())
     }
 
     pub fn status(&self) -> serde_json::Value {
-        reply(ureq::get(&self.url("/v1/status")).call()).json()
+        reply(http::get(&self.url("/v1/status")).call()).json()
     }
 }
 

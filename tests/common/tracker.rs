@@ -112,7 +112,7 @@ pub fn decode(text: &str) -> String {
 pub fn store(tracker: &mut Tracker, domain: &str, key: &str, data: &[u8]) -> u64 {
     let open = tracker.ok("create_open", &[("domain", domain), ("key", key)]);
     let path = &open["path"];
-    let put = reply(ureq::put(path).send_bytes(data));
+    let put = reply(super::http::put(path).send_bytes(data));
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
     let size = data.len().to_string();
     let close = [

@@ -24,6 +24,8 @@ use cairn_node::shard::{CollectionOp, CopyCommit, Shard};
 use cairn_node::upload::KeyRef;
 use cairn_node::NodeError;
 
+use crate::http::auth::Need;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Transfer {
     Copy,
@@ -37,6 +39,8 @@ pub async fn transfer(
     transfer: Transfer,
 ) -> Result<Response<ResBody>, ApiError> {
     let (target, overwrite, deep) = transfer_headers(&request.headers, transfer)?;
+    let target_domain = Need::Write(&target.domain);
+    crate::http::auth::check(shard, request, Some(target_domain))?;
     let source = resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))?;
     if target.is_root() {
         return Err(forbidden("a domain's root cannot be overwritten"));

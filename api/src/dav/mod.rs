@@ -29,6 +29,7 @@ use http::{header, HeaderMap, Response, StatusCode};
 pub use locks::LockTable;
 pub use path::PREFIX;
 
+use crate::http::auth::{self, Need};
 use crate::http::key::{self, ReadKind};
 use crate::http::ErrorKind;
 use crate::http::{ApiError, RequestBody, ResBody};
@@ -67,9 +68,16 @@ pub async fn handle(
             .expect("valid headers"));
     }
     if matches!(request.uri.path(), "/dav" | "/dav/") {
+        auth::check(shard, request, Some(Need::AnyKey))?;
         return domains::handle(shard, request, body).await;
     }
     let path = path::parse(request.uri.path())?;
+    let need = match method {
+        // COPY reads here; its Destination is checked for a write there.
+        "GET" | "HEAD" | "PROPFIND" | "COPY" => Need::Read(&path.domain),
+        _ => Need::Write(&path.domain),
+    };
+    auth::check(shard, request, Some(need))?;
     match method {
         "GET" => get(shard, request, path, ReadKind::Get).await,
         "HEAD" => get(shard, request, path, ReadKind::Head).await,

@@ -58,6 +58,12 @@ pub enum ErrorKind {
     UnknownClass,
     /// A WebDAV request that is never allowed (infinite depth, a protected property).
     Forbidden,
+    /// No credentials, or credentials that are not a valid access key.
+    Unauthorized,
+    /// A valid access key without the permission the request needs.
+    AccessDenied,
+    /// No such access key.
+    UnknownAccessKey,
     /// No such key, domain, class, member or endpoint.
     NotFound,
     /// The method does not apply to this path.
@@ -171,6 +177,9 @@ impl ErrorKind {
             DigestMismatch => StatusCode::BAD_REQUEST,
             UnknownClass => StatusCode::BAD_REQUEST,
             Forbidden => StatusCode::FORBIDDEN,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            AccessDenied => StatusCode::FORBIDDEN,
+            UnknownAccessKey => StatusCode::NOT_FOUND,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Exists => StatusCode::METHOD_NOT_ALLOWED,
@@ -242,6 +251,9 @@ impl ErrorKind {
             DigestMismatch => "digest_mismatch",
             UnknownClass => "unknown_class",
             Forbidden => "forbidden",
+            Unauthorized => "unauthorized",
+            AccessDenied => "access_denied",
+            UnknownAccessKey => "unknown_access_key",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Exists => "exists",
@@ -320,11 +332,14 @@ impl ApiError {
             tracing::error!(%status, code = self.kind.code(), message = %self.message);
         }
         let body = serde_json::json!({ "error": self.kind.code(), "message": self.message });
-        Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(ResBody::json(&body))
-            .expect("static headers are valid")
+        let mut response =
+            Response::builder().status(status).header(header::CONTENT_TYPE, "application/json");
+        if self.kind == ErrorKind::Unauthorized {
+            // Basic first: the WebDAV clients that know only it stop at it.
+            response = response.header(header::WWW_AUTHENTICATE, r#"Basic realm="cairn""#);
+            response = response.header(header::WWW_AUTHENTICATE, r#"Bearer realm="cairn""#);
+        }
+        response.body(ResBody::json(&body)).expect("static headers are valid")
     }
 }
 
@@ -409,6 +424,7 @@ impl From<ControlError> for ApiError {
                 ErrorKind::LeaderUnreachable
             }
             ControlError::Stopped | ControlError::Raft(_) => ErrorKind::Raft,
+            ControlError::IdInUse { .. } => ErrorKind::Conflict,
             ControlError::Refused(reason) => match reason {
                 Refusal::DomainExists { .. } => ErrorKind::DomainExists,
                 Refusal::DomainHasClasses { .. } => ErrorKind::DomainHasClasses,
@@ -419,6 +435,7 @@ impl From<ControlError> for ApiError {
                 Refusal::Replicas { .. } => ErrorKind::BadReplicas,
                 Refusal::Length { .. } => ErrorKind::BadLength,
                 Refusal::TooMany { .. } => ErrorKind::TooMany,
+                Refusal::AccessKeyNotFound { .. } => ErrorKind::UnknownAccessKey,
             },
         };
         ApiError::new(kind, error.to_string())

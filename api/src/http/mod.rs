@@ -2,6 +2,7 @@
 //! map from failures to statuses and JSON errors, ranges, the handling of
 //! one key's PUT, GET and DELETE, and the connection loop.
 
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod key;

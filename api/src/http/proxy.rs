@@ -169,7 +169,11 @@ async fn send(
     request: &PutRequest,
     source: &mut impl ChunkSource,
 ) -> Result<KeyRecord, ApiError> {
-    let builder = put_head(address, request);
+    let (domain, key) = (&request.target.domain, &request.target.key);
+    let mut builder = put_head(address, request);
+    if let Some(relay) = super::auth::sign(shard, super::auth::Signed::Write, domain, key) {
+        builder = builder.header(super::auth::RELAY_HEADER, relay);
+    }
     // A store that stops taking the body or answering (paused, cut off)
     // fails the write after the same silence a client is allowed.
     let silence = shard.node.config.body_timeout;

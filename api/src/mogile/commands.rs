@@ -325,6 +325,12 @@ async fn get_paths(shard: &Shard, client: &Client, args: &Request) -> Answer {
     }
     let pathcount = args.nonempty("pathcount").and_then(|n| n.parse::<usize>().ok()).unwrap_or(2);
     urls.truncate(pathcount.max(1));
+    // MogileFS clients fetch paths with no credentials: a cluster that
+    // asks for keys hands out URLs signed for this one key, for a while.
+    if let Some(sig) = crate::http::auth::sign(shard, crate::http::auth::Signed::Read, domain, key)
+    {
+        urls.iter_mut().for_each(|url| *url = format!("{url}?sig={sig}"));
+    }
     let mut answer = vec![("paths".to_string(), urls.len().to_string())];
     for (i, url) in urls.into_iter().enumerate() {
         answer.push((format!("path{}", i + 1), url));

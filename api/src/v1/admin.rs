@@ -46,10 +46,22 @@ pub async fn admin(
         (&Method::GET, ["domains"]) => Ok(list_domains(shard)),
         (&Method::POST, ["domains"]) => create_domain(shard, body).await,
         (&Method::DELETE, ["domains", name]) => delete_domain(shard, name).await,
+        (&Method::POST, ["domains", name]) => super::access::set_domain(shard, name, body).await,
         (&Method::POST, ["nodes", id, "state"]) => set_node_state(shard, id, body).await,
+        (&Method::GET, ["keys"]) => Ok(super::access::list(shard)),
+        (&Method::POST, ["keys"]) => super::access::create(shard, body).await,
+        (&Method::DELETE, ["keys", id]) => super::access::delete(shard, id).await,
+        (&Method::POST, ["keys", id, "allow"]) => super::access::allow(shard, id, body).await,
         (
             _,
-            ["classes"] | ["classes", _] | ["domains"] | ["domains", _] | ["nodes", _, "state"],
+            ["classes"]
+            | ["classes", _]
+            | ["domains"]
+            | ["domains", _]
+            | ["nodes", _, "state"]
+            | ["keys"]
+            | ["keys", _]
+            | ["keys", _, "allow"],
         ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found("no such admin endpoint")),
     }
@@ -184,14 +196,14 @@ fn validate_class_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn submit(shard: &Shard, command: Command) -> Result<(), ApiError> {
+pub(super) async fn submit(shard: &Shard, command: Command) -> Result<(), ApiError> {
     match shard.node.control.submit(command).await? {
         CommandResult::Ok => Ok(()),
         CommandResult::Refused { reason } => Err(ControlError::Refused(reason).into()),
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     shard: &Shard,
     body: &mut RequestBody,
 ) -> Result<T, ApiError> {
@@ -221,7 +233,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(ErrorKind::BadJson, format!("bad request body: {e}")))
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResBody> {
+pub(super) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResBody> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
@@ -229,6 +241,6 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResB
         .expect("valid headers")
 }
 
-fn no_content() -> Response<ResBody> {
+pub(super) fn no_content() -> Response<ResBody> {
     Response::builder().status(StatusCode::NO_CONTENT).body(ResBody::empty()).expect("valid")
 }

@@ -10,6 +10,7 @@ use cairn_node::{NodeError, Shard};
 use http::{header, Response, StatusCode};
 use serde_json::json;
 
+use crate::http::auth::Signed;
 use crate::http::{ApiError, ErrorKind, ResBody};
 
 /// `201` with the stored version's record.
@@ -95,7 +96,8 @@ pub async fn locations(shard: &Shard, target: KeyRef) -> Result<Response<ResBody
     let locations: Vec<_> = cairn_node::remote::holders(shard, &entry)
         .into_iter()
         .map(|holder| {
-            json!({ "node": format!("{:016x}", holder.id), "url": key_url(&holder.http, &target) })
+            let url = signed_url(key_url(&holder.http, &target), shard, &target);
+            json!({ "node": format!("{:016x}", holder.id), "url": url })
         })
         .collect();
     let body = json!({
@@ -121,8 +123,18 @@ pub async fn redirect(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>
     })?;
     Ok(Response::builder()
         .status(StatusCode::TEMPORARY_REDIRECT)
-        .header(header::LOCATION, key_url(&holder.http, &target))
+        .header(header::LOCATION, signed_url(key_url(&holder.http, &target), shard, &target))
         .body(ResBody::empty())?)
+}
+
+/// `url` with a `sig` that lets a client without credentials read the key
+/// there, when the node asks for credentials at all.
+pub fn signed_url(url: String, shard: &Shard, target: &KeyRef) -> String {
+    let signed = crate::http::auth::sign(shard, Signed::Read, &target.domain, &target.key);
+    match signed {
+        Some(sig) => format!("{url}?sig={sig}"),
+        None => url,
+    }
 }
 
 /// `DELETE`: `204` once the key's homes have the deletion.

@@ -1,5 +1,6 @@
 //! The client HTTP API (`/v1/…`, `/metrics`; README "HTTP API").
 
+mod access;
 mod admin;
 mod keys;
 mod list;
@@ -16,6 +17,7 @@ use http::{Method, Response};
 pub use keys::record_json;
 use path::Route;
 
+use crate::http::auth::{self, Need};
 use crate::http::key::ReadKind;
 use crate::http::{ApiError, Query, RequestBody, ResBody};
 
@@ -26,6 +28,15 @@ pub async fn handle(
 ) -> Result<Response<ResBody>, ApiError> {
     let route = path::route(request.uri.path())?;
     let query = Query::parse(request.uri.query());
+    match &route {
+        Route::Key { domain, key } if matches!(request.method, Method::GET | Method::HEAD) => {
+            auth::check_read(shard, request, &query, domain, key)?
+        }
+        Route::Key { domain, key } if request.method == Method::PUT => {
+            auth::check_write(shard, request, domain, key)?
+        }
+        route => auth::check(shard, request, need(route, &request.method))?,
+    }
     match (route, request.method.clone()) {
         (Route::Metrics, Method::GET) => Ok(status::metrics(shard)),
         (Route::Status, Method::GET) => status::status(shard).await,
@@ -39,6 +50,24 @@ pub async fn handle(
         }
         (Route::Unknown, _) => Err(ApiError::not_found("no such endpoint")),
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// What a request on `route` needs of its access key.
+fn need<'a>(route: &'a Route, method: &Method) -> Option<Need<'a>> {
+    let reads = matches!(*method, Method::GET | Method::HEAD);
+    match route {
+        Route::Metrics => Some(Need::Metrics),
+        Route::Status | Route::Cluster => Some(Need::AnyKey),
+        Route::Admin { segments } => match (method, segments.as_slice()) {
+            (&Method::DELETE, [what, name]) if what == "domains" => Some(Need::Owner(name)),
+            (&Method::GET, [what, ..]) if what != "keys" => Some(Need::AnyKey),
+            _ => Some(Need::Admin),
+        },
+        Route::Domain { domain } if reads => Some(Need::Read(domain)),
+        Route::Domain { domain } | Route::Key { domain, .. } if !reads => Some(Need::Write(domain)),
+        Route::Key { domain, .. } => Some(Need::Read(domain)),
+        Route::Domain { .. } | Route::Unknown => None,
     }
 }
 

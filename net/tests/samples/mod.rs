@@ -9,12 +9,13 @@ pub fn every_variant() -> Vec<Message> {
         Message::Hello {
             node_id: 7,
             cluster_id: 0xC0FF_EE00_D15C_0001,
-            token_sha256: [0xA5; 32],
+            nonce: [0xA6; 32],
+            proof: [0xA5; 32],
             http: "10.0.0.7:8080".to_owned(),
             peer: "10.0.0.7:7070".to_owned(),
             zone: "rack-3".to_owned(),
         },
-        Message::HelloAck { node_id: 1, cluster_id: 0xC0FF_EE00_D15C_0001 },
+        Message::HelloAck { node_id: 1, cluster_id: 0xC0FF_EE00_D15C_0001, proof: [0x5A; 32] },
         Message::Heartbeat { term: 42, leader_id: 1, sent_ms: 1_700_000_000_123 },
         Message::HeartbeatReply {
             node_id: 2,

@@ -143,6 +143,7 @@ fn start_node(
             },
             cpu: None,
             copies_in_flight_max: 1,
+            auth_forced: false,
         },
     )
     .expect("start the control plane");

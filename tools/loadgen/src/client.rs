@@ -30,6 +30,9 @@ pub struct Target {
     pub addr: SocketAddr,
     authority: String,
     path_template: String,
+    /// Sent as `Authorization` with every request (`LOADGEN_AUTHORIZATION`,
+    /// e.g. `Bearer <id>:<secret>` for a cluster that asks for keys).
+    authorization: Option<String>,
 }
 
 impl Target {
@@ -56,7 +59,12 @@ impl Target {
             .with_context(|| format!("cannot resolve `{authority}`"))?
             .next()
             .with_context(|| format!("`{authority}` resolves to no address"))?;
-        Ok(Target { addr, authority: authority.to_string(), path_template: path_template.into() })
+        Ok(Target {
+            addr,
+            authority: authority.to_string(),
+            path_template: path_template.into(),
+            authorization: std::env::var("LOADGEN_AUTHORIZATION").ok(),
+        })
     }
 
     pub fn path_for(&self, key_index: u64) -> String {
@@ -154,10 +162,14 @@ impl Connection {
             Op::Get => Method::GET,
             Op::Delete => Method::DELETE,
         };
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(target.path_for(key_index))
-            .header(http::header::HOST, target.authority.as_str())
+            .header(http::header::HOST, target.authority.as_str());
+        if let Some(authorization) = &target.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization.as_str());
+        }
+        let request = request
             .body(body)
             .expect("the path and host were validated when the target was resolved");
         let link = self.ready_link().await?;
