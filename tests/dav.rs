@@ -441,10 +441,19 @@ fn litmus_passes_against_a_node_of_a_cluster() {
 fn litmus_passes(node: &TestNode) {
     let work = tempfile::tempdir().unwrap();
     // litmus stops at the first suite with a failure: `locks` runs alone, last.
+    // In a cluster, litmus logs in with the admin key (HTTP Basic).
+    let address = node.base.trim_start_matches("http://");
+    let login: Vec<String> = common::http::authorization(address)
+        .map(|bearer| {
+            let (user, secret) = bearer.trim_start_matches("Bearer ").split_once(':').unwrap();
+            vec![user.to_owned(), secret.to_owned()]
+        })
+        .unwrap_or_default();
     let run = |suites: &str| {
         let output = run_bounded(
             Command::new("litmus")
                 .arg(dav_url(node, "litmus/"))
+                .args(&login)
                 .env("TESTS", suites)
                 .current_dir(work.path()),
             Duration::from_secs(240),

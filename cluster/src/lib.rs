@@ -386,7 +386,12 @@ async fn ensure_admin_key(core: Arc<Core>) {
     let mut ticker = tokio::time::interval(REGISTER_INTERVAL);
     loop {
         ticker.tick().await;
-        if core.leader() != Some(core.id()) || core.view.read(|s| !s.access_keys().is_empty()) {
+        if core.leader() != Some(core.id()) || core.view.read(|s| s.keys_made()) {
+            continue;
+        }
+        // A new leader may not have applied the whole log yet: what it
+        // sees of the keys must be the cluster's, not a stale view.
+        if core.raft.ensure_linearizable().await.is_err() || core.view.read(|s| s.keys_made()) {
             continue;
         }
         let data = &core.storage.data;

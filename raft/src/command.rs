@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::access::AccessKey;
+use crate::access::{AccessKey, Grant};
 use crate::types::{Member, NodeId};
 
 /// The operating state of a member, as the tracker sees it.
@@ -81,8 +81,11 @@ pub enum Command {
     PutSetting { name: String, value: String },
     /// Records one of the tracker's decisions, so a new tracker can carry on.
     Decision { text: String },
-    /// Creates or replaces an access key (its secret sealed).
+    /// Creates an access key (its secret sealed); refused when the id exists.
     PutAccessKey { id: String, key: AccessKey },
+    /// Changes what an existing key may do: its grant in `domain` (an empty
+    /// grant removes it) and, when given, `admin`.
+    SetAccessGrant { id: String, domain: Option<String>, grant: Grant, admin: Option<bool> },
     /// Revokes an access key.
     DeleteAccessKey { id: String },
     /// Lets anyone read a domain's keys without credentials, or stops it.
@@ -130,6 +133,8 @@ pub enum Refusal {
     MemberNotFound { id: NodeId },
     #[error("access key {id:?} does not exist")]
     AccessKeyNotFound { id: String },
+    #[error("access key {id:?} exists")]
+    AccessKeyExists { id: String },
 }
 
 fn scope(domain: &Option<String>) -> String {

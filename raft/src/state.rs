@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{
-    AccessKey, ACCESS_KEY_COUNT_MAX, ACCESS_KEY_ID_BYTES_MAX, SEALED_SECRET_BYTES_MAX,
+    AccessKey, Grant, ACCESS_KEY_COUNT_MAX, ACCESS_KEY_ID_BYTES_MAX, SEALED_SECRET_BYTES_MAX,
 };
 use crate::command::{Collection, Command, CommandResult, Field, MemberState, Refusal};
 use crate::types::{LogId, Member, NodeId, StoredMembership};
@@ -96,6 +96,10 @@ pub struct ClusterState {
     /// client authentication, once on, stays on (docs/design.md §8).
     #[serde(default)]
     clustered: bool,
+    /// Set by the first access key ever made; never cleared, so a cluster
+    /// whose keys were all revoked does not get a new admin key by itself.
+    #[serde(default)]
+    keys_made: bool,
 }
 
 impl Default for ClusterState {
@@ -113,6 +117,7 @@ impl Default for ClusterState {
             access_keys: BTreeMap::new(),
             public_read: BTreeSet::new(),
             clustered: false,
+            keys_made: false,
         }
     }
 }
@@ -162,6 +167,9 @@ impl ClusterState {
             Command::PutSetting { name, value } => self.put_setting(name, value),
             Command::Decision { text } => self.record_decision(text),
             Command::PutAccessKey { id, key } => self.put_access_key(id, key),
+            Command::SetAccessGrant { id, domain, grant, admin } => {
+                self.set_access_grant(id, domain.as_deref(), *grant, *admin)
+            }
             Command::DeleteAccessKey { id } => self
                 .access_keys
                 .remove(id)
@@ -304,10 +312,35 @@ impl ClusterState {
         for domain in key.domains.keys() {
             check_len(Field::DomainName, domain, 1, NAME_BYTES_MAX)?;
         }
-        if !self.access_keys.contains_key(id) {
-            check_room(Collection::AccessKeys, self.access_keys.len(), ACCESS_KEY_COUNT_MAX)?;
+        if self.access_keys.contains_key(id) {
+            return Err(Refusal::AccessKeyExists { id: id.to_owned() });
         }
+        check_room(Collection::AccessKeys, self.access_keys.len(), ACCESS_KEY_COUNT_MAX)?;
         self.access_keys.insert(id.to_owned(), key.clone());
+        self.keys_made = true;
+        Ok(())
+    }
+
+    fn set_access_grant(
+        &mut self,
+        id: &str,
+        domain: Option<&str>,
+        grant: Grant,
+        admin: Option<bool>,
+    ) -> Result<(), Refusal> {
+        if let Some(domain) = domain {
+            check_len(Field::DomainName, domain, 1, NAME_BYTES_MAX)?;
+        }
+        let not_found = || Refusal::AccessKeyNotFound { id: id.to_owned() };
+        let key = self.access_keys.get_mut(id).ok_or_else(not_found)?;
+        match domain {
+            Some(domain) if grant == Grant::default() => drop(key.domains.remove(domain)),
+            Some(domain) => drop(key.domains.insert(domain.to_owned(), grant)),
+            None => {}
+        }
+        if let Some(admin) = admin {
+            key.admin = admin;
+        }
         Ok(())
     }
 
@@ -333,6 +366,11 @@ impl ClusterState {
 
     pub fn is_public_read(&self, domain: &str) -> bool {
         self.public_read.contains(domain)
+    }
+
+    /// Whether an access key was ever made.
+    pub fn keys_made(&self) -> bool {
+        self.keys_made
     }
 
     /// Whether the cluster has ever had a second member.

@@ -71,6 +71,9 @@ pub struct TestNode {
     extra_args: Vec<String>,
     /// Environment of the next start (libfaketime, say).
     extra_env: Vec<(String, String)>,
+    /// Where its cluster's admin key is, fixed at the first start (a
+    /// restart drops the join flags it is found from).
+    admin_key: Option<PathBuf>,
     _tempdir: Option<tempfile::TempDir>,
 }
 
@@ -107,6 +110,7 @@ impl TestNode {
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             extra_env,
+            admin_key: None,
             _tempdir: Some(tempdir),
         };
         node.launch();
@@ -125,6 +129,7 @@ impl TestNode {
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             extra_env: Vec::new(),
+            admin_key: None,
             _tempdir: None,
         };
         node.launch();
@@ -187,7 +192,11 @@ impl TestNode {
             command.args(["--shards", "2"]);
         }
         self.child = Some(command.spawn().expect("spawn cairn"));
-        http::register(format!("{address}:{}", self.http_port), self.admin_key_file());
+        let key = match &self.admin_key {
+            Some(key) => key.clone(),
+            None => self.admin_key.insert(self.admin_key_file()).clone(),
+        };
+        http::register(format!("{address}:{}", self.http_port), key);
         let ports = self.dir.join("ports.json");
         let started = wait_for(START_TIMEOUT, || {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -261,6 +270,7 @@ impl TestNode {
         std::fs::remove_dir_all(&self.dir).expect("wipe the data directory");
         let (address, token) = (seed.peer_address(), seed.join_token_file());
         self.drop_join_args();
+        self.admin_key = None;
         self.extra_args.extend(["--join".into(), address, "--join-token-file".into(), token]);
         self.launch();
     }

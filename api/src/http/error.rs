@@ -436,6 +436,7 @@ impl From<ControlError> for ApiError {
                 Refusal::Length { .. } => ErrorKind::BadLength,
                 Refusal::TooMany { .. } => ErrorKind::TooMany,
                 Refusal::AccessKeyNotFound { .. } => ErrorKind::UnknownAccessKey,
+                Refusal::AccessKeyExists { .. } => ErrorKind::Conflict,
             },
         };
         ApiError::new(kind, error.to_string())

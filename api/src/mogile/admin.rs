@@ -149,7 +149,7 @@ fn refusal(reason: cairn_raft::Refusal) -> ErrAnswer {
         R::Replicas { .. } => "invalid_mindevcount",
         R::MemberNotFound { .. } => "no_device",
         R::Length { .. } => "bad_params",
-        R::TooMany { .. } | R::AccessKeyNotFound { .. } => "failure",
+        R::TooMany { .. } | R::AccessKeyNotFound { .. } | R::AccessKeyExists { .. } => "failure",
     };
     ErrAnswer::new(code, reason.to_string())
 }

@@ -83,29 +83,22 @@ pub async fn allow(
     body: &mut RequestBody,
 ) -> Result<Response<ResBody>, ApiError> {
     let asked: Allow = read_json(shard, body).await?;
-    let control = &shard.node.control;
-    let mut key = control.read(|s| s.access_key(id).cloned()).ok_or_else(|| {
-        ApiError::new(ErrorKind::UnknownAccessKey, format!("access key {id:?} does not exist"))
-    })?;
     if let Some(domain) = &asked.domain {
-        let scope = domain == cairn_cluster::access::METRICS_SCOPE;
-        if !scope {
+        if domain != cairn_cluster::access::METRICS_SCOPE {
             cairn_engine::validate_domain(domain)?;
-        }
-        let grant = Grant { read: asked.read, write: asked.write, owner: asked.owner };
-        if grant == Grant::default() {
-            key.domains.remove(domain);
-        } else {
-            key.domains.insert(domain.clone(), grant);
         }
     } else if asked.admin.is_none() {
         return Err(ApiError::new(ErrorKind::BadJson, "give a domain, or admin"));
     }
-    if let Some(admin) = asked.admin {
-        key.admin = admin;
-    }
-    let shown = json!({ "id": id, "name": key.name, "admin": key.admin, "domains": key.domains });
-    submit(shard, Command::PutAccessKey { id: id.to_owned(), key }).await?;
+    let grant = Grant { read: asked.read, write: asked.write, owner: asked.owner };
+    let shown = json!({ "id": id, "domain": asked.domain, "grant": grant, "admin": asked.admin });
+    let command = Command::SetAccessGrant {
+        id: id.to_owned(),
+        domain: asked.domain,
+        grant,
+        admin: asked.admin,
+    };
+    submit(shard, command).await?;
     Ok(json_response(StatusCode::OK, &shown))
 }
 

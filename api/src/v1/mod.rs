@@ -29,7 +29,11 @@ pub async fn handle(
     let route = path::route(request.uri.path())?;
     let query = Query::parse(request.uri.query());
     match &route {
-        Route::Key { domain, key } if matches!(request.method, Method::GET | Method::HEAD) => {
+        // A signed URL reads the bytes; it does not sign more URLs.
+        Route::Key { domain, key }
+            if matches!(request.method, Method::GET | Method::HEAD)
+                && !["redirect", "locations", "stat"].iter().any(|q| query.has(q)) =>
+        {
             auth::check_read(shard, request, &query, domain, key)?
         }
         Route::Key { domain, key } if request.method == Method::PUT => {
