@@ -163,6 +163,15 @@ pub struct ServeArgs {
     /// tracker connection through an upload keeps it until create_close.
     #[arg(long, env = "CAIRN_MOGILE_IDLE_TIMEOUT", default_value = "90m", value_parser = parse_duration)]
     pub mogile_idle_timeout: Duration,
+    /// The MogileFS port takes its admin commands (create_domain,
+    /// create_class, set_state, …) even where HTTP asks for access keys;
+    /// the protocol has no way to authenticate them.
+    #[arg(long, env = "CAIRN_MOGILE_ADMIN")]
+    pub mogile_admin: bool,
+    /// The domains the MogileFS port serves, comma-separated; others are
+    /// `unreg_domain` there. Default: every domain.
+    #[arg(long, env = "CAIRN_MOGILE_DOMAINS", value_delimiter = ',')]
+    pub mogile_domains: Vec<String>,
 }
 
 /// The node's listeners, bound before anything else so that port 0 is
@@ -311,6 +320,8 @@ fn node_config(args: &ServeArgs, shard_count: usize, http_listen: SocketAddr) ->
         disk_reserve_bytes: args.disk_reserve,
         body_min_rate_bytes_per_s: args.body_min_rate,
         mogile_idle_timeout: args.mogile_idle_timeout,
+        mogile_admin: args.mogile_admin,
+        mogile_domains: args.mogile_domains.clone(),
     }
 }
 

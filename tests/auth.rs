@@ -247,4 +247,23 @@ fn a_lone_node_on_loopback_needs_no_key_unless_asked() {
     });
     assert!(answer.is_some(), "the admin key writes");
     assert_eq!(send(&guarded, "GET", "/v1/d/k", Who::Basic(key), None).body, b"v");
+    // curl, as users type it: -u for Basic, -H for Bearer.
+    let curl = |args: &[&str]| {
+        let output = std::process::Command::new("curl")
+            .args(["-s", "-o", "-", "-w", " %{http_code}"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body");
+    std::fs::write(&file, "curl body").unwrap();
+    let url = guarded.url("/v1/d/curl");
+    let bearer = format!("Authorization: Bearer {key}");
+    let put = curl(&["-T", file.to_str().unwrap(), "-u", key, &url]);
+    assert!(put.ends_with(" 201"), "{put}");
+    assert_eq!(curl(&["-H", &bearer, &url]), "curl body 200");
+    assert!(curl(&[&url]).ends_with(" 401"), "no credentials");
 }

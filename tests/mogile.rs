@@ -153,18 +153,16 @@ fn answers_are_byte_exact() {
     let answer = parse_answer(&open).unwrap();
     let (fid, dev) = (&answer["fid"], &answer["devid"]);
     let port = node.http_port;
-    assert_eq!(
-        open,
-        format!("OK fid={fid}&devid={dev}&path=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n")
-    );
+    // The path carries a token (eurl-escaped here: `?` and `=`).
+    let prefix =
+        format!("OK fid={fid}&devid={dev}&path=http://127.0.0.1:{port}/v1/_mogile/{fid}%3Ft%3D");
+    assert!(open.starts_with(&prefix), "{open}");
     let multi = tracker.raw(b"create_open domain=d&key=k&multi_dest=1\r\n");
     let fid = parse_answer(&multi).unwrap()["fid"].clone();
-    assert_eq!(
-        multi,
-        format!(
-            "OK fid={fid}&dev_count=1&devid_1={dev}&path_1=http://127.0.0.1:{port}/v1/_mogile/{fid}\r\n"
-        )
+    let prefix = format!(
+        "OK fid={fid}&dev_count=1&devid_1={dev}&path_1=http://127.0.0.1:{port}/v1/_mogile/{fid}%3Ft%3D"
     );
+    assert!(multi.starts_with(&prefix), "{multi}");
     assert_eq!(tracker.raw(b"create_domain domain=e\r\n"), "OK domain=e\r\n");
     assert_eq!(
         tracker.raw(b"create_class domain=e&class=gold&mindevcount=3\r\n"),
@@ -224,12 +222,20 @@ fn upload_errors() {
     tracker.ok("create_close", &right_sum);
     tracker.err("create_close", &close("3"), "no_temp_file");
     assert_eq!(fetch(&mut tracker, "d", "k"), b"abc");
-    // A PUT to a closed (or never opened) upload finds nothing.
+    // A PUT to a closed upload finds nothing; one to a guessed fid, or
+    // with another upload's token, is refused before anything is read.
     assert_eq!(reply(common::http::put(path).send_bytes(b"x")).status, 404);
-    assert_eq!(
-        reply(common::http::put(&node.url("/v1/_mogile/12345")).send_bytes(b"x")).status,
-        404
-    );
+    let guessed = reply(common::http::put(&node.url("/v1/_mogile/12345")).send_bytes(b"x"));
+    assert_eq!(guessed.status, 401);
+    let other = tracker.ok("create_open", &[("domain", "d"), ("key", "k9")]);
+    let token = path.split_once("?t=").unwrap().1;
+    let swapped = node.url(&format!("/v1/_mogile/{}?t={token}", other["fid"]));
+    assert_eq!(reply(common::http::put(&swapped).send_bytes(b"x")).status, 401);
+    let mut md5 = close("3");
+    let zeros = format!("MD5:{}", "0".repeat(32));
+    md5[0] = ("domain", "d");
+    md5.push(("checksum", &zeros));
+    tracker.err("create_close", &md5, "unsupported_checksum");
     // An explicit fid is used as given, and refused while in use; 0 asks
     // for a new one (what MogileFS clients send).
     tracker.err("create_open", &[("domain", "d"), ("key", "k2"), ("fid", fid)], "fid_in_use");
@@ -498,9 +504,12 @@ fn open_uploads_survive_a_restart() {
 
 #[test]
 fn domains_classes_and_hosts_are_cluster_wide() {
-    let first = start(&["--shards", "1"]);
+    // A cluster asks HTTP clients for keys: the tracker port takes admin
+    // commands only where the operator says so.
+    let first = start(&["--shards", "1", "--mogile-admin"]);
     let (seed, token) = (first.peer_address(), first.join_token_file());
-    let second = TestNode::start(&["--shards", "1", "--join", &seed, "--join-token-file", &token]);
+    let joining = ["--shards", "1", "--mogile-admin", "--join", &seed, "--join-token-file", &token];
+    let second = TestNode::start(&joining);
     let mut on_first = Tracker::connect(&first);
     let mut on_second = Tracker::connect(&second);
     let joined = wait_for(Duration::from_secs(40), || {
@@ -546,7 +555,7 @@ fn domains_classes_and_hosts_are_cluster_wide() {
 
 #[test]
 fn every_node_of_a_cluster_serves_the_flow_and_lists_every_holder() {
-    let cluster = common::cluster::Cluster::start(3, &[]);
+    let cluster = common::cluster::Cluster::start(3, &["--mogile-admin"]);
     let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
     wait_for(Duration::from_secs(40), || {
         match trackers[0].call("create_domain", &[("domain", "everywhere")]) {
@@ -645,7 +654,7 @@ fn domain_with_classes(trackers: &mut [Tracker], domain: &str) {
 
 #[test]
 fn rename_and_updateclass_reach_every_node() {
-    let cluster = common::cluster::Cluster::start(3, &[]);
+    let cluster = common::cluster::Cluster::start(3, &["--mogile-admin"]);
     let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
     domain_with_classes(&mut trackers, "moves");
     let data = bytes(300_000, 5);
@@ -695,7 +704,7 @@ fn rename_and_updateclass_reach_every_node() {
 
 #[test]
 fn list_keys_at_every_node_lists_the_cluster_keys() {
-    let cluster = common::cluster::Cluster::start(3, &[]);
+    let cluster = common::cluster::Cluster::start(3, &["--mogile-admin"]);
     let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
     // Keys of the default class (two copies): each node holds only some.
     let keys: Vec<String> = (0..12).map(|i| format!("k{i:02}")).collect();
@@ -731,7 +740,7 @@ fn list_keys_at_every_node_lists_the_cluster_keys() {
 
 #[test]
 fn file_info_rename_and_updateclass_work_at_a_node_without_a_copy() {
-    let cluster = common::cluster::Cluster::start(3, &[]);
+    let cluster = common::cluster::Cluster::start(3, &["--mogile-admin"]);
     let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
     domain_with_classes(&mut trackers, "far");
     let data = bytes(200_000, 8);
@@ -763,7 +772,7 @@ fn file_info_rename_and_updateclass_work_at_a_node_without_a_copy() {
 
 #[test]
 fn a_domain_or_class_with_files_on_other_nodes_is_not_deleted() {
-    let cluster = common::cluster::Cluster::start(3, &[]);
+    let cluster = common::cluster::Cluster::start(3, &["--mogile-admin"]);
     let mut trackers: Vec<Tracker> = cluster.nodes.iter().map(Tracker::connect).collect();
     domain_with_classes(&mut trackers, "kept");
     // One copy of class `one`, at node 0 only.
@@ -780,4 +789,42 @@ fn a_domain_or_class_with_files_on_other_nodes_is_not_deleted() {
         tracker.err("delete_class", &[("domain", "kept"), ("class", "one")], "class_has_files");
         tracker.err("delete_domain", &[("domain", "bare")], "domain_has_files");
     }
+}
+
+#[test]
+fn where_http_asks_for_keys_the_tracker_takes_no_admin_commands_and_serves_only_its_domains() {
+    use common::cluster::{post, Cluster};
+    use serde_json::json;
+    let mut cluster = Cluster::start(2, &["--mogile-domains", "open"]);
+    let seed = &cluster.nodes[0];
+    for name in ["open", "hidden"] {
+        assert_eq!(post(seed, "/v1/admin/domains", json!({ "name": name })).status, 201);
+    }
+    let mut tracker = Tracker::connect(seed);
+    // The protocol cannot authenticate: its admin commands are refused.
+    for (command, args) in [
+        ("create_domain", vec![("domain", "x")]),
+        ("delete_domain", vec![("domain", "open")]),
+        ("create_class", vec![("domain", "open"), ("class", "c"), ("mindevcount", "1")]),
+        ("update_class", vec![("domain", "open"), ("class", "default"), ("mindevcount", "1")]),
+        ("delete_class", vec![("domain", "open"), ("class", "default")]),
+        ("set_state", vec![("host", "1"), ("device", "1"), ("state", "dead")]),
+    ] {
+        tracker.err(command, &args, "no_permission");
+    }
+    let report = common::cluster::cluster_report(seed).unwrap();
+    assert!(report["members"].as_array().unwrap().iter().all(|m| m["state"] == "alive"));
+    // Only the domains it was given are served there.
+    let domains = tracker.ok("get_domains", &[]);
+    assert_eq!((domains["domains"].as_str(), domains["domain1"].as_str()), ("1", "open"));
+    tracker.err("create_open", &[("domain", "hidden"), ("key", "k")], "unreg_domain");
+    tracker.err("get_paths", &[("domain", "hidden"), ("key", "k")], "unreg_domain");
+    store(&mut tracker, "open", "k", b"through the tracker");
+    let paths = tracker.ok("get_paths", &[("domain", "open"), ("key", "k")]);
+    // No credentials: the path is signed for this key.
+    assert_eq!(reply(ureq::get(&paths["path1"]).call()).body, b"through the tracker");
+    // An operator who wants them there says so.
+    let admin_node = cluster.add(&["--mogile-admin"]);
+    let mut admin = Tracker::connect(admin_node);
+    admin.ok("create_class", &[("domain", "open"), ("class", "c"), ("mindevcount", "1")]);
 }

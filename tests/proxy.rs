@@ -44,8 +44,8 @@ fn wait_for_copies(node: &TestNode, domain: &str, key: &str, copies: usize, prox
 }
 
 fn start_with_proxy() -> Cluster {
-    let mut cluster = Cluster::start(3, &[]);
-    cluster.add(&["--no-store"]);
+    let mut cluster = Cluster::start(3, &["--mogile-admin"]);
+    cluster.add(&["--no-store", "--mogile-admin"]);
     cluster.settle(4, 3);
     cluster
 }

@@ -43,6 +43,10 @@ pub struct NodeConfig {
     pub body_min_rate_bytes_per_s: u64,
     /// A tracker connection that sends nothing for this long is closed.
     pub mogile_idle_timeout: Duration,
+    /// The tracker port takes admin commands even where HTTP asks for keys.
+    pub mogile_admin: bool,
+    /// The domains the tracker port serves; empty: every domain.
+    pub mogile_domains: Vec<String>,
 }
 
 pub struct Node {

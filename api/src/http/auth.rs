@@ -88,19 +88,30 @@ pub enum Signed {
     Read,
     /// Write it: a proxy relaying a write it checked.
     Write,
+    /// Add bytes to a MogileFS upload (the key is the fid).
+    Upload,
 }
 
 /// The signature that lets its bearer do `what` with `domain`/`key` for
 /// the next [`SIGNED_URL_TTL_S`] seconds (`None` when the node asks for no
 /// key at all).
 pub fn sign(shard: &Shard, what: Signed, domain: &str, key: &str) -> Option<String> {
-    let control = &shard.node.control;
-    if !control.auth_required() {
-        return None;
-    }
-    let expires = unix_s() + SIGNED_URL_TTL_S;
-    let mac = control.url_key().mac(&signed_parts(what, domain, key, &expires.to_le_bytes()));
-    Some(format!("{expires}.{}", hex::encode(mac)))
+    let required = shard.node.control.auth_required();
+    required.then(|| signature(shard, what, domain, key, SIGNED_URL_TTL_S))
+}
+
+/// The signature letting its bearer do `what` with `domain`/`key` for
+/// `ttl_s` seconds: `<expiry>.<hex HMAC>`.
+pub fn signature(shard: &Shard, what: Signed, domain: &str, key: &str, ttl_s: u64) -> String {
+    let expires = unix_s() + ttl_s;
+    let url_key = shard.node.control.url_key();
+    let mac = url_key.mac(&signed_parts(what, domain, key, &expires.to_le_bytes()));
+    format!("{expires}.{}", hex::encode(mac))
+}
+
+/// Whether `sig` lets its bearer do `what` with `domain`/`key` now.
+pub fn verify(shard: &Shard, what: Signed, domain: &str, key: &str, sig: &str) -> bool {
+    verify_signed(shard, what, domain, key, sig, unix_s())
 }
 
 fn signed_parts<'a>(
@@ -112,6 +123,7 @@ fn signed_parts<'a>(
     let action: &[u8] = match what {
         Signed::Read => b"read",
         Signed::Write => b"write",
+        Signed::Upload => b"upload",
     };
     [action, domain.as_bytes(), key.as_bytes(), expires]
 }

@@ -71,6 +71,18 @@ pub fn local_device_id(shard: &Shard) -> u64 {
     host_id(shard.node.clock.node_id())
 }
 
+/// Whether admin commands are taken here: always where HTTP asks for no
+/// key, else only with `--mogile-admin` (the protocol cannot authenticate).
+pub fn admin_allowed(shard: &Shard) -> bool {
+    shard.node.config.mogile_admin || !shard.node.control.auth_required()
+}
+
+/// Whether the tracker port serves `domain` (`--mogile-domains`).
+pub fn domain_served(shard: &Shard, domain: &str) -> bool {
+    let served = &shard.node.config.mogile_domains;
+    served.is_empty() || served.iter().any(|d| d == domain)
+}
+
 pub fn domain_exists(shard: &Shard, domain: &str) -> Result<bool, ErrAnswer> {
     Ok(shard.cluster_state().has_domain(domain))
 }
@@ -101,8 +113,10 @@ fn domain_class_list(state: &ClusterState, domain: &str) -> Vec<(String, u32)> {
 
 pub fn get_domains(shard: &Shard) -> Answer {
     let state = shard.cluster_state();
-    let mut answer = vec![("domains".to_string(), state.domains().len().to_string())];
-    for (i, domain) in state.domains().iter().enumerate() {
+    let domains: Vec<&String> =
+        state.domains().iter().filter(|d| domain_served(shard, d)).collect();
+    let mut answer = vec![("domains".to_string(), domains.len().to_string())];
+    for (i, domain) in domains.into_iter().enumerate() {
         let n = i + 1;
         answer.push((format!("domain{n}"), domain.clone()));
         let classes = domain_class_list(&state, domain);

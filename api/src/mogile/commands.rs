@@ -12,7 +12,7 @@ use cairn_net::IndexEntry;
 
 use super::admin;
 use super::unix_ms_now;
-use super::upload::upload_path;
+use super::upload::{upload_path, UPLOAD_PATH_PREFIX};
 use cairn_node::listing::{key_page, record_of};
 use cairn_node::pending::{KeyOp, KeyOpDone, KeyOpRefused};
 use cairn_node::replication::hold_here;
@@ -103,6 +103,16 @@ pub async fn answer(shard: &Rc<Shard>, client: &Client, request: &Request) -> An
         "get_hosts" => get_hosts(shard, client, args),
         "get_devices" => get_devices(shard, args).await,
         "get_domains" => admin::get_domains(shard),
+        "create_domain" | "delete_domain" | "create_class" | "update_class" | "delete_class"
+        | "set_state"
+            if !admin::admin_allowed(shard) =>
+        {
+            Err(ErrAnswer::new(
+                "no_permission",
+                "admin commands are refused on the MogileFS port where HTTP asks for access keys \
+                 (start the node with --mogile-admin, or use the HTTP admin API)",
+            ))
+        }
         "create_domain" => admin::create_domain(shard, args).await,
         "delete_domain" => admin::delete_domain(shard, args).await,
         "create_class" => admin::create_class(shard, args, admin::ClassChange::Create).await,
@@ -150,7 +160,7 @@ fn pairs<const N: usize>(items: [(&str, String); N]) -> Vec<(String, String)> {
 /// The domain argument, which must name an existing domain.
 pub fn check_domain<'a>(shard: &Shard, args: &'a Request) -> Result<&'a str, ErrAnswer> {
     let domain = args.nonempty("domain").ok_or_else(|| ErrAnswer::code("no_domain"))?;
-    if !admin::domain_exists(shard, domain)? {
+    if !admin::domain_served(shard, domain) || !admin::domain_exists(shard, domain)? {
         return Err(ErrAnswer::code("unreg_domain"));
     }
     Ok(domain)
@@ -216,7 +226,7 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
         stored: None,
     };
     cairn_node::pending::open(shard, fid, &pending).await?;
-    let path = format!("{}{}", http_base(shard, client), upload_path(fid));
+    let path = format!("{}{}", http_base(shard, client), upload_path(shard, fid));
     let devid = admin::local_device_id(shard).to_string();
     if args.nonempty("multi_dest").is_some_and(|v| v != "0") {
         Ok(pairs([
@@ -239,7 +249,8 @@ async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
         None => None,
         Some(text) => parse_checksum(text)?,
     };
-    if !path.ends_with(&upload_path(fid)) {
+    let path = path.split('?').next().unwrap_or_default();
+    if !path.ends_with(&format!("{UPLOAD_PATH_PREFIX}{fid}")) {
         return Err(ErrAnswer::code("bogus_args"));
     }
     let Some(pending) = shard.node.meta.pending_upload(fid)? else {
@@ -289,13 +300,16 @@ async fn create_close(shard: &Rc<Shard>, args: &Request) -> Answer {
 }
 
 /// `SHA-256:<hex>` is checked against the bytes; `MD5:<hex>` (the only
-/// other hash MogileFS knows) cannot be, and is accepted unchecked.
+/// other hash MogileFS knows) is refused rather than taken unchecked.
 fn parse_checksum(text: &str) -> Result<Option<Digest>, ErrAnswer> {
     let invalid = || ErrAnswer::code("invalid_checksum_format");
     let (name, hex) = text.split_once(':').ok_or_else(invalid)?;
     match name.to_ascii_uppercase().as_str() {
         "SHA-256" | "SHA256" => Digest::from_hex(hex).map(Some).ok_or_else(invalid),
-        "MD5" if hex.len() == 32 && hex.bytes().all(|c| c.is_ascii_hexdigit()) => Ok(None),
+        "MD5" => Err(ErrAnswer::new(
+            "unsupported_checksum",
+            "cairn checks SHA-256, not MD5: send checksum=SHA-256:<hex>, or none",
+        )),
         _ => Err(invalid()),
     }
 }
@@ -617,8 +631,9 @@ mod tests {
     fn checksums() {
         let hex = "ab".repeat(32);
         assert!(matches!(parse_checksum(&format!("SHA-256:{hex}")), Ok(Some(_))));
-        assert_eq!(parse_checksum(&format!("MD5:{}", "0".repeat(32))), Ok(None));
-        for bad in ["SHA-256:zz", "CRC:00", "nothing", "MD5:00"] {
+        let md5 = parse_checksum(&format!("MD5:{}", "0".repeat(32)));
+        assert_eq!(md5.unwrap_err().code, "unsupported_checksum");
+        for bad in ["SHA-256:zz", "CRC:00", "nothing"] {
             assert_eq!(parse_checksum(bad).unwrap_err().code, "invalid_checksum_format", "{bad}");
         }
     }

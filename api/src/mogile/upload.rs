@@ -10,15 +10,21 @@ use http::request::Parts;
 use http::{header, Method, Response, StatusCode};
 use serde_json::json;
 
+use crate::http::auth::{self, Signed};
 use crate::http::key::{content_length, etag, HttpBody};
-use crate::http::{ApiError, RequestBody, ResBody};
+use crate::http::{ApiError, ErrorKind, Query, RequestBody, ResBody};
 
 /// Where a client PUTs the bytes of the upload `create_open` answered.
 /// `_` cannot start a domain, so no key's URL looks like this.
 pub const UPLOAD_PATH_PREFIX: &str = "/v1/_mogile/";
 
-pub fn upload_path(fid: u64) -> String {
-    format!("{UPLOAD_PATH_PREFIX}{fid}")
+/// The path of upload `fid`, with a token only this node's cluster can
+/// make: fids are guessable (clients may even choose them), so the token,
+/// good until the upload expires, is what lets a PUT add bytes to it.
+pub fn upload_path(shard: &Shard, fid: u64) -> String {
+    let ttl_s = shard.node.config.mogile_upload_ttl.as_secs();
+    let token = auth::signature(shard, Signed::Upload, "", &fid.to_string(), ttl_s);
+    format!("{UPLOAD_PATH_PREFIX}{fid}?t={token}")
 }
 
 /// `PUT /v1/_mogile/{fid}` (the part of the path after the prefix).
@@ -33,6 +39,13 @@ pub async fn handle(
     };
     if request.method != Method::PUT {
         return Err(ApiError::method_not_allowed());
+    }
+    let token = Query::parse(request.uri.query()).get("t").map(str::to_owned);
+    if !token.is_some_and(|t| auth::verify(shard, Signed::Upload, "", &fid.to_string(), &t)) {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "a MogileFS upload path must carry the token create_open gave with it",
+        ));
     }
     let declared_bytes = content_length(&request.headers)?;
     let mut source = HttpBody::new(shard, body);

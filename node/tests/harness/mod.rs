@@ -153,6 +153,8 @@ fn start_node(
         control,
         clock: Clock::new(node_id),
         config: NodeConfig {
+            mogile_admin: false,
+            mogile_domains: Vec::new(),
             max_object_size_bytes: 1 << 30,
             inline_max_bytes: INLINE_MAX_BYTES,
             cache_size_bytes: options.cache_size_bytes,
