@@ -79,6 +79,10 @@ pub fn check_write(shard: &Shard, parts: &Parts, domain: &str, key: &str) -> Res
 
 /// The header a proxy signs the writes it relays to a store with.
 pub const RELAY_HEADER: &str = "x-cairn-relay";
+/// How long a relay signature is good: it is checked when the store gets
+/// the request head, moments after the proxy made it, so a copy of it
+/// seen on the wire is soon worthless.
+pub const RELAY_TTL_S: u64 = 30;
 
 /// What a signature lets its bearer do with one key.
 #[derive(Clone, Copy)]
