@@ -105,3 +105,56 @@ fn the_cluster_secret_is_never_on_the_command_line_nor_readable_by_others() {
     drop(joiner);
     assert!(joined.is_some(), "a node given the token through CAIRN_JOIN_TOKEN joins");
 }
+
+#[test]
+fn keys_are_made_granted_used_and_revoked_through_the_cli() {
+    let node = TestNode::start(&["--shards", "1", "--auth-required"]);
+    let data = node.dir.to_str().unwrap().to_owned();
+    let admin_file = node.dir.join("admin-key");
+    let made =
+        common::wait_for(std::time::Duration::from_secs(30), || admin_file.exists().then_some(()));
+    assert!(made.is_some(), "the node made its admin key");
+    // The client finds the admin key in CAIRN_DATA by itself.
+    let as_admin = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["--server", &node.base])
+            .args(args)
+            .env("CAIRN_DATA", &data)
+            .output()
+            .expect("run cairn");
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        output.stdout
+    };
+    let as_key = |key: Option<&str>, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        command.args(["--server", &node.base]).args(args).env("CAIRN_DATA", "/nonexistent");
+        if let Some(key) = key {
+            command.env("CAIRN_KEY", key);
+        }
+        command.output().expect("run cairn")
+    };
+    let made: serde_json::Value =
+        serde_json::from_slice(&as_admin(&["admin", "key", "add", "--name", "app"])).unwrap();
+    let (id, secret) = (made["id"].as_str().unwrap(), made["secret"].as_str().unwrap());
+    let key = format!("{id}:{secret}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"through a key").unwrap();
+    let file = file.to_str().unwrap();
+
+    let refused = as_key(Some(&key), &["put", "d/k", file]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"), "no grant yet");
+    as_admin(&["admin", "key", "allow", id, "d", "--read", "--write"]);
+    let put = as_key(Some(&key), &["put", "d/k", file]);
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let listed = String::from_utf8(as_admin(&["admin", "key", "ls"])).unwrap();
+    assert!(listed.contains(id) && listed.contains("\"write\": true") && !listed.contains(secret));
+    let anonymous = as_key(None, &["get", "d/k", "-"]);
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("401"));
+    as_admin(&["admin", "domain", "set", "d", "public-read=true"]);
+    let public = as_key(None, &["get", "d/k", "-"]);
+    assert_eq!(public.stdout, b"through a key", "{}", String::from_utf8_lossy(&public.stderr));
+    as_admin(&["admin", "key", "rm", id]);
+    let revoked = as_key(Some(&key), &["put", "d/k", file]);
+    assert!(String::from_utf8_lossy(&revoked.stderr).contains("401"), "revoked");
+}
