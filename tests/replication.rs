@@ -478,3 +478,46 @@ fn copies_survive_kills_of_target_source_and_leader_mid_stream() {
     let debris: Vec<usize> = cluster.nodes.iter().map(TestNode::tmp_entries).collect();
     assert!(clean.is_some(), "no temp debris: {debris:?}");
 }
+
+/// What `node` says of `key` in `?stat`: `elsewhere` when it holds no copy.
+fn local_state(node: &TestNode, domain: &str, key: &str) -> String {
+    let stat = reply(common::http::get(&format!("{}?stat", node.key_url(domain, key))).call());
+    stat.json()["state"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_readonly_or_draining_node_takes_no_new_data_through_any_interface() {
+    let cluster = Cluster::start(3, &[]);
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let b_id = common::cluster::node_id(b);
+    assert_eq!(a.put("d", "seed", b"domain d exists").status, 201);
+    for state in ["readonly", "drain"] {
+        let set = post(a, &format!("/v1/admin/nodes/{b_id}/state"), json!({ "state": state }));
+        assert_eq!(set.status, 200, "{}", String::from_utf8_lossy(&set.body));
+        let seen = wait_for(SETTLE_TIMEOUT, || {
+            let report = common::cluster::cluster_report(b)?;
+            let me = report["members"].as_array()?.iter().find(|m| m["id"] == b_id.as_str())?;
+            (me["state"] == state).then_some(())
+        });
+        assert!(seen.is_some(), "{b_id} sees itself {state}");
+        // Through /v1/ and WebDAV the write is taken, and stored elsewhere.
+        let key = format!("http-{state}");
+        assert_eq!(b.put("d", &key, b"via http").status, 201);
+        assert_eq!(local_state(b, "d", &key), "elsewhere");
+        assert_eq!(b.get("d", &key).body, b"via http", "still readable there");
+        let dav = format!("dav-{state}");
+        assert_eq!(b.dav("PUT", &format!("d/{dav}"), &[], b"via dav").status, 201);
+        assert_eq!(local_state(b, "d", &dav), "elsewhere");
+        assert_eq!(a.get("d", &dav).body, b"via dav");
+        // MogileFS says so, as MogileFS does.
+        let mut tracker = common::tracker::Tracker::connect(b);
+        tracker.err("create_open", &[("domain", "d"), ("key", "m")], "no_devices");
+    }
+    let set = post(a, &format!("/v1/admin/nodes/{b_id}/state"), json!({ "state": "alive" }));
+    assert_eq!(set.status, 200);
+    let held = wait_for(SETTLE_TIMEOUT, || {
+        let put = b.put("d", "back", b"held here again");
+        (put.status == 201 && local_state(b, "d", "back") != "elsewhere").then_some(())
+    });
+    assert!(held.is_some(), "an alive node stores its writes again");
+}

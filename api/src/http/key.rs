@@ -64,13 +64,14 @@ pub async fn put(
 }
 
 /// Stores a new version of a key from `source`: here, or at a store when
-/// this node is a proxy (`--no-store`).
+/// this node takes no new data (a proxy, or a member set `readonly` or
+/// `drain`).
 pub async fn store_version(
     shard: &Rc<Shard>,
     request: PutRequest,
     source: &mut impl ChunkSource,
 ) -> Result<KeyRecord, ApiError> {
-    if shard.node.config.no_store {
+    if !shard.node.takes_new_data() {
         return super::proxy::put_at_store(shard, request, source).await;
     }
     Ok(cairn_node::upload::put(shard, request, source).await?)
