@@ -329,16 +329,15 @@ impl Control {
     }
 
     /// Whether client requests must carry an access key: once the cluster
-    /// has had a second member, or when this node was started so.
-    pub fn auth_required(&self) -> bool {
-        self.core.auth_forced || self.read(|s| s.clustered())
+    /// has had a second member (in `state`), or when this node was started
+    /// so. Callers on a shard pass its cached state.
+    pub fn auth_required(&self, state: &ClusterState) -> bool {
+        self.core.auth_forced || state.clustered()
     }
 
-    /// The access key `id` and its secret, if it exists and opens.
-    pub fn access_key(&self, id: &str) -> Option<(AccessKey, String)> {
-        let key = self.read(|s| s.access_key(id).cloned())?;
-        let secret = access::unseal(&self.core.identity.seal_key, id, &key.sealed_secret)?;
-        Some((key, secret))
+    /// The secret of access key `id`, if its sealed secret opens.
+    pub fn unseal(&self, id: &str, key: &AccessKey) -> Option<String> {
+        access::unseal(&self.core.identity.seal_key, id, &key.sealed_secret)
     }
 
     /// Fresh credentials and the record that keeps them sealed.
@@ -368,14 +367,19 @@ impl Control {
 
 fn new_access_key(identity: &Identity, name: &str, admin: bool) -> (String, String, AccessKey) {
     let (id, secret) = access::fresh_credentials();
-    let key = AccessKey {
+    let key = sealed_key(identity, &id, &secret, name, admin);
+    (id, secret, key)
+}
+
+/// The record of key `id` with `secret` sealed, granted nothing in any domain.
+fn sealed_key(identity: &Identity, id: &str, secret: &str, name: &str, admin: bool) -> AccessKey {
+    AccessKey {
         name: name.to_owned(),
-        sealed_secret: access::seal(&identity.seal_key, &id, &secret),
+        sealed_secret: access::seal(&identity.seal_key, id, secret),
         admin,
         domains: BTreeMap::new(),
         created_unix_ms: plane::unix_ms(),
-    };
-    (id, secret, key)
+    }
 }
 
 /// Makes sure the cluster has an admin key: the leader of a cluster with
@@ -399,9 +403,7 @@ async fn ensure_admin_key(core: Arc<Core>) {
         let (id, key) = match identity::read_secret_file(&existing) {
             Ok(Some(text)) => match text.split_once(':') {
                 Some((id, secret)) => {
-                    let mut key = new_access_key(&core.identity, "admin", true).2;
-                    key.sealed_secret = access::seal(&core.identity.seal_key, id, secret);
-                    (id.to_owned(), key)
+                    (id.to_owned(), sealed_key(&core.identity, id, secret, "admin", true))
                 }
                 None => {
                     tracing::error!(path = %existing.display(), "not an admin key: <id>:<secret>");

@@ -53,22 +53,21 @@ impl ClusterKey {
     /// HMAC-SHA-256 over `parts`, each prefixed with its length so that no
     /// two different lists of parts give the same input.
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        for part in parts {
-            mac.update(&(part.len() as u64).to_le_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        self.hmac(parts).finalize().into_bytes().into()
     }
 
     /// Whether `given` is the MAC over `parts`, compared in constant time.
     pub fn verify(&self, parts: &[&[u8]], given: &[u8]) -> bool {
+        self.hmac(parts).verify_slice(given).is_ok()
+    }
+
+    fn hmac(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         for part in parts {
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part);
         }
-        mac.verify_slice(given).is_ok()
+        mac
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use cairn_cluster::Control;
 use cairn_engine::{Clock, DataDir, Meta, NodeStats};
-use cairn_raft::MemberState;
 
 use crate::metrics::ShardMetrics;
 
@@ -65,14 +64,5 @@ pub struct Node {
 impl Node {
     pub fn node_id_hex(&self) -> String {
         format!("{:016x}", self.clock.node_id())
-    }
-
-    /// Whether clients' new versions may be stored here: not on a proxy,
-    /// nor on a member an operator set `readonly` or `drain`; the
-    /// frontends hand those writes to a store instead.
-    pub fn takes_new_data(&self) -> bool {
-        let me = self.clock.node_id();
-        let state = self.control.read(|s| s.member(me).map(|record| record.state));
-        !self.config.no_store && !matches!(state, Some(MemberState::Readonly | MemberState::Drain))
     }
 }

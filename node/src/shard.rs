@@ -20,7 +20,7 @@ use cairn_engine::{
     BlobRecord, CollectionRecord, DeadProp, Digest, KeyRecord, KeyState, Meta, MetaError,
     PropsRecord, Version, Written,
 };
-use cairn_raft::{ClusterState, Command};
+use cairn_raft::{ClusterState, Command, MemberState};
 use futures_channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
@@ -197,6 +197,16 @@ impl Shard {
     }
 
     /// The applied cluster state, as of the last change this shard saw.
+    /// Whether clients' new versions may be stored here: not on a proxy,
+    /// nor on a member an operator set `readonly` or `drain`; the
+    /// frontends hand those writes to a store instead.
+    pub fn takes_new_data(&self) -> bool {
+        let me = self.node.clock.node_id();
+        let state = self.cluster_state().member(me).map(|record| record.state);
+        !self.node.config.no_store
+            && !matches!(state, Some(MemberState::Readonly | MemberState::Drain))
+    }
+
     pub fn cluster_state(&self) -> Rc<ClusterState> {
         let view = self.node.control.view();
         let generation = view.generation();

@@ -208,7 +208,7 @@ async fn copy_key(
     target_domain: &str,
     target_key: &str,
 ) -> Result<Version, ApiError> {
-    if !shard.node.takes_new_data() {
+    if !shard.takes_new_data() {
         let target = KeyRef { domain: target_domain.to_string(), key: target_key.to_string() };
         return crate::http::proxy::copy_to_store(shard, source_domain, source_key, target).await;
     }

@@ -23,25 +23,24 @@ pub const SIGNED_URL_TTL_S: u64 = 3600;
 /// Checks that the request may do what `need` asks (nothing when `None`).
 pub fn check(shard: &Shard, parts: &Parts, need: Option<Need>) -> Result<(), ApiError> {
     let Some(need) = need else { return Ok(()) };
-    let control = &shard.node.control;
-    if !control.auth_required() {
+    // The shard's cached copy: no lock shared with other cores per request.
+    let state = shard.cluster_state();
+    if !shard.node.control.auth_required(&state) {
         return Ok(());
     }
-    if let Need::Read(domain) = need {
-        if control.read(|s| s.is_public_read(domain)) {
-            return Ok(());
-        }
+    if matches!(need, Need::Read(domain) if state.is_public_read(domain)) {
+        return Ok(());
     }
     let (id, secret) = credentials(&parts.headers)?.ok_or_else(|| {
         unauthorized("this request needs an access key: Authorization: Bearer <id>:<secret>")
     })?;
-    let Some((key, expected)) = control.access_key(&id) else {
-        return Err(unauthorized("unknown access key or wrong secret"));
-    };
+    let wrong = || unauthorized("unknown access key or wrong secret");
+    let key = state.access_key(&id).ok_or_else(wrong)?;
+    let expected = shard.node.control.unseal(&id, key).ok_or_else(wrong)?;
     if !same(secret.as_bytes(), expected.as_bytes()) {
-        return Err(unauthorized("unknown access key or wrong secret"));
+        return Err(wrong());
     }
-    if !access::allows(&key, need) {
+    if !access::allows(key, need) {
         return Err(ApiError::new(
             ErrorKind::AccessDenied,
             format!("access key {id} may not {}", describe(need)),
@@ -100,8 +99,12 @@ pub enum Signed {
 /// the next [`SIGNED_URL_TTL_S`] seconds (`None` when the node asks for no
 /// key at all).
 pub fn sign(shard: &Shard, what: Signed, domain: &str, key: &str) -> Option<String> {
-    let required = shard.node.control.auth_required();
-    required.then(|| signature(shard, what, domain, key, SIGNED_URL_TTL_S))
+    required(shard).then(|| signature(shard, what, domain, key, SIGNED_URL_TTL_S))
+}
+
+/// Whether this node asks clients for access keys now.
+pub fn required(shard: &Shard) -> bool {
+    shard.node.control.auth_required(&shard.cluster_state())
 }
 
 /// The signature letting its bearer do `what` with `domain`/`key` for

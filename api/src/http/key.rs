@@ -71,7 +71,7 @@ pub async fn store_version(
     request: PutRequest,
     source: &mut impl ChunkSource,
 ) -> Result<KeyRecord, ApiError> {
-    if !shard.node.takes_new_data() {
+    if !shard.takes_new_data() {
         return super::proxy::put_at_store(shard, request, source).await;
     }
     Ok(cairn_node::upload::put(shard, request, source).await?)

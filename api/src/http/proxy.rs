@@ -171,7 +171,7 @@ async fn send(
 ) -> Result<KeyRecord, ApiError> {
     let (domain, key) = (&request.target.domain, &request.target.key);
     let mut builder = put_head(address, request);
-    if shard.node.control.auth_required() {
+    if super::auth::required(shard) {
         use super::auth::{signature, Signed, RELAY_TTL_S};
         let relay = signature(shard, Signed::Write, domain, key, RELAY_TTL_S);
         builder = builder.header(super::auth::RELAY_HEADER, relay);

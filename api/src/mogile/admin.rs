@@ -74,7 +74,7 @@ pub fn local_device_id(shard: &Shard) -> u64 {
 /// Whether admin commands are taken here: always where HTTP asks for no
 /// key, else only with `--mogile-admin` (the protocol cannot authenticate).
 pub fn admin_allowed(shard: &Shard) -> bool {
-    shard.node.config.mogile_admin || !shard.node.control.auth_required()
+    shard.node.config.mogile_admin || !crate::http::auth::required(shard)
 }
 
 /// Whether the tracker port serves `domain` (`--mogile-domains`).
