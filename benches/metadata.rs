@@ -18,6 +18,7 @@ fn record(i: u64) -> KeyRecord {
         class: "default".into(),
         content_type: String::new(),
         fid: i,
+        headers: String::new(),
     }
 }
 

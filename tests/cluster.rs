@@ -445,6 +445,7 @@ fn no_peer_speaks_for_another_nor_from_the_future(
         deleted,
         holders,
         wanted: 0,
+        headers: String::new(),
     };
     let forget =
         cairn_net::Message::IndexForget { entry: Box::new(entry(1 << 16, false, vec![other_id])) };

@@ -188,6 +188,7 @@ impl Core {
             size_bytes: 0,
             class: String::new(),
             content_type: String::new(),
+            headers: String::new(),
             deleted: false,
             holders: vec![self.id()],
             wanted: 0,

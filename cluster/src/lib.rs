@@ -311,6 +311,7 @@ impl Control {
             size_bytes: 0,
             class: String::new(),
             content_type: String::new(),
+            headers: String::new(),
             deleted: false,
             holders: Vec::new(),
             wanted: 0,

@@ -191,6 +191,7 @@ mod tests {
             size_bytes: 1,
             class: "default".into(),
             content_type: String::new(),
+            headers: String::new(),
             deleted,
             holders: vec![holder],
             wanted: 2,

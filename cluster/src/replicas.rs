@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cairn_engine::reader::FileIdentity;
+use cairn_engine::record::HEADERS_LEN_MAX;
 use cairn_engine::{Digest, IndexRecord, KeyState, Version};
 use cairn_net::{FrameBytes, FrameHeader, IndexEntry, Message};
 use cairn_raft::{MemberState, NodeId};
@@ -209,6 +210,7 @@ impl Core {
             size_bytes: record.size_bytes,
             class: record.class.clone(),
             content_type: record.content_type.clone(),
+            headers: record.headers.clone(),
             deleted: false,
             holders: vec![self.id()],
         };
@@ -431,6 +433,7 @@ impl Core {
             size_bytes: 0,
             class,
             content_type: String::new(),
+            headers: String::new(),
             deleted: true,
             holders: Vec::new(),
             wanted: 0,
@@ -717,6 +720,12 @@ pub fn record_of(entry: &IndexEntry) -> IndexRecord {
         size_bytes: entry.size_bytes,
         class: short(&entry.class),
         content_type: short(&entry.content_type),
+        // Longer ones were never written: a peer's entry does not make them.
+        headers: if entry.headers.len() <= HEADERS_LEN_MAX {
+            entry.headers.clone()
+        } else {
+            String::new()
+        },
         deleted: entry.deleted,
         holders,
     }
@@ -735,6 +744,7 @@ pub fn entry_of(domain: &str, key: &str, record: &IndexRecord, wanted: u32) -> I
         size_bytes: record.size_bytes,
         class: record.class.clone(),
         content_type: record.content_type.clone(),
+        headers: record.headers.clone(),
         deleted: record.deleted,
         holders: record.holders.clone(),
         wanted,

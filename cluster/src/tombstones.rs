@@ -80,6 +80,7 @@ mod tests {
             size_bytes: 0,
             class: "default".into(),
             content_type: String::new(),
+            headers: String::new(),
             deleted: true,
             holders,
         }

@@ -822,6 +822,7 @@ mod tests {
             size_bytes: 1000,
             class: "default".to_owned(),
             content_type: String::new(),
+            headers: String::new(),
             deleted: false,
             holders: holders.to_vec(),
             wanted,

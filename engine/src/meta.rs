@@ -940,6 +940,7 @@ mod tests {
             class: "default".into(),
             content_type: String::new(),
             fid: u64::from(sha),
+            headers: String::new(),
         }
     }
 

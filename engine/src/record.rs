@@ -8,14 +8,18 @@ use crate::digest::Digest;
 use crate::version::Version;
 
 /// Format 1 had no fid (it reads as the version's clock value); format 2
-/// appends it. Records are always written in the newest format.
+/// appends it, format 3 the version's kept headers. Records are always
+/// written in the newest format.
 const KEY_RECORD_FORMAT_V1: u8 = 1;
-const KEY_RECORD_FORMAT: u8 = 2;
+const KEY_RECORD_FORMAT_V2: u8 = 2;
+const KEY_RECORD_FORMAT: u8 = 3;
 const PENDING_UPLOAD_FORMAT: u8 = 1;
 /// Keys are at most this long (`names::KEY_LEN_MAX_BYTES`, with room).
 const LONG_TEXT_LEN_MAX: usize = u16::MAX as usize;
 const BLOB_RECORD_FORMAT: u8 = 1;
-const INDEX_RECORD_FORMAT: u8 = 1;
+/// Format 2 appends the version's kept headers to format 1.
+const INDEX_RECORD_FORMAT_V1: u8 = 1;
+const INDEX_RECORD_FORMAT: u8 = 2;
 /// Names stored in records (class, content type) are at most this long.
 const SHORT_TEXT_LEN_MAX: usize = 255;
 
@@ -89,6 +93,9 @@ pub struct KeyRecord {
     /// The MogileFS file id of this version: given by `create_open` for a
     /// tracker upload, the version's clock value (`version.hlc`) otherwise.
     pub fid: u64,
+    /// Response headers the version keeps besides its content type, as
+    /// `name: value` lines (see [`HEADERS_LEN_MAX`]); empty for most.
+    pub headers: String,
 }
 
 impl KeyRecord {
@@ -103,13 +110,14 @@ impl KeyRecord {
         put_short_text(&mut out, &self.class);
         put_short_text(&mut out, &self.content_type);
         out.extend_from_slice(&self.fid.to_le_bytes());
+        put_text16(&mut out, &self.headers);
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<KeyRecord, RecordError> {
         let mut reader = Reader(bytes);
         let format = reader.u8()?;
-        if format != KEY_RECORD_FORMAT && format != KEY_RECORD_FORMAT_V1 {
+        if ![KEY_RECORD_FORMAT, KEY_RECORD_FORMAT_V2, KEY_RECORD_FORMAT_V1].contains(&format) {
             return Err(RecordError::UnknownFormat(format));
         }
         let state = KeyState::from_u8(reader.u8()?)?;
@@ -120,6 +128,7 @@ impl KeyRecord {
         let class = reader.short_text()?;
         let content_type = reader.short_text()?;
         let fid = if format == KEY_RECORD_FORMAT_V1 { hlc } else { reader.u64()? };
+        let headers = if format == KEY_RECORD_FORMAT { reader.text16()? } else { String::new() };
         reader.finish()?;
         Ok(KeyRecord {
             state,
@@ -129,6 +138,7 @@ impl KeyRecord {
             class,
             content_type,
             fid,
+            headers,
         })
     }
 }
@@ -168,9 +178,7 @@ impl PendingUpload {
         }
         put_short_text(&mut out, &self.domain);
         put_short_text(&mut out, &self.class);
-        assert!(self.key.len() <= LONG_TEXT_LEN_MAX, "keys are validated before encoding");
-        out.extend_from_slice(&(self.key.len() as u16).to_le_bytes());
-        out.extend_from_slice(self.key.as_bytes());
+        put_text16(&mut out, &self.key);
         out
     }
 
@@ -210,6 +218,8 @@ pub struct IndexRecord {
     pub deleted: bool,
     /// Node ids, ascending, without repeats.
     pub holders: Vec<u64>,
+    /// The version's kept headers (as in [`KeyRecord::headers`]).
+    pub headers: String,
 }
 
 /// Holders listed at most in one index record.
@@ -231,13 +241,14 @@ impl IndexRecord {
         for holder in holders {
             out.extend_from_slice(&holder.to_le_bytes());
         }
+        put_text16(&mut out, &self.headers);
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<IndexRecord, RecordError> {
         let mut reader = Reader(bytes);
         let format = reader.u8()?;
-        if format != INDEX_RECORD_FORMAT {
+        if format != INDEX_RECORD_FORMAT && format != INDEX_RECORD_FORMAT_V1 {
             return Err(RecordError::UnknownFormat(format));
         }
         let version = Version { hlc: reader.u64()?, node_id: reader.u64()? };
@@ -255,8 +266,18 @@ impl IndexRecord {
         for _ in 0..count {
             holders.push(reader.u64()?);
         }
+        let headers = if format == INDEX_RECORD_FORMAT { reader.text16()? } else { String::new() };
         reader.finish()?;
-        Ok(IndexRecord { version, sha256, size_bytes, class, content_type, deleted, holders })
+        Ok(IndexRecord {
+            version,
+            sha256,
+            size_bytes,
+            class,
+            content_type,
+            deleted,
+            holders,
+            headers,
+        })
     }
 
     /// Merges what a holder says about `other` into this record: a newer
@@ -356,6 +377,12 @@ fn put_short_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+fn put_text16(out: &mut Vec<u8>, text: &str) {
+    assert!(text.len() <= LONG_TEXT_LEN_MAX, "long text is validated before encoding");
+    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
 /// Truncation-checked little-endian reads.
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
@@ -413,6 +440,9 @@ impl Reader<'_> {
 
 /// Content types longer than this are not kept (they are not real ones).
 pub const CONTENT_TYPE_LEN_MAX: usize = SHORT_TEXT_LEN_MAX;
+/// A version's kept headers are at most this long, all lines together
+/// (S3 allows 2 KiB of user metadata; the rest is room for the others).
+pub const HEADERS_LEN_MAX: usize = 8 << 10;
 
 #[cfg(test)]
 mod tests {
@@ -427,6 +457,7 @@ mod tests {
             class: "default".into(),
             content_type: "image/jpeg".into(),
             fid: 77,
+            headers: "cache-control: no-store\n".into(),
         }
     }
 
@@ -434,18 +465,23 @@ mod tests {
     fn key_record_round_trips() {
         let record = sample();
         let bytes = record.encode();
-        assert_eq!(bytes.len(), 1 + 1 + 8 + 8 + 32 + 8 + 1 + 7 + 1 + 10 + 8);
+        assert_eq!(bytes.len(), 1 + 1 + 8 + 8 + 32 + 8 + 1 + 7 + 1 + 10 + 8 + 2 + 24);
         assert_eq!(KeyRecord::decode(&bytes), Ok(record));
     }
 
     #[test]
-    fn format_1_key_records_read_with_the_version_as_fid() {
+    fn older_key_records_still_read() {
         let record = sample();
         let mut bytes = record.encode();
+        bytes.truncate(bytes.len() - 2 - record.headers.len());
+        bytes[0] = 2;
+        let decoded = KeyRecord::decode(&bytes).expect("format 2 still reads");
+        assert_eq!(decoded, KeyRecord { headers: String::new(), ..record.clone() });
         bytes.truncate(bytes.len() - 8);
         bytes[0] = 1;
         let decoded = KeyRecord::decode(&bytes).expect("format 1 still reads");
-        assert_eq!(decoded, KeyRecord { fid: record.version.hlc, ..record });
+        let fid = record.version.hlc;
+        assert_eq!(decoded, KeyRecord { fid, headers: String::new(), ..record });
     }
 
     #[test]
@@ -479,8 +515,8 @@ mod tests {
         bad_state[1] = 99;
         assert_eq!(KeyRecord::decode(&bad_state), Err(RecordError::UnknownState(99)));
         let mut bad_format = bytes;
-        bad_format[0] = 3;
-        assert_eq!(KeyRecord::decode(&bad_format), Err(RecordError::UnknownFormat(3)));
+        bad_format[0] = 4;
+        assert_eq!(KeyRecord::decode(&bad_format), Err(RecordError::UnknownFormat(4)));
     }
 
     #[test]
@@ -522,6 +558,7 @@ mod index_tests {
             content_type: "image/png".into(),
             deleted: false,
             holders: holders.to_vec(),
+            headers: String::new(),
         }
     }
 

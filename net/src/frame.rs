@@ -18,7 +18,7 @@ use crate::message::{ArchivedMessage, Message};
 /// First four bytes of every frame, `b"CRN1"` read as a little-endian u32.
 pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"CRN1");
 /// The only frame version this code speaks.
-pub const FRAME_VERSION: u8 = 2;
+pub const FRAME_VERSION: u8 = 3;
 /// Size of the fixed header that starts every frame.
 pub const FRAME_HEADER_BYTES: usize = 16;
 /// Message payloads are padded to a multiple of this, so that every frame

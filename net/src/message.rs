@@ -192,6 +192,8 @@ pub struct IndexEntry {
     pub holders: Vec<u64>,
     /// Copies the key's class wants (0 when the sender does not know).
     pub wanted: u32,
+    /// The version's kept headers (`name: value` lines).
+    pub headers: String,
 }
 
 /// Which openraft RPC a `Raft`/`RaftReply` payload holds.
@@ -459,6 +461,7 @@ mod tests {
             deleted: false,
             holders: vec![2],
             wanted: 2,
+            headers: String::new(),
         })
     }
 

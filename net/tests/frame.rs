@@ -48,7 +48,7 @@ fn header_layout_is_as_documented() {
     for message in samples::every_variant() {
         let frame = encoded(&message);
         assert_eq!(&frame[0..4], b"CRN1", "magic");
-        assert_eq!(frame[4], 2, "version");
+        assert_eq!(frame[4], 3, "version");
         assert_eq!(frame[5], 1, "kind: message");
         assert_eq!(&frame[6..8], &[0, 0], "reserved");
         let payload_len_bytes =
@@ -67,7 +67,7 @@ fn header_layout_is_as_documented() {
 #[test]
 fn blob_header_layout_is_as_documented() {
     let header = FrameHeader::blob_body(0x0102_0304).encode();
-    assert_eq!(header, [b'C', b'R', b'N', b'1', 2, 2, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0]);
+    assert_eq!(header, [b'C', b'R', b'N', b'1', 3, 2, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0]);
 }
 
 /// Pins the archive format itself: rkyv's layout follows its cargo features
@@ -78,8 +78,8 @@ fn blob_header_layout_is_as_documented() {
 fn hello_ack_frame_is_byte_for_byte_the_documented_one() {
     let frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
     let mut expected = vec![
-        0x43, 0x52, 0x4e, 0x31, 0x02, 0x01, 0x00,
-        0x00, // magic "CRN1", version 2, kind 1, reserved
+        0x43, 0x52, 0x4e, 0x31, 0x03, 0x01, 0x00,
+        0x00, // magic "CRN1", version 3, kind 1, reserved
         0x70, 0x00, 0x00, 0x00, 0xaa, 0x40, 0x84,
         0x43, // payload length 112, CRC32 0x438440aa
         0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
@@ -170,7 +170,7 @@ fn bad_magic_is_rejected() {
 #[test]
 fn unknown_version_is_rejected() {
     let mut frame = encoded(&Message::HelloAck { node_id: 1, cluster_id: 2, proof: [0; 32] });
-    for version in [0, 1, 3, 255] {
+    for version in [0, 1, 2, 4, 255] {
         frame[4] = version;
         assert!(matches!(
             decode_error(&frame),

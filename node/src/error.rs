@@ -35,6 +35,9 @@ pub enum NodeError {
     /// The bytes received do not hash to what was announced.
     #[error("{0}")]
     DigestMismatch(String),
+    /// The headers a version would keep are longer than a record holds.
+    #[error("the headers kept with an object are limited to {max_bytes} bytes")]
+    HeadersTooLong { max_bytes: usize },
     #[error("objects are limited to {max_bytes} bytes on this node")]
     TooLarge { max_bytes: u64 },
     /// The body stopped arriving for longer than the node waits.

@@ -49,5 +49,6 @@ pub fn record_of(entry: IndexEntry) -> KeyRecord {
         class: entry.class,
         content_type: entry.content_type,
         fid: entry.hlc,
+        headers: entry.headers,
     }
 }

@@ -201,6 +201,7 @@ async fn close(
         class: pending.class,
         replicas,
         content_type: String::new(),
+        headers: String::new(),
         fid: Some(fid),
         closes_upload: Some(fid),
         version: None,

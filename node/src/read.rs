@@ -25,6 +25,8 @@ pub struct KeyFacts {
     pub sha256: Digest,
     pub size_bytes: u64,
     pub content_type: String,
+    /// Response headers the version keeps (`KeyRecord::headers`).
+    pub headers: String,
     /// The version's hybrid logical clock value.
     pub version_hlc: u64,
 }
@@ -35,6 +37,7 @@ impl KeyFacts {
             sha256: record.sha256,
             size_bytes: record.size_bytes,
             content_type: record.content_type.clone(),
+            headers: record.headers.clone(),
             version_hlc: record.version.hlc,
         }
     }
@@ -44,6 +47,7 @@ impl KeyFacts {
             sha256: Digest(entry.sha256),
             size_bytes: entry.size_bytes,
             content_type: entry.content_type.clone(),
+            headers: entry.headers.clone(),
             version_hlc: entry.hlc,
         }
     }

@@ -168,6 +168,7 @@ async fn pull_once(
         size_bytes: entry.size_bytes,
         class: entry.class.clone(),
         content_type: entry.content_type.clone(),
+        headers: entry.headers.clone(),
     };
     let stored = store_copy(shard, copied, &mut source).await.map_err(|error| match error {
         NodeError::CopyFailed(reason) => CopyError::Source(reason),
@@ -229,6 +230,7 @@ async fn reuse_local_blob(
         class: entry.class.clone(),
         replicas,
         content_type: entry.content_type.clone(),
+        headers: entry.headers.clone(),
         fid: None,
         closes_upload: None,
         version: Some(version),

@@ -51,6 +51,8 @@ pub struct PutCommit {
     pub class: String,
     pub replicas: u32,
     pub content_type: String,
+    /// Response headers the version keeps (`KeyRecord::headers`).
+    pub headers: String,
     /// The MogileFS fid of the new version; its clock value when `None`.
     pub fid: Option<u64>,
     /// A MogileFS upload this commit closes: its pending record and the
@@ -459,6 +461,7 @@ impl Shard {
             size_bytes: put.written.size_bytes,
             class: put.class,
             content_type: put.content_type,
+            headers: put.headers,
             // A copy's fid is this node's (the writer's clock value could
             // be another local key's fid).
             fid: put.fid.unwrap_or_else(|| {

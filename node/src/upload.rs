@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_engine::meta::Batch;
+use cairn_engine::record::HEADERS_LEN_MAX;
 use cairn_engine::{BlobWriter, Digest, Integrity, KeyRecord, KeyState, Version, Written};
 
 use crate::error::NodeError;
@@ -29,6 +30,11 @@ pub struct PutRequest {
     /// The class to store it in (the default class when `None`).
     pub class: Option<String>,
     pub content_type: String,
+    /// Response headers the version keeps (`KeyRecord::headers`).
+    pub headers: String,
+    /// Keep the bytes' MD5 as the version's S3 ETag (S3 clients compare
+    /// it with their own MD5 of what they sent); computed on the way in.
+    pub md5_etag: bool,
     /// The SHA-256 the client says it sends, checked against the bytes.
     pub expected_sha256: Option<Digest>,
     /// The body's length when the client declared it.
@@ -62,7 +68,15 @@ pub async fn put(
     request: PutRequest,
     source: &mut impl ChunkSource,
 ) -> Result<KeyRecord, NodeError> {
-    let PutRequest { target, class, content_type, expected_sha256, declared_bytes } = request;
+    let PutRequest {
+        target,
+        class,
+        content_type,
+        mut headers,
+        md5_etag,
+        expected_sha256,
+        declared_bytes,
+    } = request;
     let class = class.unwrap_or_else(|| cairn_raft::DEFAULT_CLASS.to_string());
     let replicas = shard
         .cluster_state()
@@ -78,7 +92,10 @@ pub async fn put(
     // it needs no `uploading` record (one RocksDB write fewer per PUT).
     let visible = declared_bytes.is_none_or(|len| len > shard.node.config.inline_max_bytes);
     let mut upload = Upload::begin(shard, &target, visible, KeyState::Uploading)?;
-    let Received { written, inline } = upload.receive(source, max_bytes, declared_bytes).await?;
+    let mut md5 = md5_etag.then(md5::Md5::default);
+    let mut source = Md5Source { source, md5: md5.as_mut() };
+    let Received { written, inline } =
+        upload.receive(&mut source, max_bytes, declared_bytes).await?;
     let floor = match known {
         None => None,
         Some(task) => glommio::timer::timeout(VERSION_READ_TIMEOUT, async { Ok(task.await) })
@@ -95,6 +112,13 @@ pub async fn put(
             )));
         }
     }
+    if let Some(md5) = md5 {
+        use md5::Digest as _;
+        headers.push_str(&format!("{S3_ETAG_HEADER}: \"{}\"\n", hex::encode(md5.finalize())));
+    }
+    if headers.len() > HEADERS_LEN_MAX {
+        return Err(NodeError::HeadersTooLong { max_bytes: HEADERS_LEN_MAX });
+    }
     let commit = PutCommit {
         domain: target.domain.clone(),
         key: target.key.clone(),
@@ -104,6 +128,7 @@ pub async fn put(
         class,
         replicas,
         content_type,
+        headers,
         fid: None,
         closes_upload: None,
         version: None,
@@ -259,6 +284,25 @@ pub trait ChunkSource {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, NodeError>;
 }
 
+/// The kept header that holds a version's S3 ETag (`PutRequest::md5_etag`).
+pub const S3_ETAG_HEADER: &str = "x-cairn-s3-etag";
+
+/// A source whose bytes are hashed with MD5 on the way, when asked.
+struct Md5Source<'s, S> {
+    source: &'s mut S,
+    md5: Option<&'s mut md5::Md5>,
+}
+
+impl<S: ChunkSource> ChunkSource for Md5Source<'_, S> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, NodeError> {
+        let chunk = self.source.next_chunk().await?;
+        if let (Some(md5), Some(chunk)) = (self.md5.as_deref_mut(), &chunk) {
+            md5::Digest::update(md5, chunk);
+        }
+        Ok(chunk)
+    }
+}
+
 /// Bytes already in memory, as an upload's source.
 #[derive(Default)]
 pub struct InMemory(pub Option<Bytes>);
@@ -278,6 +322,7 @@ pub struct Copied {
     pub size_bytes: u64,
     pub class: String,
     pub content_type: String,
+    pub headers: String,
 }
 
 /// Stores a copy of a key version from `source`, through the same path
@@ -314,6 +359,7 @@ pub async fn store_copy(
         class: copied.class,
         replicas,
         content_type: copied.content_type,
+        headers: copied.headers,
         fid: None,
         closes_upload: None,
         version: Some(copied.version),

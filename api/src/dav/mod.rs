@@ -633,6 +633,8 @@ async fn put_empty(shard: &Rc<Shard>, domain: &str, key: &str) -> Result<(), Api
         target: KeyRef { domain: domain.to_string(), key: key.to_string() },
         class: None,
         content_type: String::new(),
+        headers: String::new(),
+        md5_etag: false,
         expected_sha256: None,
         declared_bytes: Some(0),
     };

@@ -364,6 +364,7 @@ mod tests {
             class: "default".into(),
             content_type: String::new(),
             fid: 1,
+            headers: String::new(),
         }
     }
 

@@ -57,6 +57,8 @@ pub async fn put(
         target,
         class,
         content_type,
+        headers: super::kept::from_request(headers)?,
+        md5_etag: super::kept::wants_md5_etag(headers),
         expected_sha256,
         declared_bytes: content_length(headers)?,
     };
@@ -127,6 +129,9 @@ pub async fn get(
     response = response.header(header::ACCEPT_RANGES, "bytes");
     if !facts.content_type.is_empty() {
         response = response.header(header::CONTENT_TYPE, &facts.content_type);
+    }
+    for (name, value) in super::kept::response_lines(&facts.headers) {
+        response = response.header(name, value);
     }
     let (status, start, end) = match plan(headers, facts) {
         Plan::NotModified => {

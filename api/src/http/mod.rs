@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod kept;
 pub mod key;
 pub mod proxy;
 pub mod range;

@@ -118,6 +118,8 @@ pub async fn copy_to_store(
         target,
         class: Some(entry.class.clone()),
         content_type: reading.facts.content_type.clone(),
+        headers: reading.facts.headers.clone(),
+        md5_etag: false,
         expected_sha256: Some(reading.facts.sha256),
         declared_bytes: Some(reading.facts.size_bytes),
     };
@@ -253,6 +255,12 @@ fn put_head(address: &str, request: &PutRequest) -> http::request::Builder {
     if let Some(bytes) = request.declared_bytes {
         builder = builder.header(header::CONTENT_LENGTH, bytes);
     }
+    for (name, value) in super::kept::lines(&request.headers) {
+        builder = builder.header(name, value);
+    }
+    if request.md5_etag {
+        builder = builder.header(super::kept::ETAG_REQUEST_HEADER, "md5");
+    }
     if let Some(sha256) = request.expected_sha256 {
         builder = builder.header("x-content-sha256", sha256.to_hex());
     }
@@ -279,6 +287,7 @@ fn stored_record(json: &serde_json::Value, store: u64, content_type: &str) -> Op
         class: json["class"].as_str()?.to_string(),
         content_type: content_type.to_string(),
         fid: hlc,
+        headers: json["headers"].as_str().unwrap_or_default().to_string(),
     })
 }
 

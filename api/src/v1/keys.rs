@@ -75,7 +75,7 @@ pub async fn stat(shard: &Shard, target: KeyRef) -> Result<Response<ResBody>, Ap
 }
 
 pub fn record_json(domain: &str, key: &str, record: &KeyRecord) -> serde_json::Value {
-    json!({
+    let mut json = json!({
         "domain": domain,
         "key": key,
         "sha256": record.sha256.to_hex(),
@@ -83,7 +83,11 @@ pub fn record_json(domain: &str, key: &str, record: &KeyRecord) -> serde_json::V
         "class": record.class,
         "version": record.version.hlc,
         "state": record.state.as_str(),
-    })
+    });
+    if !record.headers.is_empty() {
+        json["headers"] = json!(record.headers);
+    }
+    json
 }
 
 fn key_url(http: &str, target: &KeyRef) -> String {

@@ -64,5 +64,6 @@ fn entry() -> IndexEntry {
         deleted: false,
         holders: vec![1, 2, 3],
         wanted: 3,
+        headers: "cache-control: max-age=60\n".to_owned(),
     }
 }

@@ -215,6 +215,8 @@ pub fn put_request(key: &str, declared_bytes: Option<u64>) -> PutRequest {
         target: KeyRef { domain: "test".into(), key: key.into() },
         class: None,
         content_type: "application/octet-stream".into(),
+        headers: String::new(),
+        md5_etag: false,
         expected_sha256: None,
         declared_bytes,
     }
