@@ -172,6 +172,16 @@ pub struct ServeArgs {
     /// `unreg_domain` there. Default: every domain.
     #[arg(long, env = "CAIRN_MOGILE_DOMAINS", value_delimiter = ',')]
     pub mogile_domains: Vec<String>,
+    /// S3 API address; port 0 picks a free port (see DATA/ports.json).
+    #[arg(long, env = "CAIRN_S3_LISTEN", default_value = "127.0.0.1:7800")]
+    pub s3_listen: SocketAddr,
+    /// S3 virtual-host style: a request to `<bucket>.<this domain>` names
+    /// the bucket by its host (path style always works).
+    #[arg(long, env = "CAIRN_S3_DOMAIN")]
+    pub s3_domain: Option<String>,
+    /// The region S3 clients sign for (they assume us-east-1 when none is set).
+    #[arg(long, env = "CAIRN_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
 }
 
 /// The node's listeners, bound before anything else so that port 0 is
@@ -179,6 +189,7 @@ pub struct ServeArgs {
 struct Listeners {
     http: ReusePortListeners,
     mogile: ReusePortListeners,
+    s3: ReusePortListeners,
     peer: std::net::TcpListener,
 }
 
@@ -189,6 +200,8 @@ impl Listeners {
                 .with_context(|| format!("cannot listen on {}", args.listen))?,
             mogile: ReusePortListeners::bind(args.mogile_listen, shard_count)
                 .with_context(|| format!("cannot listen on {}", args.mogile_listen))?,
+            s3: ReusePortListeners::bind(args.s3_listen, shard_count)
+                .with_context(|| format!("cannot listen on {}", args.s3_listen))?,
             peer: std::net::TcpListener::bind(args.peer_listen)
                 .with_context(|| format!("cannot listen for peers on {}", args.peer_listen))?,
         })
@@ -214,6 +227,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let listeners = Listeners::bind(&args, shard_count)?;
     let (http_addr, mogile_addr) = (listeners.http.local_addr, listeners.mogile.local_addr);
+    let s3_addr = listeners.s3.local_addr;
     let peer_addr = listeners.peer.local_addr()?;
     let host = advertised_host(args.advertise_host.as_deref(), http_addr)?;
     let member = Member {
@@ -243,6 +257,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "http": http_addr.port(),
         "peer": peer_addr.port(),
         "mogile": mogile_addr.port(),
+        "s3": s3_addr.port(),
     });
     node.data.write_file_durably("ports.json", ports.to_string().as_bytes())?;
     tracing::info!(
@@ -250,11 +265,18 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http = %http_addr,
         peer = %peer_addr,
         mogile = %mogile_addr,
+        s3 = %s3_addr,
         shards = shard_count,
         "cairn is serving"
     );
     cairn_node::recovery::spawn_orphan_sweep(node.clone());
-    let sockets = listeners.http.into_sockets().into_iter().zip(listeners.mogile.into_sockets());
+    let sockets = listeners
+        .http
+        .into_sockets()
+        .into_iter()
+        .zip(listeners.mogile.into_sockets())
+        .zip(listeners.s3.into_sockets())
+        .map(|((http, mogile), s3)| ShardSockets { http, mogile, s3 });
     run_shards(&args, node, cpus, sockets.zip(work_receivers).collect())
 }
 
@@ -296,7 +318,7 @@ fn cluster_config(
         cpu,
         copies_in_flight_max: args.copies_in_flight.max(1),
         auth_forced: args.auth_required
-            || [args.listen, args.peer_listen, args.mogile_listen]
+            || [args.listen, args.peer_listen, args.mogile_listen, args.s3_listen]
                 .iter()
                 .any(|address| !address.ip().is_loopback()),
     })
@@ -322,12 +344,21 @@ fn node_config(args: &ServeArgs, shard_count: usize, http_listen: SocketAddr) ->
         mogile_idle_timeout: args.mogile_idle_timeout,
         mogile_admin: args.mogile_admin,
         mogile_domains: args.mogile_domains.clone(),
+        s3_domain: args.s3_domain.clone(),
+        s3_region: args.s3_region.clone(),
     }
 }
 
-/// What each shard is started with: its HTTP and MogileFS sockets, and its
-/// queue of work from the raft thread.
-type ShardStart = ((OwnedFd, OwnedFd), futures_channel::mpsc::Receiver<ShardWork>);
+/// One shard's client listening sockets.
+struct ShardSockets {
+    http: OwnedFd,
+    mogile: OwnedFd,
+    s3: OwnedFd,
+}
+
+/// What each shard is started with: its sockets, and its queue of work
+/// from the raft thread.
+type ShardStart = (ShardSockets, futures_channel::mpsc::Receiver<ShardWork>);
 
 /// Runs one pinned glommio executor per shard until they all stop.
 fn run_shards(
@@ -393,7 +424,7 @@ async fn run_shard(
     id: usize,
     node: Arc<Node>,
     mesh: MeshBuilder<ShardRequest, glommio::channels::channel_mesh::Full>,
-    (socket, mogile_socket): (OwnedFd, OwnedFd),
+    sockets: ShardSockets,
     work: futures_channel::mpsc::Receiver<ShardWork>,
 ) {
     if let Err(error) = warm_up_direct_io(&node.data.probe_path()).await {
@@ -411,7 +442,12 @@ async fn run_shard(
         glommio::spawn_local(cairn_node::space::watch(shard.node.clone())).detach();
     }
     glommio::spawn_local(cairn_node::replication::serve_work(shard.clone(), work)).detach();
-    cairn_api::serve_shard(shard, glommio_listener(socket), glommio_listener(mogile_socket)).await;
+    let listeners = cairn_api::Listeners {
+        http: glommio_listener(sockets.http),
+        mogile: glommio_listener(sockets.mogile),
+        s3: glommio_listener(sockets.s3),
+    };
+    cairn_api::serve_shard(shard, listeners).await;
 }
 
 /// Per-shard registered memory that fits RLIMIT_MEMLOCK (glommio registers

@@ -59,7 +59,7 @@ fn serve_refused(args: &[&str], envs: &[(&str, &str)]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["serve", "--data", data.path().to_str().unwrap(), "--shards", "1"])
         .args(["--listen", "127.0.0.1:0", "--peer-listen", "127.0.0.1:0"])
-        .args(["--mogile-listen", "127.0.0.1:0"])
+        .args(["--mogile-listen", "127.0.0.1:0", "--s3-listen", "127.0.0.1:0"])
         .args(args)
         .envs(envs.iter().copied())
         .output()

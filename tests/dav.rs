@@ -8,10 +8,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use common::{bytes, reply, sha256_hex, wait_for, Reply, TestNode};
+use common::{bytes, installed, reply, run_bounded, sha256_hex, wait_for, Reply, TestNode};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// The node's default `--inline-max`: larger blobs get a file.
@@ -372,40 +372,6 @@ fn locks_guard_writes_until_unlocked() {
 
 fn collector_idle(node: &TestNode) -> bool {
     wait_for(WAIT, || (node.status()["keys"]["to-delete"]["blobs"] == 0).then_some(())).is_some()
-}
-
-/// Whether a program is installed; tells loudly when it is not.
-fn installed(program: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: `{program}` is not installed; run scripts/setup (CI installs it) !!!!!!!!\n"
-        );
-    }
-    found
-}
-
-/// Runs a command, killing it if it outlives `timeout`.
-fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
 }
 
 /// `(passed, failed)` of one litmus suite, from its summary line.

@@ -21,7 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 /// The frontends of `api/src`: none may name another (only the router and
 /// the crate root name them all), and the plumbing names none.
-const FRONTENDS: &[&str] = &["v1", "dav", "mogile"];
+const FRONTENDS: &[&str] = &["v1", "dav", "mogile", "s3"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else { return };

@@ -24,7 +24,7 @@ fn node_serves_as_nobody_within_an_8_mib_memlock_limit() {
     let data = dir.path().join("data");
     let log = dir.path().join("log");
     let script = format!(
-        "ulimit -l 8192 && exec {} serve --data {} --listen 127.0.0.1:0 --mogile-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --shards 2 2>{}",
+        "ulimit -l 8192 && exec {} serve --data {} --listen 127.0.0.1:0 --mogile-listen 127.0.0.1:0 --s3-listen 127.0.0.1:0 --peer-listen 127.0.0.1:0 --shards 2 2>{}",
         binary.display(),
         data.display(),
         log.display()

@@ -47,6 +47,10 @@ pub struct NodeConfig {
     pub mogile_admin: bool,
     /// The domains the tracker port serves; empty: every domain.
     pub mogile_domains: Vec<String>,
+    /// S3 virtual-host style: `<bucket>.<s3_domain>` names a bucket.
+    pub s3_domain: Option<String>,
+    /// The region S3 clients sign for and GetBucketLocation answers.
+    pub s3_region: String,
 }
 
 pub struct Node {

@@ -12,7 +12,7 @@ pub mod tracker;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -67,6 +67,7 @@ pub struct TestNode {
     pub peer_port: u16,
     /// The MogileFS tracker port.
     pub mogile_port: u16,
+    pub s3_port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
     /// Environment of the next start (libfaketime, say).
@@ -107,6 +108,7 @@ impl TestNode {
             http_port: 0,
             peer_port: 0,
             mogile_port: 0,
+            s3_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             extra_env,
@@ -126,6 +128,7 @@ impl TestNode {
             http_port: 0,
             peer_port: 0,
             mogile_port: 0,
+            s3_port: 0,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             extra_env: Vec::new(),
@@ -147,9 +150,11 @@ impl TestNode {
             if first_start && self.host.netns.is_some() {
                 // A namespace of its own: every port is free.
                 (self.http_port, self.peer_port, self.mogile_port) = (7500, 7501, 7001);
+                self.s3_port = 7800;
             } else if first_start {
                 (self.http_port, self.peer_port, self.mogile_port) =
                     (free_port(), free_port(), free_port());
+                self.s3_port = free_port();
             }
             if self.try_launch() {
                 return;
@@ -183,6 +188,7 @@ impl TestNode {
             .args(["--listen", &format!("{address}:{}", self.http_port)])
             .args(["--peer-listen", &format!("{address}:{}", self.peer_port)])
             .args(["--mogile-listen", &format!("{address}:{}", self.mogile_port)])
+            .args(["--s3-listen", &format!("{address}:{}", self.s3_port)])
             .args(&self.extra_args)
             .env("CAIRN_LOG", "warn,openraft=off")
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
@@ -205,13 +211,13 @@ impl TestNode {
             let text = std::fs::read_to_string(&ports).ok()?;
             let value: serde_json::Value = serde_json::from_str(&text).ok()?;
             let port = |name: &str| value[name].as_u64().map(|p| p as u16);
-            Some(Some((port("http")?, port("peer")?, port("mogile")?)))
+            Some(Some((port("http")?, port("peer")?, port("mogile")?, port("s3")?)))
         })
         .expect("node wrote ports.json or exited");
-        let Some((http, peer, mogile)) = started else {
+        let Some((http, peer, mogile, s3)) = started else {
             return false;
         };
-        (self.http_port, self.peer_port, self.mogile_port) = (http, peer, mogile);
+        (self.http_port, self.peer_port, self.mogile_port, self.s3_port) = (http, peer, mogile, s3);
         self.base = format!("http://{}:{http}", self.host.address);
         // Any answer will do: a node of a cluster whose key this harness
         // does not know answers 401.
@@ -456,4 +462,38 @@ pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> O
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether a program is installed; tells loudly when it is not.
+pub fn installed(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: `{program}` is not installed; run scripts/setup (CI installs it) !!!!!!!!\n"
+        );
+    }
+    found
+}
+
+/// Runs a command, killing it if it outlives `timeout`.
+pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
 }

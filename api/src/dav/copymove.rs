@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use cairn_engine::{KeyRecord, Meta, Version};
+use cairn_engine::Meta;
 use http::request::Parts;
 use http::{Response, StatusCode};
 
@@ -19,9 +19,7 @@ use super::{conflict, no_parent, not_found, parent_of, preconditions, remove, Ta
 use crate::http::ErrorKind;
 use crate::http::{ApiError, ResBody};
 use cairn_node::listing::key_page;
-use cairn_node::replication::hold_here;
-use cairn_node::shard::{CollectionOp, CopyCommit, Shard};
-use cairn_node::upload::KeyRef;
+use cairn_node::shard::{CollectionOp, Shard};
 use cairn_node::NodeError;
 
 use crate::http::auth::Need;
@@ -165,11 +163,13 @@ async fn run(
     let meta = shard.node.meta.clone();
     match source {
         Resource::File { key, .. } => {
-            let copied = copy_key(shard, &meta, source_domain, key, target_domain, target_path);
-            let version = copied.await.map_err(|error| match error.kind {
-                ErrorKind::NotFound => conflict("the source went away during the copy"),
-                _ => error,
-            })?;
+            let copied =
+                crate::http::key::copy(shard, source_domain, key, target_domain, target_path, None);
+            let version =
+                copied.await.map(|record| record.version).map_err(|error| match error.kind {
+                    ErrorKind::NotFound => conflict("the source went away during the copy"),
+                    _ => error,
+                })?;
             if transfer == Transfer::Move {
                 let removed = cairn_node::delete::delete_version(
                     shard,
@@ -195,53 +195,6 @@ async fn run(
         }
     }
     Ok(())
-}
-
-/// Copies one key; answers the source's version copied. A store makes
-/// the new key refer to the same blob (held here first when it is held
-/// elsewhere only); a proxy streams the bytes to a store.
-async fn copy_key(
-    shard: &Rc<Shard>,
-    meta: &Meta,
-    source_domain: &str,
-    source_key: &str,
-    target_domain: &str,
-    target_key: &str,
-) -> Result<Version, ApiError> {
-    if !shard.takes_new_data() {
-        let target = KeyRef { domain: target_domain.to_string(), key: target_key.to_string() };
-        return crate::http::proxy::copy_to_store(shard, source_domain, source_key, target).await;
-    }
-    let record = hold_here(shard, source_domain, source_key).await?;
-    let version = record.version;
-    copy_file(shard, meta, source_domain, source_key, record, target_domain, target_key).await?;
-    Ok(version)
-}
-
-/// Makes `target_key` refer to the source's blob, with the source's dead
-/// properties. The blob is pinned meanwhile so the collector cannot take
-/// it between reading the source and committing the new reference.
-async fn copy_file(
-    shard: &Rc<Shard>,
-    meta: &Meta,
-    source_domain: &str,
-    source_key: &str,
-    source: KeyRecord,
-    target_domain: &str,
-    target_key: &str,
-) -> Result<(), NodeError> {
-    let props = meta.props(source_domain, source_key)?;
-    let sha256 = source.sha256;
-    shard.place(None, sha256).await?;
-    let copy = CopyCommit {
-        domain: target_domain.to_string(),
-        key: target_key.to_string(),
-        source,
-        props,
-    };
-    let committed = shard.commit_copy(copy).await;
-    shard.unpin(sha256).await;
-    committed.map(|_| ())
 }
 
 /// Copies a collection: its record and properties, then (when `deep`)
@@ -281,13 +234,19 @@ async fn copy_tree(
             .into_iter()
             .map(|(key, _)| {
                 let target_key = format!("{target_prefix}{}", &key[source_prefix.len()..]);
-                let (shard, meta) = (shard.clone(), meta.clone());
+                let shard = shard.clone();
                 let (source_domain, target_domain) =
                     (source_domain.to_string(), target_domain.to_string());
                 glommio::spawn_local(async move {
-                    copy_key(&shard, &meta, &source_domain, &key, &target_domain, &target_key)
-                        .await
-                        .map(|_| ())
+                    let copied = crate::http::key::copy(
+                        &shard,
+                        &source_domain,
+                        &key,
+                        &target_domain,
+                        &target_key,
+                        None,
+                    );
+                    copied.await.map(|_| ())
                 })
                 .detach()
             })

@@ -9,7 +9,6 @@
 //! (`propfind`), COPY/MOVE (`copymove`), the lock table (`locks`).
 
 mod copymove;
-mod dates;
 mod domains;
 pub mod locks;
 mod multistatus;
@@ -138,24 +137,8 @@ async fn read_body(
     if declared.is_some_and(|len| len > XML_BODY_MAX_BYTES as u64) {
         return Err(too_large());
     }
-    let timeout = shard.node.config.body_timeout;
-    let mut out = Vec::new();
-    loop {
-        let frame = glommio::timer::timeout(timeout, async { Ok(body.frame().await) })
-            .await
-            .map_err(|_| ApiError::new(ErrorKind::Timeout, "the request body stalled"))?;
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|error| {
-            ApiError::new(ErrorKind::BodyIncomplete, format!("request body failed: {error}"))
-        })?;
-        if let Some(data) = frame.data_ref() {
-            if out.len() + data.len() > XML_BODY_MAX_BYTES {
-                return Err(too_large());
-            }
-            out.extend_from_slice(data);
-        }
-    }
-    Ok(out)
+    crate::http::request::read_to_end(body, XML_BODY_MAX_BYTES, shard.node.config.body_timeout)
+        .await
 }
 
 /// Whether a collection is at `prefix`: records here, or keys anywhere.
@@ -277,7 +260,8 @@ async fn get(
 ) -> Result<Response<ResBody>, ApiError> {
     match resolve(&shard.node, &path).await?.ok_or_else(|| not_found(&path))? {
         Resource::File { key, .. } => {
-            key::get(shard, &KeyRef { domain: path.domain, key }, &request.headers, kind).await
+            let target = KeyRef { domain: path.domain, key };
+            key::get(shard, &target, &request.headers, kind, key::TagStyle::Sha256).await
         }
         Resource::Collection { prefix, .. } => {
             let builder =

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use cairn_engine::PropsRecord;
 use http::{Response, StatusCode};
 
-use super::dates::{rfc1123, rfc3339};
 use super::domains::DomainPages;
 use super::locks;
 use super::locks::LockTable;
@@ -22,6 +21,7 @@ use super::multistatus::{
 use super::path::PREFIX;
 use super::resource::{Members, Resource, PAGE_LEN};
 use super::xml::{esc, PropName, Propfind, DAV_NS};
+use crate::http::dates::{rfc1123, rfc3339};
 use crate::http::{ApiError, ResBody};
 use cairn_node::{Node, NodeError};
 

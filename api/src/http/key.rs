@@ -10,7 +10,9 @@ use bytes::Bytes;
 use cairn_engine::record::CONTENT_TYPE_LEN_MAX;
 use cairn_engine::{Digest, KeyRecord};
 use cairn_node::read::{read_anywhere, KeyFacts, Origin, ReadBody, Want};
-use cairn_node::upload::{ChunkSource, KeyRef, PutRequest};
+use cairn_node::replication::hold_here;
+use cairn_node::shard::CopyCommit;
+use cairn_node::upload::{ChunkSource, KeyRef, PutRequest, S3_ETAG_HEADER};
 use cairn_node::{NodeError, Shard};
 use http::{header, HeaderMap, Response, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -79,18 +81,55 @@ pub async fn store_version(
     Ok(cairn_node::upload::put(shard, request, source).await?)
 }
 
+/// Which ETag a frontend answers: the SHA-256 (`/v1/`, WebDAV), or the
+/// S3 ETag kept with the version (its MD5 when written over S3), else
+/// the SHA-256.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TagStyle {
+    Sha256,
+    S3,
+}
+
+pub fn tag_of(facts: &KeyFacts, style: TagStyle) -> String {
+    match style {
+        TagStyle::S3 => super::kept::s3_etag(&facts.headers).map(str::to_owned),
+        TagStyle::Sha256 => None,
+    }
+    .unwrap_or_else(|| etag(&facts.sha256))
+}
+
 /// What a GET or HEAD of this node's copy answers, from the request's
 /// conditional and range headers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Plan {
     NotModified,
+    PreconditionFailed,
     Whole,
     Part { start: u64, end: u64 },
     NotSatisfiable,
 }
 
-fn plan(headers: &HeaderMap, facts: &KeyFacts) -> Plan {
-    if if_none_match(headers, &etag(&facts.sha256)) {
+/// The conditions of RFC 9110 §13.2.2, in its order, then the range.
+fn plan(headers: &HeaderMap, facts: &KeyFacts, style: TagStyle) -> Plan {
+    let tag = tag_of(facts, style);
+    let modified_s = (facts.version_hlc >> 16) / 1000;
+    let date = |name| {
+        let value = headers.get(name)?.to_str().ok()?;
+        let time = httpdate::parse_http_date(value).ok()?;
+        Some(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())
+    };
+    if let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        if !wanted.split(',').map(str::trim).any(|c| c == "*" || c == tag) {
+            return Plan::PreconditionFailed;
+        }
+    } else if date(header::IF_UNMODIFIED_SINCE).is_some_and(|since| modified_s > since) {
+        return Plan::PreconditionFailed;
+    }
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        if if_none_match(headers, &tag) {
+            return Plan::NotModified;
+        }
+    } else if date(header::IF_MODIFIED_SINCE).is_some_and(|since| modified_s <= since) {
         return Plan::NotModified;
     }
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
@@ -108,15 +147,18 @@ pub async fn get(
     target: &KeyRef,
     headers: &HeaderMap,
     kind: ReadKind,
+    style: TagStyle,
 ) -> Result<Response<ResBody>, ApiError> {
     let want = |facts: &KeyFacts, _: Origin| {
         let size = facts.size_bytes;
         match kind {
             ReadKind::Head => Want::Nothing,
-            ReadKind::Get => match plan(headers, facts) {
+            ReadKind::Get => match plan(headers, facts, style) {
                 Plan::Whole => Want::Bytes { start: 0, end: size },
                 Plan::Part { start, end } => Want::Bytes { start, end },
-                Plan::NotModified | Plan::NotSatisfiable => Want::Nothing,
+                Plan::NotModified | Plan::PreconditionFailed | Plan::NotSatisfiable => {
+                    Want::Nothing
+                }
             },
         }
     };
@@ -124,7 +166,8 @@ pub async fn get(
     let facts = &reading.facts;
     let size = facts.size_bytes;
     let mut response = Response::builder()
-        .header(header::ETAG, etag(&facts.sha256))
+        .header(header::ETAG, tag_of(facts, style))
+        .header(header::LAST_MODIFIED, super::dates::rfc1123(facts.version_hlc))
         .header("x-cairn-version", facts.version_hlc.to_string());
     response = response.header(header::ACCEPT_RANGES, "bytes");
     if !facts.content_type.is_empty() {
@@ -133,9 +176,13 @@ pub async fn get(
     for (name, value) in super::kept::response_lines(&facts.headers) {
         response = response.header(name, value);
     }
-    let (status, start, end) = match plan(headers, facts) {
+    let (status, start, end) = match plan(headers, facts, style) {
         Plan::NotModified => {
             return Ok(response.status(StatusCode::NOT_MODIFIED).body(ResBody::empty())?);
+        }
+        Plan::PreconditionFailed => {
+            let failed = ApiError::new(ErrorKind::PreconditionFailed, "a condition did not hold");
+            return Err(failed);
         }
         Plan::NotSatisfiable => return Ok(not_satisfiable(size)),
         Plan::Whole => (StatusCode::OK, 0, size),
@@ -162,6 +209,51 @@ fn not_satisfiable(size_bytes: u64) -> Response<ResBody> {
     let value = format!("bytes */{size_bytes}").parse().expect("valid header value");
     answer.headers_mut().insert(header::CONTENT_RANGE, value);
     answer
+}
+
+/// What a copy's target gets instead of the source's type and kept
+/// headers (S3's `x-amz-metadata-directive: REPLACE`).
+pub struct Replaced {
+    pub content_type: String,
+    pub headers: String,
+}
+
+/// Copies one key; answers the source's record as copied. A store makes
+/// the new key refer to the same blob (held here first when it is held
+/// elsewhere only), with the source's dead properties; a proxy streams
+/// the bytes to a store.
+pub async fn copy(
+    shard: &Rc<Shard>,
+    source_domain: &str,
+    source_key: &str,
+    target_domain: &str,
+    target_key: &str,
+    replaced: Option<Replaced>,
+) -> Result<KeyRecord, ApiError> {
+    let target = KeyRef { domain: target_domain.to_string(), key: target_key.to_string() };
+    if !shard.takes_new_data() {
+        let copied =
+            super::proxy::copy_to_store(shard, source_domain, source_key, target, replaced);
+        return copied.await;
+    }
+    let mut record = hold_here(shard, source_domain, source_key).await?;
+    let copied = record.clone();
+    if let Some(replaced) = replaced {
+        // The bytes are the same: so is their S3 ETag.
+        let etag = super::kept::s3_etag(&record.headers)
+            .map(|etag| format!("{S3_ETAG_HEADER}: {etag}\n"))
+            .unwrap_or_default();
+        record.content_type = replaced.content_type;
+        record.headers = replaced.headers + &etag;
+    }
+    let props = shard.node.meta.props(source_domain, source_key)?;
+    let sha256 = record.sha256;
+    shard.place(None, sha256).await?;
+    let copy = CopyCommit { domain: target.domain, key: target.key, source: record, props };
+    let committed = shard.commit_copy(copy).await;
+    shard.unpin(sha256).await;
+    committed?;
+    Ok(copied)
 }
 
 /// DELETE of a key, wherever it is held.

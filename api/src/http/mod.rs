@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod dates;
 pub mod error;
 pub mod kept;
 pub mod key;
@@ -11,6 +12,7 @@ pub mod proxy;
 pub mod range;
 pub mod request;
 pub mod server;
+pub mod xml;
 
 pub use body::ResBody;
 pub use error::{ApiError, ErrorKind};

@@ -97,14 +97,15 @@ impl<S: ChunkSource> ChunkSource for Watched<'_, S> {
 /// Copies key `source` of `source_domain` to `target` (WebDAV COPY and
 /// MOVE at a proxy, which has no blob for a new key to refer to): streams
 /// the source from a holder into a store as the target's new version, with
-/// the source's class, type and dead properties. Answers the source's
-/// version copied.
+/// the source's class, type (or `replaced`'s), kept headers and dead
+/// properties. Answers the source's record as copied.
 pub async fn copy_to_store(
     shard: &Rc<Shard>,
     source_domain: &str,
     source: &str,
     target: KeyRef,
-) -> Result<Version, ApiError> {
+    replaced: Option<super::key::Replaced>,
+) -> Result<KeyRecord, ApiError> {
     let entry = cairn_node::remote::find(shard, source_domain, source).await?;
     let whole =
         |facts: &cairn_node::read::KeyFacts, _| Want::Bytes { start: 0, end: facts.size_bytes };
@@ -114,11 +115,20 @@ pub async fn copy_to_store(
     }
     let props = cairn_node::props::props_of(&shard.node, source_domain, source).await?;
     let (target_domain, target_key) = (target.domain.clone(), target.key.clone());
+    let (content_type, headers) = match replaced {
+        None => (reading.facts.content_type.clone(), reading.facts.headers.clone()),
+        Some(replaced) => {
+            let etag = super::kept::s3_etag(&reading.facts.headers)
+                .map(|etag| format!("{}: {etag}\n", cairn_node::upload::S3_ETAG_HEADER))
+                .unwrap_or_default();
+            (replaced.content_type, replaced.headers + &etag)
+        }
+    };
     let request = PutRequest {
         target,
         class: Some(entry.class.clone()),
-        content_type: reading.facts.content_type.clone(),
-        headers: reading.facts.headers.clone(),
+        content_type,
+        headers,
         md5_etag: false,
         expected_sha256: Some(reading.facts.sha256),
         declared_bytes: Some(reading.facts.size_bytes),
@@ -128,7 +138,7 @@ pub async fn copy_to_store(
         let control = &shard.node.control;
         control.put_props_at_holders(&target_domain, &target_key, props.encode()).await;
     }
-    Ok(Version { hlc: entry.hlc, node_id: entry.writer })
+    Ok(cairn_node::listing::record_of(entry))
 }
 
 /// A read's bytes as an upload's source.

@@ -8,6 +8,8 @@ use http::request::Parts;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 
+use super::{ApiError, ErrorKind};
+
 /// Decoded query parameters, first value of each name.
 pub struct Query(Vec<(String, String)>);
 
@@ -65,6 +67,33 @@ pub fn expects_continue(parts: &Parts) -> bool {
         .headers
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Reads a small request body whole: at most `max_bytes` (more is
+/// `too_large`), each piece within `timeout` of the last.
+pub async fn read_to_end(
+    body: &mut RequestBody,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large =
+        || ApiError::new(ErrorKind::TooLarge, format!("this body is limited to {max_bytes} bytes"));
+    let mut out = Vec::new();
+    loop {
+        let frame = glommio::timer::timeout(timeout, async { Ok(body.frame().await) })
+            .await
+            .map_err(|_| ApiError::new(ErrorKind::Timeout, "the request body stalled"))?;
+        let Some(frame) = frame else { return Ok(out) };
+        let frame = frame.map_err(|error| {
+            ApiError::new(ErrorKind::BodyIncomplete, format!("request body failed: {error}"))
+        })?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > max_bytes {
+                return Err(too_large());
+            }
+            out.extend_from_slice(data);
+        }
+    }
 }
 
 pub async fn drain(body: &mut RequestBody) {

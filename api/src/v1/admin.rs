@@ -208,27 +208,7 @@ pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     body: &mut RequestBody,
 ) -> Result<T, ApiError> {
     let timeout = shard.node.config.body_timeout;
-    let mut bytes = Vec::new();
-    loop {
-        let frame = glommio::timer::timeout(timeout, async { Ok(body.frame().await) })
-            .await
-            .map_err(|_| ApiError::new(ErrorKind::Timeout, "body too slow"))?;
-        match frame {
-            None => break,
-            Some(Err(error)) => return Err(ApiError::new(ErrorKind::BadBody, error.to_string())),
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    if bytes.len() + data.len() > ADMIN_BODY_MAX_BYTES {
-                        return Err(ApiError::new(
-                            ErrorKind::TooLarge,
-                            "admin bodies are at most 64 KiB",
-                        ));
-                    }
-                    bytes.extend_from_slice(data);
-                }
-            }
-        }
-    }
+    let bytes = crate::http::request::read_to_end(body, ADMIN_BODY_MAX_BYTES, timeout).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::new(ErrorKind::BadJson, format!("bad request body: {e}")))
 }

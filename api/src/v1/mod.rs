@@ -18,7 +18,7 @@ pub use keys::record_json;
 use path::Route;
 
 use crate::http::auth::{self, Need};
-use crate::http::key::ReadKind;
+use crate::http::key::{ReadKind, TagStyle};
 use crate::http::{ApiError, Query, RequestBody, ResBody};
 
 pub async fn handle(
@@ -94,8 +94,12 @@ async fn one_key(
         Method::GET if query.has("stat") => keys::stat(shard, target).await,
         Method::GET if query.has("locations") => keys::locations(shard, target).await,
         Method::GET if query.has("redirect") => keys::redirect(shard, target).await,
-        Method::GET => crate::http::key::get(shard, &target, headers, ReadKind::Get).await,
-        Method::HEAD => crate::http::key::get(shard, &target, headers, ReadKind::Head).await,
+        Method::GET => {
+            crate::http::key::get(shard, &target, headers, ReadKind::Get, TagStyle::Sha256).await
+        }
+        Method::HEAD => {
+            crate::http::key::get(shard, &target, headers, ReadKind::Head, TagStyle::Sha256).await
+        }
         Method::DELETE => keys::delete(shard, target).await,
         _ => Err(ApiError::method_not_allowed()),
     }

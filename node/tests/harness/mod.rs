@@ -155,6 +155,8 @@ fn start_node(
         config: NodeConfig {
             mogile_admin: false,
             mogile_domains: Vec::new(),
+            s3_domain: None,
+            s3_region: "us-east-1".into(),
             max_object_size_bytes: 1 << 30,
             inline_max_bytes: INLINE_MAX_BYTES,
             cache_size_bytes: options.cache_size_bytes,
