@@ -86,9 +86,9 @@ impl Checksum {
         }
     }
 
-    /// The kept header line answering this checksum on reads.
-    pub fn header_line(&self) -> String {
-        format!("{}: {}\n", self.name, self.value())
+    /// The checksum's header and value, as a PUT's answer carries it.
+    pub fn header(&self) -> (&'static str, String) {
+        (self.name, self.value())
     }
 }
 
@@ -166,9 +166,9 @@ impl<S: ChunkSource> S3Body<S> {
         }
     }
 
-    /// The kept header lines of the checksum the body was checked with.
-    pub fn checksum_line(&self) -> Option<String> {
-        self.checksum.as_ref().map(Checksum::header_line)
+    /// The checksum the body was checked with, once it has all been read.
+    pub fn checksum(&self) -> Option<(&'static str, String)> {
+        self.checksum.as_ref().map(Checksum::header)
     }
 
     /// More raw bytes into the buffer; false at the inner body's end.
@@ -376,13 +376,14 @@ fn truncated() -> NodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_node::upload::InMemory;
 
     fn decode(body: &[u8], signer: Option<ChunkSigner>) -> Result<Vec<u8>, NodeError> {
         futures_lite::future::block_on(async {
             // Fed a few bytes at a time: framing splits anywhere.
             let pieces: Vec<Bytes> = body.chunks(7).map(Bytes::copy_from_slice).collect::<Vec<_>>();
-            let mut source = S3Body::chunked(Pieces(pieces.into()), signer, None, None);
+            // As `x-amz-trailer: x-amz-checksum-crc32` announces it.
+            let checksum = Checksum::for_header("x-amz-checksum-crc32", None);
+            let mut source = S3Body::chunked(Pieces(pieces.into()), signer, checksum, None);
             let mut out = Vec::new();
             while let Some(bytes) = source.next_chunk().await? {
                 out.extend_from_slice(&bytes);
@@ -414,7 +415,16 @@ mod tests {
         assert!(matches!(decode(wrong.as_bytes(), None), Err(NodeError::DigestMismatch(_))));
         let short = &body.as_bytes()[..body.len() - 40];
         assert!(decode(short, None).is_err(), "a body cut short never ends cleanly");
-        let _ = InMemory::default();
+    }
+
+    #[test]
+    fn crc32c_is_the_castagnoli_checksum() {
+        // RFC 3720's test vector: 32 bytes of zeros.
+        let mut checksum = Checksum::for_header("x-amz-checksum-crc32c", None).unwrap();
+        checksum.update(&[0; 32]);
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(0x8a91_36aa_u32.to_be_bytes());
+        assert_eq!(checksum.value(), expected);
     }
 
     #[test]

@@ -85,12 +85,8 @@ pub async fn handle(
                 expected_sha256: None,
                 declared_bytes: declared_bytes(&parts.headers, &caller.payload)?,
             };
-            let record = store_body(shard, parts, caller, request, body).await?;
-            let mut response = empty(StatusCode::OK);
-            let facts = cairn_node::read::KeyFacts::of_record(&record);
-            let tag = key::tag_of(&facts, TagStyle::S3);
-            response.headers_mut().insert(http::header::ETAG, tag.parse().expect("valid"));
-            Ok(response)
+            let stored = store_body(shard, parts, caller, request, body).await?;
+            Ok(super::object::put_answer(&stored))
         }
         (&Method::POST, false) => {
             authorize(shard, caller, Need::Write(bucket))?;

@@ -38,8 +38,8 @@ pub async fn handle(
         }
         Method::PUT => {
             authorize(shard, caller, Need::Write(bucket))?;
-            let record = put(shard, parts, caller, target(), body, None).await?;
-            Ok(put_answer(&record))
+            let stored = put(shard, parts, caller, target(), body, None).await?;
+            Ok(put_answer(&stored))
         }
         Method::GET | Method::HEAD => {
             authorize(shard, caller, Need::Read(bucket))?;
@@ -80,11 +80,25 @@ async fn delete(shard: &Rc<Shard>, target: KeyRef) -> Result<(), S3Error> {
     }
 }
 
-fn put_answer(record: &KeyRecord) -> Response<ResBody> {
+/// A stored body: its version, and the checksum it was checked with.
+pub struct Stored {
+    pub record: KeyRecord,
+    pub checksum: Option<(&'static str, String)>,
+}
+
+/// A PUT's answer: the ETag, and the checksum the body passed.
+pub fn put_answer(stored: &Stored) -> Response<ResBody> {
     let mut response = empty(StatusCode::OK);
+    let record = &stored.record;
     let tag =
         kept::s3_etag(&record.headers).map_or_else(|| key::etag(&record.sha256), str::to_owned);
-    response.headers_mut().insert(header::ETAG, tag.parse().expect("an ETag is a header value"));
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, tag.parse().expect("an ETag is a header value"));
+    if let Some((name, value)) = &stored.checksum {
+        if let Ok(value) = value.parse() {
+            headers.insert(*name, value);
+        }
+    }
     response
 }
 
@@ -97,7 +111,7 @@ pub async fn put(
     target: KeyRef,
     body: &mut RequestBody,
     etag: Option<String>,
-) -> Result<KeyRecord, S3Error> {
+) -> Result<Stored, S3Error> {
     if !bucket_exists(shard, &target.domain)? {
         return Err(S3Error::no_such_bucket(&target.domain));
     }
@@ -128,7 +142,7 @@ pub async fn store_body(
     caller: &Caller,
     mut request: PutRequest,
     body: &mut RequestBody,
-) -> Result<KeyRecord, S3Error> {
+) -> Result<Stored, S3Error> {
     let headers = &parts.headers;
     if let Payload::Sha256(digest) = &caller.payload {
         request.expected_sha256 = Some(*digest);
@@ -136,14 +150,15 @@ pub async fn store_body(
     let declared_bytes = request.declared_bytes;
     let checksum = checksum(headers);
     let http = HttpBody::new(shard, body);
-    let record = match &caller.payload {
+    let mut source = match &caller.payload {
         Payload::Chunked { signer } => {
-            let mut source = S3Body::chunked(http, signer.clone(), checksum, declared_bytes);
-            key::store_version(shard, request, &mut source).await
+            S3Body::chunked(http, signer.clone(), checksum, declared_bytes)
         }
-        _ => key::store_version(shard, request, &mut S3Body::plain(http, checksum)).await,
+        _ => S3Body::plain(http, checksum),
     };
-    record.map_err(|error| match error.kind {
+    let record = key::store_version(shard, request, &mut source).await;
+    let checksum = source.checksum();
+    let record = record.map_err(|error| match error.kind {
         // A checksum's own mismatch names it; any other is the signed hash's.
         ErrorKind::DigestMismatch
             if matches!(caller.payload, Payload::Sha256(_))
@@ -152,7 +167,8 @@ pub async fn store_body(
             S3Error::bad_request("XAmzContentSHA256Mismatch", error.message)
         }
         _ => error.into(),
-    })
+    })?;
+    Ok(Stored { record, checksum })
 }
 
 /// The length of the object the body holds, when the client said.
