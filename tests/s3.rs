@@ -139,6 +139,25 @@ fn write_tree(root: &Path) {
     }
 }
 
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| if entry.path().is_dir() { files_under(&entry.path()) } else { 1 })
+        .sum()
+}
+
+#[test]
+fn s3_through_a_proxy_lands_on_stores() {
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.add(&["--no-store"]);
+    cluster.settle(4, 3);
+    let nodes: Vec<&TestNode> = cluster.running().collect();
+    let (proxy, stores) = (nodes[3], &nodes[..3]);
+    boto3_suite(proxy, stores, "proxied");
+    assert_eq!(files_under(&proxy.dir.join("blobs")), 0, "the proxy keeps no blob");
+}
+
 #[test]
 fn the_aws_cli_s3cmd_and_rclone_round_trip() {
     for tool in ["aws", "s3cmd", "rclone"] {
@@ -351,6 +370,20 @@ fn bad_s3_requests_are_refused_and_change_nothing() {
     assert_s3_error(&reply(ureq::get(&expired).call()), 403, "AccessDenied");
     let anonymous = reply(ureq::get(&format!("{}/bad/good", signer.base)).call());
     assert_s3_error(&anonymous, 403, "AccessDenied");
+    let public = serde_json::json!({ "public_read": true }).to_string();
+    let made = common::http::post(&node.url("/v1/admin/domains/bad")).send_string(&public);
+    assert_eq!(reply(made).status, 200, "the domain is made public-read");
+    let anonymous = reply(ureq::get(&format!("{}/bad/good", signer.base)).call());
+    assert_eq!(
+        (anonymous.status, anonymous.body.as_slice()),
+        (200, &b"good"[..]),
+        "anyone reads it now"
+    );
+    let anonymous_put = reply(ureq::put(&format!("{}/bad/k1", signer.base)).send_bytes(b"x"));
+    assert_s3_error(&anonymous_put, 403, "AccessDenied");
+    // Multipart parts live in a domain no client names.
+    assert_eq!(node.put("_parts", "bad/x/00001", b"forged").status, 404);
+    assert_eq!(node.get("_parts", "bad/x/00001").status, 404);
     for key in ["k1", "k2", "k3", "k4", "k5"] {
         assert_eq!(node.get("bad", key).status, 404, "{key} was not stored");
     }
@@ -416,4 +449,19 @@ impl Signer {
         );
         self.send_signed("PUT", path, &signed, streaming, &amz_date, body.as_bytes(), |_| {})
     }
+}
+
+#[test]
+fn virtual_host_style_names_the_bucket_by_its_host() {
+    let node = TestNode::start(&["--s3-domain", "s3.test"]);
+    let base = endpoint(&node);
+    let host = format!("vhb.s3.test:{}", node.s3_port);
+    assert_eq!(reply(ureq::put(&format!("{base}/vhb")).call()).status, 200, "bucket made");
+    let put = ureq::put(&format!("{base}/dir/key.txt")).set("Host", &host).send_bytes(b"by host");
+    assert_eq!(reply(put).status, 200);
+    assert_eq!(node.get("vhb", "dir/key.txt").body, b"by host", "the Host named the bucket");
+    let got = reply(ureq::get(&format!("{base}/dir/key.txt")).set("Host", &host).call());
+    assert_eq!(got.body, b"by host");
+    let path_style = reply(ureq::get(&format!("{base}/vhb/dir/key.txt")).call());
+    assert_eq!(path_style.body, b"by host", "path style works beside it");
 }

@@ -24,7 +24,7 @@ pub use datadir::DataDir;
 pub use digest::Digest;
 pub use integrity::{Integrity, Written};
 pub use meta::{Meta, MetaError, OutboxEntry};
-pub use names::{validate_domain, validate_key, NameError};
+pub use names::{validate_domain, validate_key, NameError, PARTS_DOMAIN};
 pub use props::{CollectionRecord, DeadProp, PropsRecord};
 pub use reader::{BlobReader, ReadError};
 pub use record::{

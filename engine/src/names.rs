@@ -8,6 +8,11 @@ use thiserror::Error;
 pub const DOMAIN_LEN_MAX: usize = 63;
 pub const KEY_LEN_MAX_BYTES: usize = 1024;
 
+/// The domain that holds the parts of uploads under way (S3 multipart).
+/// Not a valid domain name, so no client names it; a proxy relays parts
+/// to a store under it with a signed relay header only.
+pub const PARTS_DOMAIN: &str = "_parts";
+
 /// Names the HTTP API uses below `/v1/` for itself.
 const RESERVED_DOMAINS: &[&str] = &["status", "admin", "cluster", "metrics"];
 

@@ -69,11 +69,18 @@ pub fn check_read(
 /// Like [`check`] for a PUT of one key, which a proxy that checked the
 /// client's key relays with a signed [`RELAY_HEADER`].
 pub fn check_write(shard: &Shard, parts: &Parts, domain: &str, key: &str) -> Result<(), ApiError> {
-    let relayed = parts.headers.get(RELAY_HEADER).and_then(|v| v.to_str().ok());
-    if relayed.is_some_and(|sig| verify_signed(shard, Signed::Write, domain, key, sig, unix_s())) {
+    if relayed(shard, parts, domain, key) {
         return Ok(());
     }
     check(shard, parts, Some(Need::Write(domain)))
+}
+
+/// Whether the request is a write of `domain`/`key` a member relayed
+/// with a valid signature (also where the node asks for no key: then
+/// every member signs anyway when it relays).
+pub fn relayed(shard: &Shard, parts: &Parts, domain: &str, key: &str) -> bool {
+    let relay = parts.headers.get(RELAY_HEADER).and_then(|v| v.to_str().ok());
+    relay.is_some_and(|sig| verify_signed(shard, Signed::Write, domain, key, sig, unix_s()))
 }
 
 /// The header a proxy signs the writes it relays to a store with.

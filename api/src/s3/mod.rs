@@ -25,7 +25,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
-use crate::http::request::drain;
+use crate::http::request::{drain, expects_continue};
 use crate::http::{Query, RequestBody, ResBody};
 use error::S3Error;
 
@@ -59,7 +59,11 @@ pub async fn handle(
     let response = match dispatch(&shard, &parts, &mut body).await {
         Ok(response) => response,
         Err(error) => {
-            drain(&mut body).await;
+            // A client that asked `Expect: 100-continue` and was refused
+            // before its body was read has sent none: leave it so.
+            if body.polled() || !expects_continue(&parts) {
+                drain(&mut body).await;
+            }
             error.into_response(parts.uri.path())
         }
     };

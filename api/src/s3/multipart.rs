@@ -1,5 +1,5 @@
 //! Multipart uploads. Each part is a key of its own in a domain clients
-//! cannot name (`_s3-uploads`: `<bucket>/<upload id>/<part number>`,
+//! cannot name (`_parts`: `<bucket>/<upload id>/<part number>`,
 //! and the upload's description at `<bucket>/<upload id>/meta`), stored
 //! and replicated like any key; CompleteMultipartUpload streams the parts
 //! in order into the object's new version (never held in memory whole)
@@ -31,7 +31,7 @@ use crate::http::{kept, ApiError, Query, RequestBody, ResBody};
 
 /// The domain parts live in: not a valid domain name, so no client can
 /// reach it through any interface.
-pub const UPLOADS_DOMAIN: &str = "_s3-uploads";
+const UPLOADS_DOMAIN: &str = cairn_engine::PARTS_DOMAIN;
 /// An upload not completed within a week is dropped.
 pub const UPLOAD_TTL_S: u64 = 7 * 24 * 3600;
 /// S3's bounds: part numbers, and the least size of a part but the last.

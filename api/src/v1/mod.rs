@@ -20,6 +20,7 @@ use path::Route;
 use crate::http::auth::{self, Need};
 use crate::http::key::{ReadKind, TagStyle};
 use crate::http::{ApiError, Query, RequestBody, ResBody};
+use cairn_engine::PARTS_DOMAIN;
 
 pub async fn handle(
     shard: &Rc<Shard>,
@@ -29,6 +30,14 @@ pub async fn handle(
     let route = path::route(request.uri.path())?;
     let query = Query::parse(request.uri.query());
     match &route {
+        Route::Key { domain, key } if domain == PARTS_DOMAIN => {
+            if request.method != Method::PUT || !auth::relayed(shard, request, domain, key) {
+                return Err(ApiError::not_found("no such endpoint"));
+            }
+        }
+        Route::Domain { domain } if domain == PARTS_DOMAIN => {
+            return Err(ApiError::not_found("no such endpoint"));
+        }
         // A signed URL reads the bytes; it does not sign more URLs.
         Route::Key { domain, key }
             if matches!(request.method, Method::GET | Method::HEAD)

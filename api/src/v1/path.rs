@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use cairn_engine::{validate_domain, validate_key};
+use cairn_engine::{validate_domain, validate_key, PARTS_DOMAIN};
 use percent_encoding::percent_decode_str;
 
 use crate::http::ApiError;
@@ -53,7 +53,10 @@ pub fn route(path: &str) -> Result<Route, ApiError> {
         None => (rest, None),
     };
     let domain = decode(domain)?.into_owned();
-    validate_domain(&domain)?;
+    // Only a relayed PUT may name it (`v1::handle` checks the relay).
+    if domain != PARTS_DOMAIN {
+        validate_domain(&domain)?;
+    }
     match key {
         None => Ok(Route::Domain { domain }),
         Some(key) => {
