@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::cluster::Cluster;
-use common::history::{agent, outcome, History};
+use common::cluster::{cluster_report, node_id, Cluster, SETTLE_TIMEOUT};
+use common::history::{agent, outcome, History, Outcome};
 use common::load::{assert_every_node_agrees, holders_at_count, under_load, CONVERGE, DOMAIN};
 use common::wait_for;
 
@@ -110,4 +110,177 @@ fn log_uniform_size(n: usize) -> usize {
     let mixed = (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
     let unit = mixed as f64 / (1u64 << 53) as f64;
     (1024.0 * 1024f64.powf(unit)) as usize
+}
+
+/// S2: how many times the raft leader is killed, one every
+/// [`LEADER_KILL_PERIOD`]. The issue asks for 60 s (6 kills); CI runs 3 to
+/// keep its budget, `CAIRN_LEADER_KILLS=6` runs the whole minute.
+const LEADER_KILLS: usize = 3;
+const LEADER_KILL_PERIOD: Duration = Duration::from_secs(10);
+
+/// S2 of the fault issue: under writes at every node, the raft leader is
+/// killed (-9) every 10 s and restarted once another leader is reported,
+/// so the next kill takes the new leader.
+#[test]
+fn the_leader_killed_every_10_s_under_load_loses_nothing() {
+    let kills = std::env::var("CAIRN_LEADER_KILLS")
+        .ok()
+        .and_then(|kills| kills.parse().ok())
+        .unwrap_or(LEADER_KILLS);
+    let cluster = Cluster::start(3, &["--down-after", "1s"]);
+    under_load(cluster, |cluster| {
+        thread::sleep(Duration::from_secs(2));
+        let mut failovers = Vec::new();
+        for _ in 0..kills {
+            let next = Instant::now() + LEADER_KILL_PERIOD;
+            failovers.push(kill_the_leader(cluster));
+            thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        eprintln!("leader changes: {}; failover times: {failovers:?}", failovers.len());
+    });
+}
+
+/// Kills the raft leader, waits until a survivor reports another leader,
+/// and starts the killed node again; answers the time from the kill until
+/// the new leader was reported.
+fn kill_the_leader(cluster: &mut Cluster) -> Duration {
+    cluster.settle(3, 3);
+    let old = cluster.leader_index();
+    let old_id = node_id(&cluster.nodes[old]);
+    cluster.nodes[old].kill();
+    let killed = Instant::now();
+    wait_for(SETTLE_TIMEOUT, || {
+        cluster.running().find_map(|node| {
+            let report = cluster_report(node)?;
+            let leader = report["leader"].as_str()?;
+            (leader != old_id).then_some(())
+        })
+    })
+    .expect("the survivors elect a new leader");
+    let failover = killed.elapsed();
+    cluster.nodes[old].start_again();
+    failover
+}
+
+/// S4's second half: bytes of each large PUT a store is paused under.
+const LARGE_BYTES: usize = 32 << 20;
+/// How long the store is paused.
+const STORE_PAUSE: Duration = Duration::from_secs(15);
+
+/// S4 of the fault issue, second half: a store paused (SIGSTOP) for 15 s
+/// while two large PUTs stream into it, one client waiting it out, one
+/// giving up after 8 s, then resumed. A PUT answered 201 is read whole at
+/// every node; one that failed leaves the key absent or whole, never
+/// partial; no temp file is left; the other nodes serve other keys
+/// throughout the pause.
+#[test]
+fn a_store_paused_mid_put_leaves_each_key_whole_or_absent_while_the_others_serve() {
+    let cluster = Cluster::start(3, &["--down-after", "1s"]);
+    let paused = (cluster.leader_index() + 1) % 3;
+    let node = &cluster.nodes[paused];
+    let clients = [("patient", 60), ("impatient", 8)];
+    let bodies: Vec<Vec<u8>> = (0..2).map(|seed| common::bytes(LARGE_BYTES, seed)).collect();
+    let sent: Vec<AtomicUsize> = (0..2).map(|_| AtomicUsize::new(0)).collect();
+    let (outcomes, resumed): (Vec<Outcome>, Instant) = thread::scope(|scope| {
+        let uploads: Vec<_> = (0..2)
+            .map(|i| {
+                let (key, timeout_s) = clients[i];
+                let (url, body, sent) = (node.key_url(DOMAIN, key), &bodies[i], &sent[i]);
+                scope.spawn(move || paced_put(&url, body, Duration::from_secs(timeout_s), sent))
+            })
+            .collect();
+        wait_for(Duration::from_secs(30), || {
+            sent.iter().all(|s| s.load(Ordering::Relaxed) >= LARGE_BYTES / 4).then_some(())
+        })
+        .expect("both uploads under way");
+        node.signal("-STOP");
+        let (served, slowest) = serve_others_for(&cluster, paused, STORE_PAUSE);
+        node.signal("-CONT");
+        let resumed = Instant::now();
+        eprintln!("during the pause the others served {served} PUT+GET pairs, slowest {slowest:?}");
+        (uploads.into_iter().map(|u| u.join().expect("an upload thread")).collect(), resumed)
+    });
+    eprintln!("outcomes: {:?}", clients.iter().map(|c| c.0).zip(&outcomes).collect::<Vec<_>>());
+    assert_ne!(outcomes[1], Outcome::Acknowledged, "the impatient client gave up in the pause");
+    for ((key, _), (outcome, body)) in clients.iter().zip(outcomes.iter().zip(&bodies)) {
+        whole_everywhere_or_absent(&cluster, key, body, *outcome);
+    }
+    for node in &cluster.nodes {
+        wait_for(CONVERGE, || (node.tmp_entries() == 0).then_some(()))
+            .unwrap_or_else(|| panic!("temp files left at {}", node.base));
+    }
+    eprintln!("checked, no temp file left, {:?} after the store resumed", resumed.elapsed());
+}
+
+/// PUTs `body` at `url`, 2 ms' pause every 64 KiB (about 30 MB/s), counting in `sent`
+/// what the connection took; `timeout` bounds the whole request.
+fn paced_put(url: &str, body: &[u8], timeout: Duration, sent: &AtomicUsize) -> Outcome {
+    struct Paced<'a> {
+        body: &'a [u8],
+        sent: &'a AtomicUsize,
+    }
+    impl std::io::Read for Paced<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let at = self.sent.load(Ordering::Relaxed);
+            let n = buf.len().min(self.body.len() - at);
+            buf[..n].copy_from_slice(&self.body[at..at + n]);
+            self.sent.fetch_add(n, Ordering::Relaxed);
+            if at >> 16 != (at + n) >> 16 {
+                thread::sleep(Duration::from_millis(2));
+            }
+            Ok(n)
+        }
+    }
+    let agent =
+        common::http::builder().timeout_connect(Duration::from_secs(2)).timeout(timeout).build();
+    let request = agent.put(url).set("Content-Length", &body.len().to_string());
+    outcome(request.send(Paced { body, sent }), &[201])
+}
+
+/// PUTs and GETs keys of its own at every node but `paused`, for `time`;
+/// every one must be served. Answers how many pairs, and the slowest.
+fn serve_others_for(cluster: &Cluster, paused: usize, time: Duration) -> (usize, Duration) {
+    let agent = agent();
+    let others: Vec<&common::TestNode> =
+        cluster.nodes.iter().enumerate().filter(|(i, _)| *i != paused).map(|(_, n)| n).collect();
+    let (end, mut served, mut slowest) = (Instant::now() + time, 0, Duration::ZERO);
+    while Instant::now() < end {
+        let key = format!("other{served}");
+        let body = common::bytes(70_000, 1000 + served as u64);
+        let (at, from) = (others[served % 2], others[(served + 1) % 2]);
+        let started = Instant::now();
+        let put = agent.put(&at.key_url(DOMAIN, &key)).send_bytes(&body);
+        assert_eq!(outcome(put, &[201]), Outcome::Acknowledged, "PUT {key} at {}", at.base);
+        let got = common::reply(agent.get(&from.key_url(DOMAIN, &key)).call());
+        assert_eq!((got.status, got.body == body), (200, true), "GET {key} at {}", from.base);
+        slowest = slowest.max(started.elapsed());
+        served += 1;
+    }
+    (served, slowest)
+}
+
+/// A PUT acknowledged is read whole at every node, and reaches its copy
+/// count; one whose outcome is unknown leaves the key, at every node
+/// alike, absent or whole.
+fn whole_everywhere_or_absent(cluster: &Cluster, key: &str, body: &[u8], outcome: Outcome) {
+    let agreed = wait_for(CONVERGE, || {
+        let found = common::load::answers(cluster, key);
+        let first = found.first()?.clone().ok()?;
+        found.iter().all(|f| f.as_ref() == Ok(&first)).then_some(first)
+    })
+    .unwrap_or_else(|| panic!("every node answers {key} alike"));
+    let left = if agreed.is_some() { "whole" } else { "absent" };
+    match (outcome, agreed) {
+        (Outcome::Acknowledged, Some(found)) => {
+            assert!(found == body, "{key}: acknowledged, read back whole");
+            let at_count = wait_for(CONVERGE, || holders_at_count(cluster, key).then_some(()));
+            assert!(at_count.is_some(), "{key} at its copy count");
+        }
+        (Outcome::Acknowledged, None) => panic!("{key}: acknowledged, then not found"),
+        (_, Some(found)) => {
+            assert!(found == body, "{key}: a failed PUT left {} bytes, not whole", found.len())
+        }
+        (_, None) => {}
+    }
+    eprintln!("{key}: {outcome:?}; every node finds it {left}");
 }
