@@ -193,11 +193,11 @@ fn a_store_paused_mid_put_leaves_each_key_whole_or_absent_while_the_others_serve
             sent.iter().all(|s| s.load(Ordering::Relaxed) >= LARGE_BYTES / 4).then_some(())
         })
         .expect("both uploads under way");
-        node.signal("-STOP");
-        let (served, slowest) = serve_others_for(&cluster, paused, STORE_PAUSE);
-        node.signal("-CONT");
+        let stopped = Stopped::stop(node);
+        let served = serve_others_for(&cluster, paused, STORE_PAUSE);
+        drop(stopped);
         let resumed = Instant::now();
-        eprintln!("during the pause the others served {served} PUT+GET pairs, slowest {slowest:?}");
+        eprintln!("during the pause the other nodes served: {served:?}");
         (uploads.into_iter().map(|u| u.join().expect("an upload thread")).collect(), resumed)
     });
     eprintln!("outcomes: {:?}", clients.iter().map(|c| c.0).zip(&outcomes).collect::<Vec<_>>());
@@ -210,6 +210,23 @@ fn a_store_paused_mid_put_leaves_each_key_whole_or_absent_while_the_others_serve
             .unwrap_or_else(|| panic!("temp files left at {}", node.base));
     }
     eprintln!("checked, no temp file left, {:?} after the store resumed", resumed.elapsed());
+}
+
+/// A node paused (SIGSTOP) until this is dropped, also by a failing
+/// assertion: the uploads into it then end and the test with them.
+struct Stopped<'a>(&'a common::TestNode);
+
+impl<'a> Stopped<'a> {
+    fn stop(node: &'a common::TestNode) -> Stopped<'a> {
+        node.signal("-STOP");
+        Stopped(node)
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.signal("-CONT");
+    }
 }
 
 /// PUTs `body` at `url`, 2 ms' pause every 64 KiB (about 30 MB/s), counting in `sent`
@@ -237,26 +254,44 @@ fn paced_put(url: &str, body: &[u8], timeout: Duration, sent: &AtomicUsize) -> O
     outcome(request.send(Paced { body, sent }), &[201])
 }
 
+/// What the nodes that were not paused did meanwhile.
+#[derive(Debug)]
+struct Served {
+    /// PUTs acknowledged, each then read back at the other node.
+    pairs: usize,
+    /// The slowest pair, retries included.
+    slowest: Duration,
+    /// GETs answered `503` (a retry is asked for) and then served.
+    retried: usize,
+}
+
 /// PUTs and GETs keys of its own at every node but `paused`, for `time`;
-/// every one must be served. Answers how many pairs, and the slowest.
-fn serve_others_for(cluster: &Cluster, paused: usize, time: Duration) -> (usize, Duration) {
+/// every PUT must be acknowledged and every GET served, a `503` retried
+/// (for at most [`SETTLE_TIMEOUT`]).
+fn serve_others_for(cluster: &Cluster, paused: usize, time: Duration) -> Served {
     let agent = agent();
     let others: Vec<&common::TestNode> =
         cluster.nodes.iter().enumerate().filter(|(i, _)| *i != paused).map(|(_, n)| n).collect();
-    let (end, mut served, mut slowest) = (Instant::now() + time, 0, Duration::ZERO);
+    let end = Instant::now() + time;
+    let mut served = Served { pairs: 0, slowest: Duration::ZERO, retried: 0 };
     while Instant::now() < end {
-        let key = format!("other{served}");
-        let body = common::bytes(70_000, 1000 + served as u64);
-        let (at, from) = (others[served % 2], others[(served + 1) % 2]);
+        let n = served.pairs;
+        let (key, body) = (format!("other{n}"), common::bytes(70_000, 1000 + n as u64));
+        let (at, from) = (others[n % 2], others[(n + 1) % 2]);
         let started = Instant::now();
         let put = agent.put(&at.key_url(DOMAIN, &key)).send_bytes(&body);
         assert_eq!(outcome(put, &[201]), Outcome::Acknowledged, "PUT {key} at {}", at.base);
-        let got = common::reply(agent.get(&from.key_url(DOMAIN, &key)).call());
+        let got = wait_for(SETTLE_TIMEOUT, || {
+            let got = common::reply(agent.get(&from.key_url(DOMAIN, &key)).call());
+            served.retried += usize::from(got.status == 503);
+            (got.status != 503).then_some(got)
+        })
+        .expect("a GET answered 503 is served when retried");
         assert_eq!((got.status, got.body == body), (200, true), "GET {key} at {}", from.base);
-        slowest = slowest.max(started.elapsed());
-        served += 1;
+        served.slowest = served.slowest.max(started.elapsed());
+        served.pairs += 1;
     }
-    (served, slowest)
+    served
 }
 
 /// A PUT acknowledged is read whole at every node, and reaches its copy
