@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::cluster::{cluster_report, node_id, Cluster, SETTLE_TIMEOUT};
-use common::history::{agent, outcome, History, Outcome};
+use common::history::{agent, outcome, History, Outcome, State, Timeline};
 use common::load::{assert_every_node_agrees, holders_at_count, under_load, CONVERGE, DOMAIN};
 use common::wait_for;
 
@@ -318,4 +318,126 @@ fn whole_everywhere_or_absent(cluster: &Cluster, key: &str, body: &[u8], outcome
         (_, None) => {}
     }
     eprintln!("{key}: {outcome:?}; every node finds it {left}");
+}
+
+/// S9: how far ahead one node's clock is, and another's behind.
+const SKEW_S: i64 = 600;
+/// The few keys every client overwrites.
+const CONTENDED_KEYS: usize = 4;
+const WRITERS_PER_NODE: usize = 2;
+/// Bursts of overwrites, each of new keys, each checked once quiet: each
+/// key's end state tells about the writes of the burst's last moments.
+const BURSTS: usize = 5;
+const BURST: Duration = Duration::from_secs(3);
+
+/// S9 of the fault issue: one node's clock 10 minutes ahead and one 10
+/// minutes behind, while clients at all three nodes overwrite (and now
+/// and then delete) the same few keys. Afterwards every node answers the
+/// same for each key, and it is a write that no acknowledged write sent
+/// after its answer replaced: whatever the clocks, a later write wins.
+#[test]
+fn clocks_10_minutes_apart_under_concurrent_overwrites_a_later_write_still_wins() {
+    let mut cluster = Cluster::start(3, &["--down-after", "1s"]);
+    cluster.nodes[1].set_clock_offset(SKEW_S);
+    cluster.nodes[1].restart();
+    cluster.nodes[2].set_clock_offset(-SKEW_S);
+    cluster.nodes[2].restart();
+    cluster.settle(3, 3);
+    assert_clocks_apart(&cluster, 2 * SKEW_S);
+    let (mut acknowledged, mut last_answered_won, mut slowest) = (0, 0, Duration::ZERO);
+    for burst in 0..BURSTS {
+        let timeline = overwrite_concurrently(&cluster, burst, BURST);
+        acknowledged += timeline.counts.get("acknowledged").copied().unwrap_or(0);
+        let quiet = Instant::now();
+        let agreed = wait_for(CONVERGE, || {
+            timeline.keys().map(|key| agreed_state(&cluster, key)).collect::<Option<Vec<_>>>()
+        })
+        .unwrap_or_else(|| {
+            for key in timeline.keys() {
+                let found: Vec<String> = common::load::answers(&cluster, key)
+                    .iter()
+                    .map(|a| {
+                        a.as_ref().map_or_else(|s| format!("status {s}"), common::load::summary)
+                    })
+                    .collect();
+                eprintln!("{key}: nodes answer {found:?}");
+                for node in &cluster.nodes {
+                    let stat = common::http::get(&format!("{}?stat", node.key_url(DOMAIN, key)));
+                    let stat = common::reply(stat.call());
+                    eprintln!("  {}: {}", node.base, String::from_utf8_lossy(&stat.body));
+                }
+            }
+            panic!("every node answers every key alike within {CONVERGE:?}")
+        });
+        slowest = slowest.max(quiet.elapsed());
+        for (key, found) in timeline.keys().zip(&agreed) {
+            let summary = common::load::summary(found);
+            assert!(timeline.allows(key, found), "{key}: {summary} is not a write that may win");
+            last_answered_won += usize::from(timeline.last_answered(key) == Some(found));
+        }
+        let at_count = wait_for(CONVERGE, || {
+            timeline.keys().all(|k| holders_at_count(&cluster, k)).then_some(())
+        });
+        assert!(at_count.is_some(), "every key at its copy count within {CONVERGE:?}");
+    }
+    assert!(acknowledged > 100, "the workload ran");
+    eprintln!(
+        "{acknowledged} writes acknowledged; every node agreed on every key within {slowest:?} \
+         of each burst; {last_answered_won} of {} keys at the write answered last",
+        BURSTS * CONTENDED_KEYS
+    );
+}
+
+/// Waits until the members' clocks, as the leader reads them, spread over
+/// at least 90 % of `spread_s`.
+fn assert_clocks_apart(cluster: &Cluster, spread_s: i64) {
+    let spread = wait_for(SETTLE_TIMEOUT, || {
+        let report = cluster_report(&cluster.nodes[0])?;
+        let offsets: Vec<i64> = report["members"]
+            .as_array()?
+            .iter()
+            .map(|m| m["clock_offset_ms"].as_i64().unwrap_or(0))
+            .collect();
+        let spread = offsets.iter().max()? - offsets.iter().min()?;
+        (spread > spread_s * 900).then_some(spread)
+    });
+    assert!(spread.is_some(), "/v1/cluster shows the clocks {spread_s} s apart");
+}
+
+/// What every node answers for the key, once they all answer alike.
+fn agreed_state(cluster: &Cluster, key: &str) -> Option<State> {
+    let found = common::load::answers(cluster, key);
+    let first = found.first()?.clone().ok()?;
+    found.iter().all(|f| f.as_ref() == Ok(&first)).then_some(first)
+}
+
+/// Clients at every node PUT new bytes to the contended keys of `burst`
+/// (a DELETE every fifth time), for `time`; their timeline.
+fn overwrite_concurrently(cluster: &Cluster, burst: usize, time: Duration) -> Timeline {
+    let timeline = Mutex::new(Timeline::default());
+    let end = Instant::now() + time;
+    thread::scope(|scope| {
+        for (n, node) in cluster.nodes.iter().enumerate() {
+            for w in 0..WRITERS_PER_NODE {
+                let (timeline, client) = (&timeline, n * WRITERS_PER_NODE + w);
+                scope.spawn(move || {
+                    let agent = agent();
+                    for round in (0..).take_while(|_| Instant::now() < end) {
+                        let key = format!("b{burst}c{}", (round * 7 + client * 3) % CONTENDED_KEYS);
+                        let url = node.key_url(DOMAIN, &key);
+                        let sent = Instant::now();
+                        let (op, state, seen) = if (round + client) % 5 == 4 {
+                            ("delete", None, outcome(agent.delete(&url).call(), &[204, 404]))
+                        } else {
+                            let body = format!("client {client} round {round}").into_bytes();
+                            let seen = outcome(agent.put(&url).send_bytes(&body), &[201]);
+                            ("put", Some(body), seen)
+                        };
+                        timeline.lock().unwrap().record(&key, op, state, seen, sent);
+                    }
+                });
+            }
+        }
+    });
+    timeline.into_inner().unwrap()
 }
