@@ -257,6 +257,36 @@ fn a_clock_too_far_ahead_is_shown_counted_and_not_followed_and_later_writes_stil
     }
 }
 
+/// Found by S9 (clocks 10 minutes apart): a DELETE at a node that holds no
+/// copy took the version it passes from the node's location cache, which
+/// a write elsewhere does not refresh; its tombstone, stamped by a clock
+/// behind that write's, lost to it although the DELETE came after it.
+#[test]
+fn a_delete_after_a_write_from_a_clock_ahead_wins_at_a_node_that_holds_no_copy() {
+    let mut cluster = Cluster::start(3, &[]);
+    let (ahead, deleter) = (1, 2);
+    cluster.nodes[ahead].kill();
+    cluster.nodes[ahead].set_clock_offset(600);
+    cluster.nodes[ahead].start_again();
+    cluster.settle(3, 3);
+    cluster.make_class("one", 1);
+    let put = |at: usize, body: &[u8]| {
+        common::cluster::put_class(&cluster.nodes[at], "skew", "k", "one", body).status
+    };
+    // One copy, at node 0; the deleter looks it up (?stat) and caches it.
+    assert_eq!(put(0, b"first"), 201);
+    wait_for(SETTLE_TIMEOUT, || (holders(&cluster.nodes[deleter], "skew", "k") == 1).then_some(()))
+        .expect("the deleter finds the key's one holder");
+    // A later write at the node whose clock is ahead, then a DELETE at the
+    // deleter, which holds no copy: the DELETE came last, so it wins.
+    assert_eq!(put(ahead, b"from the future"), 201);
+    let deleted = common::http::delete(&cluster.nodes[deleter].key_url("skew", "k")).call();
+    assert_eq!(common::reply(deleted).status, 204);
+    for node in &cluster.nodes {
+        key_stays(node, "skew", "k", None);
+    }
+}
+
 #[test]
 fn a_wiped_node_is_a_new_member_and_its_old_copies_are_made_again() {
     let mut cluster = Cluster::start(3, &["--down-after", "1s", "--dead-after", "4s"]);

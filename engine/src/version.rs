@@ -38,6 +38,9 @@ pub struct Clock {
     max_skew_ms: u64,
     /// Versions seen further ahead than that.
     ahead_seen: AtomicU64,
+    /// The clock value of the last version made to pass one too far ahead
+    /// to follow (see [`Clock::next_after`]).
+    ahead_last: AtomicU64,
 }
 
 /// The default of `--max-clock-skew`.
@@ -49,7 +52,13 @@ impl Clock {
     }
 
     pub fn with_max_skew(node_id: u64, max_skew_ms: u64) -> Clock {
-        Clock { last: AtomicU64::new(0), node_id, max_skew_ms, ahead_seen: AtomicU64::new(0) }
+        Clock {
+            last: AtomicU64::new(0),
+            node_id,
+            max_skew_ms,
+            ahead_seen: AtomicU64::new(0),
+            ahead_last: AtomicU64::new(0),
+        }
     }
 
     /// How many versions seen elsewhere were too far ahead to follow.
@@ -98,11 +107,22 @@ impl Clock {
     /// A new version that orders after `replaced` (the version it replaces,
     /// if any) whatever the wall clock says. A `replaced` too far ahead is
     /// passed by this version alone: the node's clock does not jump there.
+    /// Such versions are still never made twice: two writes of one key
+    /// that pass the same version here at once (a PUT and a DELETE racing)
+    /// got equal versions, which the homes merged into a deletion while
+    /// the writer kept serving its bytes.
     pub fn next_after(&self, replaced: Option<Version>) -> Version {
         let now = self.now();
         match replaced {
             Some(replaced) if replaced >= now && !self.observe(replaced) => {
-                Version { hlc: replaced.hlc + 1, node_id: self.node_id }
+                let floor = replaced.hlc + 1;
+                let previous = self
+                    .ahead_last
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                        Some(floor.max(last + 1))
+                    })
+                    .expect("the update closure always returns Some");
+                Version { hlc: floor.max(previous + 1), node_id: self.node_id }
             }
             Some(replaced) if replaced >= now => self.now(),
             _ => now,
@@ -149,6 +169,17 @@ mod tests {
         assert!(clock.next_after(None) < far, "other keys' versions stay near the wall clock");
         assert!(!clock.observe(far));
         assert_eq!(clock.ahead_seen(), 2);
+    }
+
+    #[test]
+    fn versions_passing_one_too_far_ahead_are_never_made_twice() {
+        let clock = Clock::with_max_skew(1, 60_000);
+        let far = Version { hlc: clock.now().hlc + (600_000 << LOGICAL_BITS), node_id: 2 };
+        let (first, second) = (clock.next_after(Some(far)), clock.next_after(Some(far)));
+        assert!(first > far && second > far);
+        assert_ne!(first, second, "a PUT and a DELETE passing it at once differ");
+        let further = Version { hlc: far.hlc + (1 << LOGICAL_BITS), node_id: 3 };
+        assert!(clock.next_after(Some(further)) > further);
     }
 
     #[test]

@@ -79,7 +79,12 @@ async fn delete_held_elsewhere(
     expected: Option<Version>,
 ) -> Result<(), NodeError> {
     let node = &shard.node;
-    let known = node.control.lookup(domain, key).await.map_err(|_| NodeError::HomesUnreachable)?;
+    // Asked now, not from the location cache: a write elsewhere since the
+    // entry was cached does not refresh it here, and a tombstone past only
+    // the cached version (stamped by a clock behind that write's) would
+    // lose to a write acknowledged before this deletion.
+    let known = node.control.lookup_now(domain, key).await;
+    let known = known.map_err(|_| NodeError::HomesUnreachable)?;
     let Some(known) = known.filter(|k| !k.deleted) else {
         return Err(NodeError::Unknown { domain: domain.to_owned(), key: key.to_owned() });
     };

@@ -99,7 +99,10 @@ impl Cluster {
 }
 
 pub fn node_id(node: &TestNode) -> String {
-    node.status()["node_id"].as_str().unwrap().to_owned()
+    let status = node.status();
+    let id = status["node_id"].as_str();
+    id.unwrap_or_else(|| panic!("/v1/status at {} without a node_id: {status}", node.base))
+        .to_owned()
 }
 
 pub fn cluster_report(node: &TestNode) -> Option<Value> {

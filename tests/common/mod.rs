@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod disk;
 pub mod history;
 pub mod http;
+pub mod load;
 pub mod netns;
 pub mod tracker;
 
