@@ -233,7 +233,7 @@ impl<S: ChunkSource> S3Body<S> {
         let expected = sigv4::signature(&signer.key, &to_sign);
         if !sigv4::same(&expected, &self.chunk_signature) {
             return Err(NodeError::DigestMismatch(
-                "a chunk's signature does not match its bytes (SignatureDoesNotMatch)".into(),
+                "a chunk's signature does not match its bytes".into(),
             ));
         }
         self.previous_signature = expected;

@@ -159,6 +159,7 @@ pub async fn store_body(
     let record = key::store_version(shard, request, &mut source).await;
     let checksum = source.checksum();
     let record = record.map_err(|error| match error.kind {
+        ErrorKind::DigestMismatch if error.message.contains("signature") => S3Error::signature(),
         // A checksum's own mismatch names it; any other is the signed hash's.
         ErrorKind::DigestMismatch
             if matches!(caller.payload, Payload::Sha256(_))
