@@ -5,21 +5,11 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::cluster::{cluster_report, node_id, put_class, Cluster, SETTLE_TIMEOUT};
 use common::tracker::{store, Tracker};
-use common::{bytes, reply, sha256_hex, wait_for, Reply, TestNode};
+use common::{bytes, files_under, reply, sha256_hex, wait_for, Reply, TestNode};
 
 /// Files under `dir` (recursively).
-fn files_under(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| if entry.path().is_dir() { files_under(&entry.path()) } else { 1 })
-        .sum()
-}
-
 /// The node ids the key's homes name as holders, asked at `node`.
 fn holders(node: &TestNode, domain: &str, key: &str) -> Vec<String> {
     let stat = reply(common::http::get(&format!("{}?stat", node.key_url(domain, key))).call());

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use cairn_api::s3::sigv4;
 use common::cluster::Cluster;
-use common::{bytes, installed, reply, run_bounded, sha256_hex, Reply, TestNode};
+use common::{bytes, files_under, installed, reply, run_bounded, sha256_hex, Reply, TestNode};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -137,14 +137,6 @@ fn write_tree(root: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, bytes(len, len as u64)).unwrap();
     }
-}
-
-fn files_under(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| if entry.path().is_dir() { files_under(&entry.path()) } else { 1 })
-        .sum()
 }
 
 #[test]

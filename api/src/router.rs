@@ -1,17 +1,16 @@
 //! The one router: every HTTP request a shard accepts goes to the frontend
 //! its path names — WebDAV under `/dav/`, the MogileFS protocol's upload
-//! path, else the `/v1/` API — and is counted and timed here.
+//! path, else the `/v1/` API — and is counted and timed
+//! (`http::server::answer`).
 
 use std::convert::Infallible;
 use std::rc::Rc;
-use std::time::Instant;
 
 use cairn_node::Shard;
 use http::request::Parts;
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
-use crate::http::request::{drain, expects_continue};
 use crate::http::{ApiError, RequestBody, ResBody};
 
 /// Serves one request; counts it and times it.
@@ -19,27 +18,10 @@ pub async fn handle(
     shard: Rc<Shard>,
     request: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
-    let started = Instant::now();
-    let _active = shard.enter_request();
-    let (parts, incoming) = request.into_parts();
-    let mut body = RequestBody::new(incoming);
-    let response = match dispatch(&shard, &parts, &mut body).await {
-        Ok(response) => response,
-        Err(error) => {
-            // A client that asked `Expect: 100-continue` and was refused
-            // before we read has sent nothing: leave it so.
-            if body.polled() || !expects_continue(&parts) {
-                drain(&mut body).await;
-            }
-            error.into_response()
-        }
-    };
-    shard.node.shard_metrics[shard.id].observe(
-        &parts.method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    Ok(response)
+    Ok(crate::http::server::answer(shard, request, dispatch, |error: ApiError, _| {
+        error.into_response()
+    })
+    .await)
 }
 
 async fn dispatch(

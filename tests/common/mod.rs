@@ -498,3 +498,12 @@ pub fn run_bounded(command: &mut Command, timeout: Duration) -> Output {
     }
     child.wait_with_output().expect("output")
 }
+
+/// Files under `dir`, in every folder below it.
+pub fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| if entry.path().is_dir() { files_under(&entry.path()) } else { 1 })
+        .sum()
+}

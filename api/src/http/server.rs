@@ -2,16 +2,18 @@
 //! them with hyper through cairn-net's glommio adapter.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::convert::Infallible;
 use std::future::Future;
 
 use cairn_net::{GlommioIo, LocalTimer};
+use http::request::Parts;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::ResBody;
+use super::request::{drain, expects_continue};
+use super::{RequestBody, ResBody};
 use cairn_node::Shard;
 
 /// Open client connections per shard; more are closed at once.
@@ -76,4 +78,35 @@ where
     if let Err(error) = connection.await {
         tracing::debug!(%error, "connection ended with an error");
     }
+}
+
+/// Answers one request with `dispatch` (`failed` turns its error into a
+/// response), counting and timing it: what every HTTP listener does.
+pub async fn answer<E>(
+    shard: Rc<Shard>,
+    request: Request<Incoming>,
+    dispatch: impl AsyncFnOnce(&Rc<Shard>, &Parts, &mut RequestBody) -> Result<Response<ResBody>, E>,
+    failed: impl FnOnce(E, &Parts) -> Response<ResBody>,
+) -> Response<ResBody> {
+    let started = Instant::now();
+    let _active = shard.enter_request();
+    let (parts, incoming) = request.into_parts();
+    let mut body = RequestBody::new(incoming);
+    let response = match dispatch(&shard, &parts, &mut body).await {
+        Ok(response) => response,
+        Err(error) => {
+            // A client that asked `Expect: 100-continue` and was refused
+            // before we read has sent nothing: leave it so.
+            if body.polled() || !expects_continue(&parts) {
+                drain(&mut body).await;
+            }
+            failed(error, &parts)
+        }
+    };
+    shard.node.shard_metrics[shard.id].observe(
+        &parts.method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }

@@ -16,7 +16,6 @@ mod xml;
 
 use std::convert::Infallible;
 use std::rc::Rc;
-use std::time::Instant;
 
 use cairn_engine::{validate_domain, validate_key, NameError};
 use cairn_node::Shard;
@@ -25,7 +24,6 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
-use crate::http::request::{drain, expects_continue};
 use crate::http::{Query, RequestBody, ResBody};
 use error::S3Error;
 
@@ -52,27 +50,8 @@ pub async fn handle(
     shard: Rc<Shard>,
     request: Request<Incoming>,
 ) -> Result<Response<ResBody>, Infallible> {
-    let started = Instant::now();
-    let _active = shard.enter_request();
-    let (parts, incoming) = request.into_parts();
-    let mut body = RequestBody::new(incoming);
-    let response = match dispatch(&shard, &parts, &mut body).await {
-        Ok(response) => response,
-        Err(error) => {
-            // A client that asked `Expect: 100-continue` and was refused
-            // before its body was read has sent none: leave it so.
-            if body.polled() || !expects_continue(&parts) {
-                drain(&mut body).await;
-            }
-            error.into_response(parts.uri.path())
-        }
-    };
-    shard.node.shard_metrics[shard.id].observe(
-        &parts.method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    Ok(response)
+    let failed = |error: S3Error, parts: &Parts| error.into_response(parts.uri.path());
+    Ok(crate::http::server::answer(shard, request, dispatch, failed).await)
 }
 
 async fn dispatch(
