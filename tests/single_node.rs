@@ -490,3 +490,34 @@ fn client_that_stops_reading_is_dropped_after_the_write_timeout() {
     // The node itself is fine.
     assert_eq!(node.get("slow", "big").body.len(), data.len());
 }
+
+#[test]
+fn every_metric_has_help_and_type_and_is_documented() {
+    let node = TestNode::start(&[]);
+    assert_eq!(node.put("m", "k", b"x").status, 201);
+    let text =
+        String::from_utf8(reply(common::http::get(&node.url("/metrics")).call()).body).unwrap();
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let mut seen = 0;
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut words = line.split(' ').skip(2);
+        let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+        seen += 1;
+        let help =
+            text.lines().find(|l| l.starts_with(&format!("# HELP {name} "))).unwrap_or_default();
+        assert!(help.len() > format!("# HELP {name} ").len(), "{name} has a # HELP line");
+        let row = docs.lines().find(|l| l.starts_with(&format!("| `{name}` | {kind} |")));
+        assert!(row.is_some(), "docs/metrics.md lists {name} as a {kind}");
+        match kind {
+            "counter" => assert!(name.ends_with("_total"), "{name}: counters end in _total"),
+            "histogram" => assert!(name.ends_with("_seconds"), "{name}: durations in seconds"),
+            _ => {}
+        }
+        assert!(
+            text.lines().any(|l| l.starts_with(name) && !l.starts_with('#')),
+            "{name} has a sample"
+        );
+    }
+    assert_eq!(seen, 16, "every series is exported");
+}

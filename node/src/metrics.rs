@@ -53,6 +53,32 @@ impl ShardMetrics {
     }
 }
 
+/// What each series means: its `# HELP` line (docs/metrics.md says more).
+const HELP: [(&str, &str); 16] = [
+    ("cairn_keys", "Keys this node holds, by state."),
+    ("cairn_key_bytes", "Bytes of the keys this node holds, by state."),
+    ("cairn_corrupt_reads_total", "Reads of this node's copy that failed a checksum."),
+    ("cairn_copies_in_total", "Copies of keys this node took from other holders."),
+    ("cairn_ranges_differing_total", "Anti-entropy ranges that differed from the homes'."),
+    ("cairn_tombstones_collected_total", "Deletion records dropped after their grace."),
+    ("cairn_clock_ahead_total", "Versions seen from a clock too far ahead."),
+    ("cairn_quarantined_total", "Blob files moved to quarantine as damaged."),
+    ("cairn_scrub_passes_total", "Scrub passes finished over every blob."),
+    ("cairn_scrub_blobs_total", "Blobs re-read and checked by scrub."),
+    ("cairn_scrub_bytes_total", "Bytes re-read by scrub."),
+    ("cairn_scrub_damaged_total", "Blobs scrub found damaged."),
+    ("cairn_requests_total", "HTTP requests answered, by method and status class."),
+    ("cairn_request_duration_seconds", "Time from a request's head to its answer's head."),
+    ("cairn_cache_bytes", "Bytes held by the caches of small hot blobs."),
+    ("cairn_http_bytes_total", "HTTP body bytes taken in and sent out."),
+];
+
+/// A series' `# HELP` and `# TYPE` lines.
+fn head(out: &mut String, name: &str, kind: &str) {
+    let help = HELP.iter().find(|(n, _)| *n == name).map_or("", |(_, help)| help);
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// The node's counters, by their Prometheus names.
 fn counters(stats: &NodeStats, clock: &cairn_engine::Clock) -> [(&'static str, u64); 10] {
     [
@@ -76,20 +102,21 @@ pub fn render_prometheus(
     clock: &cairn_engine::Clock,
 ) -> String {
     let mut out = String::with_capacity(8192);
-    out.push_str("# TYPE cairn_keys gauge\n");
+    head(&mut out, "cairn_keys", "gauge");
     for state in KeyState::ALL {
         let _ = writeln!(out, "cairn_keys{{state=\"{}\"}} {}", state.as_str(), stats.get(state).0);
     }
-    out.push_str("# TYPE cairn_key_bytes gauge\n");
+    head(&mut out, "cairn_key_bytes", "gauge");
     for state in KeyState::ALL {
         let _ =
             writeln!(out, "cairn_key_bytes{{state=\"{}\"}} {}", state.as_str(), stats.get(state).1);
     }
     let counters = counters(stats, clock);
     for (name, value) in counters {
-        let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
+        head(&mut out, name, "counter");
+        let _ = writeln!(out, "{name} {value}");
     }
-    out.push_str("# TYPE cairn_requests_total counter\n");
+    head(&mut out, "cairn_requests_total", "counter");
     for (m, method) in METHODS.iter().enumerate() {
         for (c, class) in STATUS_CLASSES.iter().enumerate() {
             let total: u64 = shards.iter().map(|s| s.requests[m][c].load(Ordering::Relaxed)).sum();
@@ -101,7 +128,7 @@ pub fn render_prometheus(
             }
         }
     }
-    out.push_str("# TYPE cairn_request_duration_seconds histogram\n");
+    head(&mut out, "cairn_request_duration_seconds", "histogram");
     for (m, method) in METHODS.iter().enumerate() {
         let mut cumulative = 0;
         for bucket in 0..=LATENCY_BOUNDS_S.len() {
@@ -126,10 +153,10 @@ pub fn render_prometheus(
             "cairn_request_duration_seconds_count{{method=\"{method}\"}} {cumulative}"
         );
     }
-    out.push_str("# TYPE cairn_cache_bytes gauge\n");
+    head(&mut out, "cairn_cache_bytes", "gauge");
     let cache_bytes: u64 = shards.iter().map(|s| s.cache_bytes.load(Ordering::Relaxed)).sum();
     let _ = writeln!(out, "cairn_cache_bytes {cache_bytes}");
-    out.push_str("# TYPE cairn_http_bytes_total counter\n");
+    head(&mut out, "cairn_http_bytes_total", "counter");
     let bytes_in: u64 = shards.iter().map(|s| s.bytes_in.load(Ordering::Relaxed)).sum();
     let bytes_out: u64 = shards.iter().map(|s| s.bytes_out.load(Ordering::Relaxed)).sum();
     let _ = writeln!(out, "cairn_http_bytes_total{{direction=\"in\"}} {bytes_in}");
