@@ -343,48 +343,59 @@ impl Core {
         change: IndexChange,
     ) -> (usize, Option<IndexEntry>) {
         let (mut told, mut newest) = (0, None);
-        for (home, address) in self.homes(&entry.domain, &entry.key) {
-            if self.is_down(home) {
-                continue;
-            }
-            let answer = if home == self.id() {
-                match change {
-                    // `None`: this node's index could not be read or written.
-                    IndexChange::Update => match self.index_update(entry) {
-                        Some(answer) => Some(answer),
-                        None => continue,
-                    },
-                    IndexChange::Forget => {
-                        self.index_forget(entry);
-                        None
-                    }
-                }
-            } else {
-                let boxed = Box::new(entry.clone());
-                let request = match change {
-                    IndexChange::Update => Message::IndexUpdate { entry: boxed },
-                    IndexChange::Forget => Message::IndexForget { entry: boxed },
-                };
-                // Counted only when the home confirms: an update answers the
-                // merged record, a forget answers `Done`.
-                match (change, self.peers.call(&address, &request, INDEX_TIMEOUT).await) {
-                    (IndexChange::Update, Ok(Message::IndexReply { entry: Some(entry) })) => {
-                        Some(*entry)
-                    }
-                    (IndexChange::Forget, Ok(Message::Done)) => None,
-                    (_, answer) => {
-                        let key = format!("{}/{}", entry.domain, entry.key);
-                        tracing::info!(?answer, %key, "a home missed an index change");
-                        continue;
-                    }
-                }
-            };
+        let mut merge = |answer: Option<IndexEntry>| {
             told += 1;
             if let Some(answer) = answer {
-                newest = Some(match newest {
+                newest = Some(match newest.take() {
                     None => answer,
                     Some(known) => newer_of(known, answer),
                 });
+            }
+        };
+        let key = format!("{}/{}", entry.domain, entry.key);
+        // Every remote home at once: a silent one (paused, not yet `down`)
+        // must not hold the others' copy of the change back for its timeout,
+        // or a read at another node right after the answer misses the write.
+        let mut calls = tokio::task::JoinSet::new();
+        let core = self.me.get().and_then(std::sync::Weak::upgrade);
+        for (home, address) in self.homes(&entry.domain, &entry.key) {
+            if self.is_down(home) || home == self.id() {
+                continue;
+            }
+            let Some(core) = core.clone() else { continue };
+            let boxed = Box::new(entry.clone());
+            let request = match change {
+                IndexChange::Update => Message::IndexUpdate { entry: boxed },
+                IndexChange::Forget => Message::IndexForget { entry: boxed },
+            };
+            calls.spawn(async move { core.peers.call(&address, &request, INDEX_TIMEOUT).await });
+        }
+        if self.homes(&entry.domain, &entry.key).iter().any(|(home, _)| *home == self.id()) {
+            match change {
+                // `None`: this node's index could not be read or written.
+                IndexChange::Update => {
+                    if let Some(answer) = self.index_update(entry) {
+                        merge(Some(answer));
+                    }
+                }
+                IndexChange::Forget => {
+                    self.index_forget(entry);
+                    merge(None);
+                }
+            }
+        }
+        while let Some(answer) = calls.join_next().await {
+            // Counted only when the home confirms: an update answers the
+            // merged record, a forget answers `Done`.
+            match (change, answer) {
+                (IndexChange::Update, Ok(Ok(Message::IndexReply { entry: Some(entry) }))) => {
+                    merge(Some(*entry));
+                }
+                (IndexChange::Forget, Ok(Ok(Message::Done))) => merge(None),
+                (_, answer) => {
+                    let answer = answer.map_err(|e| e.to_string());
+                    tracing::info!(?answer, %key, "a home missed an index change");
+                }
             }
         }
         (told, newest)

@@ -323,7 +323,7 @@ async fn put(
         return Ok(refused);
     }
     let target = KeyRef { domain: path.domain, key: path.name };
-    let stored = key::put(shard, target, None, &request.headers, body).await?;
+    let stored = key::put(shard, target, None, &request.headers, body, false).await?;
     let status = if existed { StatusCode::NO_CONTENT } else { StatusCode::CREATED };
     Ok(Response::builder()
         .status(status)

@@ -25,11 +25,13 @@ pub fn is_kept(name: &str) -> bool {
     KEPT.contains(&name) || name.starts_with(USER_META_PREFIX) || name == S3_ETAG_HEADER
 }
 
-/// The kept headers of a request, as stored.
-pub fn from_request(headers: &HeaderMap) -> Result<String, ApiError> {
+/// The kept headers of a request, as stored. The S3 ETag is taken only
+/// from a `trusted` request (a member relaying a write it checked): a
+/// client cannot name its object's ETag.
+pub fn from_request(headers: &HeaderMap, trusted: bool) -> Result<String, ApiError> {
     let mut kept = String::new();
     for (name, value) in headers {
-        if !is_kept(name.as_str()) {
+        if !is_kept(name.as_str()) || (name == S3_ETAG_HEADER && !trusted) {
             continue;
         }
         let value = value.to_str().ok().filter(|v| !v.contains(['\r', '\n'])).ok_or_else(|| {
@@ -80,17 +82,18 @@ mod tests {
         headers.insert("x-amz-meta-colour", " blue ".parse().unwrap());
         headers.insert("x-other", "no".parse().unwrap());
         headers.insert(S3_ETAG_HEADER, "\"abc\"".parse().unwrap());
-        let kept = from_request(&headers).unwrap();
+        let kept = from_request(&headers, true).unwrap();
         let mut seen: Vec<_> = response_lines(&kept).collect();
         seen.sort();
         assert_eq!(seen, [("cache-control", "max-age=60"), ("x-amz-meta-colour", "blue")]);
         assert_eq!(s3_etag(&kept), Some("\"abc\""));
+        assert_eq!(s3_etag(&from_request(&headers, false).unwrap()), None, "a client's is not");
     }
 
     #[test]
     fn too_much_metadata_is_refused() {
         let mut headers = HeaderMap::new();
         headers.insert("x-amz-meta-big", "x".repeat(HEADERS_LEN_MAX).parse().unwrap());
-        assert_eq!(from_request(&headers).unwrap_err().kind, ErrorKind::HeadersTooLong);
+        assert_eq!(from_request(&headers, false).unwrap_err().kind, ErrorKind::HeadersTooLong);
     }
 }

@@ -31,12 +31,14 @@ pub enum ReadKind {
 }
 
 /// Stores the request's body as the key's new version; answers its record.
+/// A `relayed` request (a member's, signed) may set the S3 ETag it keeps.
 pub async fn put(
     shard: &Rc<Shard>,
     target: KeyRef,
     class: Option<String>,
     headers: &HeaderMap,
     body: &mut RequestBody,
+    relayed: bool,
 ) -> Result<KeyRecord, ApiError> {
     let expected_sha256 = match headers.get(DIGEST_HEADER) {
         None => None,
@@ -59,7 +61,7 @@ pub async fn put(
         target,
         class,
         content_type,
-        headers: super::kept::from_request(headers)?,
+        headers: super::kept::from_request(headers, relayed)?,
         md5_etag: super::kept::wants_md5_etag(headers),
         expected_sha256,
         declared_bytes: content_length(headers)?,

@@ -216,7 +216,8 @@ fn unix_s() -> i64 {
 /// `20130524T000000Z` as seconds since the Unix epoch.
 pub fn unix_of_amz_date(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    let digits = b.iter().enumerate().all(|(at, c)| at == 8 || at == 15 || c.is_ascii_digit());
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' || !digits {
         return None;
     }
     let rfc3339 = format!(
@@ -242,5 +243,6 @@ mod tests {
         assert_eq!(unix_of_amz_date("20130524T000000Z"), Some(1_369_353_600));
         assert_eq!(unix_of_amz_date("20240229T235959Z"), Some(1_709_251_199));
         assert_eq!(unix_of_amz_date("2024-02-29T23:59"), None);
+        assert_eq!(unix_of_amz_date("000\u{e9}000T000000Z"), None, "no panic on non-ASCII");
     }
 }

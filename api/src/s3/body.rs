@@ -82,7 +82,11 @@ impl Checksum {
                 "the body's {} is {actual}, the request said {expected}",
                 self.name
             ))),
-            _ => Ok(()),
+            Some(_) => Ok(()),
+            None => Err(NodeError::BodyFailed(format!(
+                "x-amz-trailer announced {}, and the body's trailer did not carry it",
+                self.name
+            ))),
         }
     }
 

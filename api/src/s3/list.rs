@@ -235,7 +235,8 @@ async fn collect(
                 Some(key[..prefix.len() + at + d.len()].to_owned())
             });
             if page.items.len() == max_keys {
-                page.truncated = true;
+                // Nothing asked for, nothing to go on from (as S3 answers).
+                page.truncated = max_keys > 0;
                 return Ok(page);
             }
             match common {

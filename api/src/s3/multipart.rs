@@ -187,19 +187,9 @@ async fn create(
     let upload_id = uuid::Uuid::new_v4().simple().to_string();
     let upload = Upload {
         key: key.to_owned(),
-        content_type: parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        headers: kept::from_request(&parts.headers)?,
-        class: parts
-            .headers
-            .get("x-amz-storage-class")
-            .and_then(|v| v.to_str().ok())
-            .filter(|c| !c.starts_with("STANDARD") && *c != "REDUCED_REDUNDANCY")
-            .map(str::to_owned),
+        content_type: super::object::content_type(&parts.headers)?,
+        headers: kept::from_request(&parts.headers, false)?,
+        class: super::object::storage_class(&parts.headers)?,
         started_unix_s: unix_s(),
     };
     let bytes = serde_json::to_vec(&upload).expect("an upload serialises");
@@ -318,6 +308,7 @@ async fn complete(
     };
     let mut md5s = md5::Md5::new();
     let mut total_bytes = 0u64;
+    let mut checked = std::collections::VecDeque::with_capacity(list.len());
     for (at, (number, etag)) in list.iter().enumerate() {
         let facts = facts_of(shard, UPLOADS_DOMAIN, &part_key(bucket, upload_id, *number))
             .await?
@@ -334,16 +325,9 @@ async fn complete(
         }
         md5s.update(hex::decode(tag.trim_matches('"')).map_err(|_| invalid(*number))?);
         total_bytes += facts.size_bytes;
+        checked.push_back((part_key(bucket, upload_id, *number), facts.sha256));
     }
     let etag = format!("\"{}-{}\"", hex::encode(md5s.finalize()), list.len());
-    let mut bodies = Vec::with_capacity(list.len());
-    for (number, _) in &list {
-        let whole =
-            |facts: &cairn_node::read::KeyFacts, _| Want::Bytes { start: 0, end: facts.size_bytes };
-        let part = part_key(bucket, upload_id, *number);
-        bodies.push(read_anywhere(shard, UPLOADS_DOMAIN, &part, whole).await?.body);
-    }
-    bodies.reverse();
     let request = PutRequest {
         target: KeyRef { domain: bucket.to_owned(), key: key.to_owned() },
         class: upload.class,
@@ -353,8 +337,13 @@ async fn complete(
         expected_sha256: None,
         declared_bytes: Some(total_bytes),
     };
-    key::store_version(shard, request, &mut PartSource { bodies, current: None }).await?;
-    drop_upload(shard, bucket, upload_id).await?;
+    let mut parts = PartsInOrder { shard: shard.clone(), checked, current: None };
+    key::store_version(shard, request, &mut parts).await?;
+    // The object is stored: a failure to drop the parts leaves them to
+    // the expiry, and must not tell the client the upload failed.
+    if let Err(error) = drop_upload(shard, bucket, upload_id).await {
+        tracing::info!(%bucket, %upload_id, code = error.code, "could not drop a completed upload's parts");
+    }
     let mut xml = Xml::root("CompleteMultipartUploadResult");
     xml.text("Location", &format!("/{bucket}/{key}"));
     xml.text("Bucket", bucket);
@@ -362,6 +351,37 @@ async fn complete(
     xml.text("ETag", &etag);
     xml.close("CompleteMultipartUploadResult");
     Ok(xml_response(xml))
+}
+
+/// The parts of a completed upload, read one after the other, each opened
+/// only when the one before is done, and each the very bytes whose ETag
+/// was checked (another version of the part fails the completion).
+struct PartsInOrder {
+    shard: Rc<Shard>,
+    checked: std::collections::VecDeque<(String, cairn_engine::Digest)>,
+    current: Option<PartSource>,
+}
+
+impl ChunkSource for PartsInOrder {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, NodeError> {
+        loop {
+            if let Some(current) = &mut self.current {
+                if let Some(chunk) = current.next_chunk().await? {
+                    return Ok(Some(chunk));
+                }
+            }
+            let Some((part, sha256)) = self.checked.pop_front() else { return Ok(None) };
+            let whole = |facts: &cairn_node::read::KeyFacts, _| Want::Bytes {
+                start: 0,
+                end: facts.size_bytes,
+            };
+            let reading = read_anywhere(&self.shard, UPLOADS_DOMAIN, &part, whole).await?;
+            if reading.facts.sha256 != sha256 {
+                return Err(NodeError::Changed);
+            }
+            self.current = Some(PartSource { bodies: vec![reading.body], current: None });
+        }
+    }
 }
 
 /// The bytes of several reads, one after the other (`bodies` reversed:

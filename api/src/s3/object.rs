@@ -118,7 +118,7 @@ pub async fn put(
     check_write_conditions(shard, &parts.headers, &target).await?;
     let headers = &parts.headers;
     let declared_bytes = declared_bytes(headers, &caller.payload)?;
-    let mut kept_headers = kept::from_request(headers)?;
+    let mut kept_headers = kept::from_request(headers, false)?;
     strip_aws_chunked(&mut kept_headers);
     if let Some(etag) = &etag {
         kept_headers.push_str(&format!("{}: {etag}\n", cairn_node::upload::S3_ETAG_HEADER));
@@ -213,7 +213,7 @@ fn strip_aws_chunked(kept_headers: &mut String) {
     *kept_headers = lines.iter().map(|line| format!("{line}\n")).collect();
 }
 
-fn content_type(headers: &HeaderMap) -> Result<String, S3Error> {
+pub fn content_type(headers: &HeaderMap) -> Result<String, S3Error> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(String::new()) };
     value
         .to_str()
@@ -225,7 +225,7 @@ fn content_type(headers: &HeaderMap) -> Result<String, S3Error> {
 
 /// `x-amz-storage-class`: S3's standard classes are the default class;
 /// any other name is a cairn class.
-fn storage_class(headers: &HeaderMap) -> Result<Option<String>, S3Error> {
+pub fn storage_class(headers: &HeaderMap) -> Result<Option<String>, S3Error> {
     let Some(value) = headers.get("x-amz-storage-class") else { return Ok(None) };
     let value =
         value.to_str().map_err(|_| S3Error::bad_request("InvalidStorageClass", "not ASCII"))?;
@@ -301,7 +301,7 @@ async fn copy(
         .get("x-amz-metadata-directive")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
     let replaced = if replace {
-        let mut headers = kept::from_request(&parts.headers)?;
+        let mut headers = kept::from_request(&parts.headers, false)?;
         strip_aws_chunked(&mut headers);
         Some(Replaced { content_type: content_type(&parts.headers)?, headers })
     } else {

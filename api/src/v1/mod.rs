@@ -97,7 +97,9 @@ async fn one_key(
         Method::PUT => {
             let class = query.get("class").map(str::to_string);
             let (domain, name) = (target.domain.clone(), target.key.clone());
-            let record = crate::http::key::put(shard, target, class, headers, body).await?;
+            let relayed = auth::relayed(shard, request, &domain, &name);
+            let put = crate::http::key::put(shard, target, class, headers, body, relayed);
+            let record = put.await?;
             Ok(keys::created(&domain, &name, &record))
         }
         Method::GET if query.has("stat") => keys::stat(shard, target).await,
