@@ -188,3 +188,43 @@ fn a_trickling_body_is_cut_off_with_408_and_leaves_nothing() {
     assert!(gone.is_some(), "no temp file left");
     assert_eq!(node.put("slow", "fast", &bytes(1 << 20, 5)).status, 201);
 }
+
+#[test]
+fn a_tracker_connection_that_opens_without_closing_is_capped_while_others_are_served() {
+    let node = TestNode::start(&[]);
+    let mut admin = common::tracker::Tracker::connect(&node);
+    admin.ok("create_domain", &[("domain", "cap")]);
+    let mut hostile = common::tracker::Tracker::connect(&node);
+    let mut opened = Vec::new();
+    for i in 0..OPEN_UPLOADS_MAX {
+        let key = format!("h{i}");
+        opened.push(hostile.ok("create_open", &[("domain", "cap"), ("key", &key)]));
+    }
+    hostile.err("create_open", &[("domain", "cap"), ("key", "one-more")], "too_many_uploads");
+    // Another client, meanwhile, stores and reads as usual.
+    let mut good = common::tracker::Tracker::connect(&node);
+    for i in 0..3 {
+        let data = bytes(10_000, i);
+        common::tracker::store(&mut good, "cap", &format!("good{i}"), &data);
+        assert_eq!(node.get("cap", &format!("good{i}")).body, data);
+    }
+    // Closing one of its uploads (on any connection) makes room for one.
+    let first = &opened[0];
+    let put = reply(common::http::put(&first["path"]).send_bytes(b"late"));
+    assert_eq!(put.status, 201);
+    let close = [
+        ("domain", "cap"),
+        ("key", "h0"),
+        ("fid", first["fid"].as_str()),
+        ("devid", first["devid"].as_str()),
+        ("path", first["path"].as_str()),
+        ("size", "4"),
+    ];
+    good.ok("create_close", &close);
+    hostile.ok("create_open", &[("domain", "cap"), ("key", "one-more")]);
+    hostile.err("create_open", &[("domain", "cap"), ("key", "two-more")], "too_many_uploads");
+    assert_eq!(node.get("cap", "h0").body, b"late");
+}
+
+/// `OPEN_UPLOADS_PER_CONNECTION_MAX` in api/src/mogile/commands.rs.
+const OPEN_UPLOADS_MAX: usize = 64;

@@ -85,6 +85,47 @@ pub type Answer = Result<Vec<(String, String)>, ErrAnswer>;
 /// client reached us at when the HTTP API listens on every address.
 pub struct Client {
     pub local_ip: IpAddr,
+    /// Fids this connection opened (`create_open`) that may still be open.
+    pub opened: std::cell::RefCell<Vec<u64>>,
+}
+
+/// Uploads one tracker connection may hold open at once: each is a record
+/// and, once its bytes came, a blob kept until `create_close` or expiry, so
+/// a client that opens without closing is bounded (connections are bounded
+/// per shard too). A client uploads one file at a time per connection.
+pub const OPEN_UPLOADS_PER_CONNECTION_MAX: usize = 64;
+
+impl Client {
+    pub fn new(local_ip: IpAddr) -> Client {
+        Client { local_ip, opened: Default::default() }
+    }
+
+    /// Refuses a new upload while this connection holds the most it may:
+    /// those closed or expired since (on any connection) no longer count.
+    fn may_open(&self, shard: &Shard) -> Result<(), ErrAnswer> {
+        let mut opened = self.opened.borrow_mut();
+        if opened.len() < OPEN_UPLOADS_PER_CONNECTION_MAX {
+            return Ok(());
+        }
+        let meta = &shard.node.meta;
+        let mut still = Vec::with_capacity(opened.len());
+        for fid in opened.iter() {
+            if meta.pending_upload(*fid)?.is_some() {
+                still.push(*fid);
+            }
+        }
+        *opened = still;
+        if opened.len() < OPEN_UPLOADS_PER_CONNECTION_MAX {
+            return Ok(());
+        }
+        Err(ErrAnswer::new(
+            "too_many_uploads",
+            format!(
+                "this connection has {OPEN_UPLOADS_PER_CONNECTION_MAX} uploads open; close them \
+                 (create_close) before opening more"
+            ),
+        ))
+    }
 }
 
 pub async fn answer(shard: &Rc<Shard>, client: &Client, request: &Request) -> Answer {
@@ -204,6 +245,7 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
     if !admin::device_writable(shard)? {
         return Err(ErrAnswer::code("no_devices"));
     }
+    client.may_open(shard)?;
     let meta = &shard.node.meta;
     // Clients send `fid=0` to mean "pick one".
     let fid = match number(args, "fid")?.filter(|fid| *fid != 0) {
@@ -226,6 +268,7 @@ async fn create_open(shard: &Rc<Shard>, client: &Client, args: &Request) -> Answ
         stored: None,
     };
     cairn_node::pending::open(shard, fid, &pending).await?;
+    client.opened.borrow_mut().push(fid);
     let path = format!("{}{}", http_base(shard, client), upload_path(shard, fid));
     let devid = admin::local_device_id(shard).to_string();
     if args.nonempty("multi_dest").is_some_and(|v| v != "0") {

@@ -63,7 +63,7 @@ async fn serve_connection(
     shard: &Rc<Shard>,
     mut stream: glommio::net::TcpStream,
 ) -> std::io::Result<()> {
-    let client = Client { local_ip: stream.local_addr()?.ip() };
+    let client = Client::new(stream.local_addr()?.ip());
     stream.set_read_timeout(Some(shard.node.config.mogile_idle_timeout))?;
     let mut reader = LineReader::new();
     loop {
