@@ -382,11 +382,20 @@ mod tests {
     use super::*;
 
     fn decode(body: &[u8], signer: Option<ChunkSigner>) -> Result<Vec<u8>, NodeError> {
+        let trailer = signer.is_none();
+        decode_with(body, signer, trailer)
+    }
+
+    /// `trailer`: as `x-amz-trailer: x-amz-checksum-crc32` announces it.
+    fn decode_with(
+        body: &[u8],
+        signer: Option<ChunkSigner>,
+        trailer: bool,
+    ) -> Result<Vec<u8>, NodeError> {
         futures_lite::future::block_on(async {
             // Fed a few bytes at a time: framing splits anywhere.
             let pieces: Vec<Bytes> = body.chunks(7).map(Bytes::copy_from_slice).collect::<Vec<_>>();
-            // As `x-amz-trailer: x-amz-checksum-crc32` announces it.
-            let checksum = Checksum::for_header("x-amz-checksum-crc32", None);
+            let checksum = Checksum::for_header("x-amz-checksum-crc32", None).filter(|_| trailer);
             let mut source = S3Body::chunked(Pieces(pieces.into()), signer, checksum, None);
             let mut out = Vec::new();
             while let Some(bytes) = source.next_chunk().await? {
@@ -419,6 +428,9 @@ mod tests {
         assert!(matches!(decode(wrong.as_bytes(), None), Err(NodeError::DigestMismatch(_))));
         let short = &body.as_bytes()[..body.len() - 40];
         assert!(decode(short, None).is_err(), "a body cut short never ends cleanly");
+        let no_trailer = body.replace(&format!("x-amz-checksum-crc32:{crc}\r\n"), "");
+        let missing = decode(no_trailer.as_bytes(), None);
+        assert!(missing.is_err(), "an announced trailer checksum must come");
     }
 
     #[test]
